@@ -1,0 +1,79 @@
+# Comet Harness — top-level build.
+#
+#   make check        install what is missing, build, run every test
+#   make conformance  install what is missing, run the catalogue against the default clients
+#   make harness      build the server binary only ($(BUILD)/harness)
+#
+# Every harness/src/*.c is a module linked into the binary (main.c holds main());
+# every harness/tests/test_*.c is a cmocka program linked against the modules.
+# BUILD=dir puts all outputs elsewhere (parallel builds of one tree use different dirs).
+
+BUILD    ?= build
+CC       ?= cc
+PYTHON   := /usr/bin/python3
+PKGS     := libmicrohttpd yaml-0.1 jansson nettle
+CPPFLAGS += -Iharness/src -D_GNU_SOURCE
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -Wall -Wextra -Werror -pthread
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+
+SRC      := $(wildcard harness/src/*.c)
+LIB_SRC  := $(filter-out harness/src/main.c,$(SRC))
+LIB_OBJ  := $(patsubst harness/src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+TEST_SRC := $(wildcard harness/tests/test_*.c)
+TEST_BIN := $(patsubst harness/tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+FUZZ_SRC := $(wildcard harness/fuzz/fuzz_*.c)
+
+.PHONY: all harness deps deps-browsers check unit-tests integration-tests conformance \
+        format format-check bench fuzz clean
+
+all: harness
+
+harness: $(BUILD)/harness
+
+deps:
+	@scripts/ensure-deps base
+
+deps-browsers:
+	@scripts/ensure-deps browsers
+
+$(BUILD)/obj/%.o: harness/src/%.c $(wildcard harness/src/*.h) | $(BUILD)/obj
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) -MMD -c -o $@ $<
+
+$(BUILD)/harness: $(BUILD)/obj/main.o $(LIB_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(BUILD)/tests/%: harness/tests/%.c $(LIB_OBJ) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) -Iharness/tests -o $@ $< $(LIB_OBJ) \
+	    $(PKG_LIBS) $(shell pkg-config --libs cmocka) -lm
+
+$(BUILD)/obj $(BUILD)/tests:
+	mkdir -p $@
+
+unit-tests: $(TEST_BIN)
+	@set -e; for t in $(TEST_BIN); do echo "== $$t"; (cd harness/tests && ../../$$t); done
+
+integration-tests: $(BUILD)/harness
+	HARNESS_BIN=$(abspath $(BUILD)/harness) $(PYTHON) -m pytest -q -p no:cacheprovider tests
+
+check: deps
+	$(MAKE) harness unit-tests
+	$(MAKE) format-check
+	$(MAKE) integration-tests
+
+conformance: deps deps-browsers
+	$(MAKE) harness
+	HARNESS_BIN=$(abspath $(BUILD)/harness) $(PYTHON) -m pytest -p no:cacheprovider \
+	    -c drivers/pytest.ini drivers/conformance --junitxml=results/junit.xml $(CONFORMANCE_ARGS)
+
+format:
+	clang-format -i harness/src/*.[ch] harness/tests/*.[ch]
+
+format-check:
+	clang-format --dry-run --Werror harness/src/*.[ch] harness/tests/*.[ch]
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(wildcard $(BUILD)/obj/*.d)

@@ -1,0 +1,9 @@
+/* commands — the subcommands of `harness`. Each takes its own argv (argv[0] is the
+ * command name) and returns the process exit status. */
+#ifndef HARNESS_COMMANDS_H
+#define HARNESS_COMMANDS_H
+
+int cmd_serve(int argc, char **argv); /* serve_cmd.c */
+int cmd_check(int argc, char **argv); /* check_cmd.c */
+
+#endif

@@ -1,0 +1,4 @@
+#ifndef HARNESS_VERSION_H
+#define HARNESS_VERSION_H
+#define HARNESS_VERSION "0.1.0"
+#endif
