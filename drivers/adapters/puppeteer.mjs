@@ -1,0 +1,222 @@
+#!/usr/bin/env node
+/*
+ * puppeteer.mjs — the browser adapter for Chromium and Firefox (docs/adapters.md).
+ *
+ *     node drivers/adapters/puppeteer.mjs --browser chromium|firefox [--executable PATH]
+ *
+ * Drives the Debian browsers through puppeteer-core (which never downloads one): Chromium
+ * over the DevTools protocol, Firefox ESR over WebDriver BiDi. One browser is launched per
+ * adapter process (at "start", or at the first run) and reused; it is launched again if it
+ * died. Every run gets a fresh browser context (no cookies or cache shared between runs)
+ * and page: the page opens the run's "page" URL (the harness's blank page on the main
+ * origin), the shared in-page runner (browser/runner.js) is injected, and
+ * cometRun(client, deadline) gives the observations. Runs with different ids go on
+ * concurrently, each in its own context.
+ *
+ * The page's console messages, uncaught errors and failed requests are logged to stderr,
+ * prefixed with the run id, for the driver to show when a test fails.
+ *
+ * A run never hangs: the runner resolves at the deadline, and if the page itself stops
+ * answering (a synchronous XHR to a server that never replies blocks the page) the adapter
+ * gives up PAGE_GRACE_MS after the deadline and answers {"deadline": true,
+ * "pageUnresponsive": true} with no events.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import puppeteer from 'puppeteer-core';
+import { serve, log, runDeadline, clientAction } from './protocol.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const RUNNER_SOURCE = fs.readFileSync(path.join(HERE, 'browser', 'runner.js'), 'utf8');
+const PUPPETEER_VERSION = JSON.parse(
+    fs.readFileSync(path.join(HERE, '..', 'node_modules', 'puppeteer-core', 'package.json'), 'utf8'),
+).version;
+
+const CAPABILITIES = ['xhr', 'fetch', 'eventsource', 'websocket', 'jsonp', 'image'];
+const PAGE_GRACE_MS = 3000;     // after the deadline, before the page is given up on
+const NAVIGATION_TIMEOUT_MS = 15000;
+const LAUNCH_TIMEOUT_MS = 60000;
+
+const BROWSERS = {
+    chromium: {
+        executable: '/usr/lib/chromium/chromium',
+        async launch(executablePath) {
+            const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'comet-chromium-'));
+            const browser = await puppeteer.launch({
+                executablePath,
+                headless: true,
+                userDataDir,
+                timeout: LAUNCH_TIMEOUT_MS,
+                args: [
+                    '--no-sandbox', // we run as root
+                    '--disable-gpu',
+                    '--disable-quic',
+                    '--no-first-run',
+                    '--disable-background-networking',
+                    '--disable-component-update',
+                    '--disable-sync',
+                ],
+            });
+            browser.once('disconnected', () => fs.rmSync(userDataDir, { recursive: true, force: true }));
+            return browser;
+        },
+    },
+    firefox: {
+        executable: '/usr/bin/firefox-esr',
+        async launch(executablePath) {
+            // puppeteer makes (and removes) a fresh profile of its own.
+            return puppeteer.launch({
+                browser: 'firefox',
+                protocol: 'webDriverBiDi',
+                executablePath,
+                headless: true,
+                timeout: LAUNCH_TIMEOUT_MS,
+                extraPrefsFirefox: {
+                    'network.http.http3.enable': false,
+                    'app.update.enabled': false,
+                    'browser.shell.checkDefaultBrowser': false,
+                },
+            });
+        },
+    },
+};
+
+function parseArgs(argv) {
+    const opts = { browser: null, executable: null };
+    for (let i = 0; i < argv.length; i++) {
+        const a = argv[i];
+        const value = () => {
+            if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+            return argv[++i];
+        };
+        if (a === '--browser') opts.browser = value();
+        else if (a.startsWith('--browser=')) opts.browser = a.slice(10);
+        else if (a === '--executable') opts.executable = value();
+        else if (a.startsWith('--executable=')) opts.executable = a.slice(13);
+        else throw new Error(`unknown argument ${a}`);
+    }
+    if (!BROWSERS[opts.browser]) throw new Error('usage: puppeteer.mjs --browser chromium|firefox [--executable PATH]');
+    opts.executable = opts.executable || BROWSERS[opts.browser].executable;
+    return opts;
+}
+
+let opts;
+try {
+    opts = parseArgs(process.argv.slice(2));
+} catch (err) {
+    log(err.message);
+    process.exit(2);
+}
+
+let browser = null;
+let launching = null;
+
+/* The browser, launched on first use and again if it died. */
+async function getBrowser() {
+    if (browser && browser.connected) return browser;
+    if (!launching) {
+        launching = (async () => {
+            const t0 = Date.now();
+            const b = await BROWSERS[opts.browser].launch(opts.executable);
+            b.on('disconnected', () => {
+                if (browser === b) browser = null;
+                log(`${opts.browser}: browser disconnected`);
+            });
+            log(`${opts.browser}: launched ${await b.version()} in ${Date.now() - t0} ms`);
+            browser = b;
+            return b;
+        })();
+        launching.then(() => { launching = null; }, () => { launching = null; });
+    }
+    return launching;
+}
+
+/* "Chrome/156.0.8078.79", "HeadlessChrome/…", "firefox/153.7.0" → the number. */
+function versionNumber(product) {
+    const slash = product.lastIndexOf('/');
+    return slash >= 0 ? product.slice(slash + 1) : product;
+}
+
+function withTimeout(promise, ms) {
+    let timer;
+    const timeout = new Promise((resolve) => { timer = setTimeout(() => resolve(TIMED_OUT), ms); });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+const TIMED_OUT = Symbol('timed out');
+
+function watchPage(page, id) {
+    const tag = `[run ${id}]`;
+    page.on('console', (m) => log(`${tag} console.${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => log(`${tag} page error: ${e && e.message || e}`));
+    page.on('requestfailed', (req) => {
+        const failure = req.failure();
+        log(`${tag} request failed: ${req.method()} ${req.url()} ${failure ? failure.errorText : ''}`);
+    });
+}
+
+async function runOne(msg) {
+    const action = clientAction(msg);
+    if (!CAPABILITIES.includes(action)) {
+        return { type: 'unsupported', reason: `${opts.browser} adapter has no "${action}" capability` };
+    }
+    if (typeof msg.page !== 'string') throw new Error('run.page must be the harness page URL');
+    const deadline = runDeadline(msg);
+    const b = await getBrowser();
+    const context = await b.createBrowserContext();
+    try {
+        const page = await context.newPage();
+        watchPage(page, msg.id);
+        const response = await page.goto(msg.page, { waitUntil: 'load', timeout: NAVIGATION_TIMEOUT_MS });
+        if (response && !response.ok()) {
+            throw new Error(`the harness page ${msg.page} answered ${response.status()}`);
+        }
+        await page.evaluate(RUNNER_SOURCE);
+        const json = await withTimeout(
+            page.evaluate(
+                async (client, deadlineMs) => JSON.stringify(await cometRun(client, deadlineMs)), // eslint-disable-line no-undef
+                msg.client,
+                deadline,
+            ),
+            deadline + PAGE_GRACE_MS,
+        );
+        if (json === TIMED_OUT) {
+            log(`[run ${msg.id}] the page did not answer ${PAGE_GRACE_MS} ms after the deadline`);
+            return { type: 'result', observations: { events: [], deadline: true, pageUnresponsive: true } };
+        }
+        return { type: 'result', observations: JSON.parse(json) };
+    } finally {
+        await withTimeout(context.close().catch(() => {}), 5000);
+    }
+}
+
+serve({
+    async start() {
+        const b = await getBrowser();
+        return {
+            name: opts.browser,
+            version: versionNumber(await b.version()),
+            implementation: `puppeteer-core ${PUPPETEER_VERSION}`,
+            capabilities: CAPABILITIES,
+            details: {
+                product: await b.version(),
+                userAgent: await b.userAgent(),
+                executable: opts.executable,
+                node: process.version,
+            },
+        };
+    },
+    run: runOne,
+    async stop() {
+        if (launching) await launching.catch(() => {});
+        const b = browser;
+        browser = null;
+        if (!b) return;
+        const closed = await withTimeout(b.close().catch(() => {}), 10000);
+        if (closed === TIMED_OUT) {
+            const proc = b.process();
+            if (proc) proc.kill('SIGKILL');
+        }
+    },
+});
