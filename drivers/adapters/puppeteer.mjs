@@ -11,7 +11,9 @@
  * and page: the page opens the run's "page" URL (the harness's blank page on the main
  * origin), the shared in-page runner (browser/runner.js) is injected, and
  * cometRun(client, deadline) gives the observations. Runs with different ids go on
- * concurrently, each in its own context.
+ * concurrently, each in its own context. (Preparing pages ahead of the runs would save
+ * Chromium's half second per page, but a page that waits in the background may have its
+ * timers throttled: every page is made for its run.)
  *
  * The page's console messages, uncaught errors and failed requests are logged to stderr,
  * prefixed with the run id, for the driver to show when a test fails.
@@ -59,7 +61,18 @@ const BROWSERS = {
                     '--disable-sync',
                 ],
             });
-            browser.once('disconnected', () => fs.rmSync(userDataDir, { recursive: true, force: true }));
+            // The profile goes when the browser process has exited (not at disconnection,
+            // when Chromium may still be writing to it).
+            const proc = browser.process();
+            const removeProfile = () => {
+                try {
+                    fs.rmSync(userDataDir, { recursive: true, force: true, maxRetries: 3 });
+                } catch (err) {
+                    log(`chromium: could not remove ${userDataDir}: ${err.message}`);
+                }
+            };
+            if (proc && proc.exitCode === null) proc.once('exit', removeProfile);
+            else removeProfile();
             return browser;
         },
     },
@@ -156,6 +169,35 @@ function watchPage(page, id) {
     });
 }
 
+/* A fresh context whose page shows the run's harness page with the runner loaded. */
+async function newPage(pageUrl, id) {
+    const b = await getBrowser();
+    const context = await b.createBrowserContext();
+    try {
+        // A window of its own: Firefox hides the tabs that are not in front, and throttles
+        // a hidden page's timers to one a second; a window per page keeps each visible.
+        const page = await context.newPage({ type: 'window' });
+        watchPage(page, id);
+        const response = await page.goto(pageUrl, { waitUntil: 'load', timeout: NAVIGATION_TIMEOUT_MS });
+        if (response && !response.ok()) {
+            throw new Error(`the harness page ${pageUrl} answered ${response.status()}`);
+        }
+        const visibility = await page.evaluate(RUNNER_SOURCE + '\n;document.visibilityState');
+        if (visibility !== 'visible') log(`[run ${id}] warning: the page is ${visibility} (timers may be throttled)`);
+        return { context, page };
+    } catch (err) {
+        closeInBackground(context);
+        throw err;
+    }
+}
+
+const closing = new Set(); // contexts being closed in the background
+
+function closeInBackground(context) {
+    const p = withTimeout(context.close().catch(() => {}), 10000).then(() => closing.delete(p));
+    closing.add(p);
+}
+
 async function runOne(msg) {
     const action = clientAction(msg);
     if (!CAPABILITIES.includes(action)) {
@@ -163,16 +205,10 @@ async function runOne(msg) {
     }
     if (typeof msg.page !== 'string') throw new Error('run.page must be the harness page URL');
     const deadline = runDeadline(msg);
-    const b = await getBrowser();
-    const context = await b.createBrowserContext();
+    const t0 = Date.now();
+    const { context, page } = await newPage(msg.page, msg.id);
     try {
-        const page = await context.newPage();
-        watchPage(page, msg.id);
-        const response = await page.goto(msg.page, { waitUntil: 'load', timeout: NAVIGATION_TIMEOUT_MS });
-        if (response && !response.ok()) {
-            throw new Error(`the harness page ${msg.page} answered ${response.status()}`);
-        }
-        await page.evaluate(RUNNER_SOURCE);
+        log(`[run ${msg.id}] ${msg.scenario}: page ready in ${Date.now() - t0} ms`);
         const json = await withTimeout(
             page.evaluate(
                 async (client, deadlineMs) => JSON.stringify(await cometRun(client, deadlineMs)), // eslint-disable-line no-undef
@@ -187,7 +223,9 @@ async function runOne(msg) {
         }
         return { type: 'result', observations: JSON.parse(json) };
     } finally {
-        await withTimeout(context.close().catch(() => {}), 5000);
+        // The runner has already stopped what it started; closing the context (which
+        // also ends anything left, such as a blocked page) need not delay the answer.
+        closeInBackground(context);
     }
 }
 
@@ -210,6 +248,7 @@ serve({
     run: runOne,
     async stop() {
         if (launching) await launching.catch(() => {});
+        await Promise.allSettled([...closing]);
         const b = browser;
         browser = null;
         if (!b) return;

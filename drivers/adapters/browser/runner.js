@@ -23,11 +23,16 @@
  * listed in "pageErrors".
  *
  * When the action has finished on its own (loadend, the fetch body read to its end, the
- * EventSource closed, the WebSocket close event, the script or image load/error), the
- * final state is read at once, and the runner waits SETTLE_MS more so that a stray event
- * fired after the end is seen too.
+ * EventSource closed by close_after or failed, the WebSocket close event, the script or
+ * image load/error), the runner waits SETTLE_MS more, so that a stray event fired after
+ * the end is seen too and the state is the one the page sees once the last listener has
+ * returned (after xhr.abort(), readyState is 0 again), then reads the final state. At the
+ * deadline the state is read at once; events that the runner's own stopping causes (the
+ * abort() of a request still in flight) are not recorded.
  *
- * Plain ES2020, no modules, no dependencies: it must run in any engine as it is.
+ * Plain ES2020, no modules, no dependencies: it must run in any engine as it is. Outside a
+ * browser it runs too, for the APIs that exist there: node-eventsource.mjs loads it into
+ * Node with the eventsource package installed as the global EventSource.
  */
 
 /* eslint-disable no-unused-vars */
@@ -58,7 +63,7 @@ async function cometRun(client, deadlineMs) {
 
     let resolveRun;
     const finished = new Promise((resolve) => { resolveRun = resolve; });
-    let ended = false;       // the final state has been taken
+    let ended = false;       // the action has finished (or the deadline hit)
     let frozen = false;      // no more events are recorded (the deadline hit, or cleanup runs)
     let resolved = false;
     let snapshot = () => {}; // reads the final state into obs (set by each action)
@@ -76,12 +81,11 @@ async function cometRun(client, deadlineMs) {
             obs.exception = { name: errName(e), message: errMessage(e) };
             r.complete();
         },
-        // The action finished on its own: take the final state, stop, settle, resolve.
+        // The action finished on its own: settle, then take the final state and resolve.
         complete() {
             if (ended) return;
             ended = true;
-            takeState();
-            setTimeout(resolveOnce, SETTLE_MS);
+            setTimeout(finish, SETTLE_MS);
         },
         // A failure of the runner itself.
         fail(e) {
@@ -91,6 +95,13 @@ async function cometRun(client, deadlineMs) {
         set snapshot(fn) { snapshot = fn; },
         set cleanup(fn) { cleanup = fn; },
     };
+
+    // Read the final state, stop what is left, resolve.
+    function finish() {
+        if (resolved) return;
+        takeState();
+        resolveOnce();
+    }
 
     function takeState() {
         try { snapshot(); } catch (e) { if (!runnerError) runnerError = e; }
@@ -124,15 +135,14 @@ async function cometRun(client, deadlineMs) {
     }
 
     const deadlineTimer = setTimeout(() => {
+        if (resolved) return;
         if (!ended) {
             ended = true;
             obs.deadline = true;
-            frozen = true;
-            takeState();
         }
-        frozen = true;
-        resolveOnce();
-    }, Math.max(0, Number(deadlineMs) || 10000));
+        frozen = true; // what our stopping causes is not the client's doing
+        finish();
+    }, Math.max(0, ms(deadlineMs) || 10000));
 
     try {
         ACTIONS[action](spec, r);
@@ -218,7 +228,7 @@ async function cometRun(client, deadlineMs) {
 
         try {
             xhr.open(s.method || 'GET', s.url, isAsync);
-            if (s.timeout !== undefined) xhr.timeout = s.timeout;
+            if (s.timeout !== undefined) xhr.timeout = ms(s.timeout);
             if (s.with_credentials !== undefined) xhr.withCredentials = !!s.with_credentials;
             if (s.response_type !== undefined) xhr.responseType = s.response_type;
             if (s.override_mime_type !== undefined) xhr.overrideMimeType(s.override_mime_type);
@@ -249,7 +259,7 @@ async function cometRun(client, deadlineMs) {
                     abortCalled = true;
                     xhr.abort();
                 }
-            }, Number(abortSpec.after));
+            }, ms(abortSpec.after));
         }
         if (!isAsync) r.complete();
     }
@@ -301,7 +311,7 @@ async function cometRun(client, deadlineMs) {
         r.cleanup = () => ctrl.abort();
 
         if (s.abort && s.abort.after !== undefined) {
-            setTimeout(() => ctrl.abort(), Number(s.abort.after));
+            setTimeout(() => ctrl.abort(), ms(s.abort.after));
         }
 
         let promise;
@@ -377,6 +387,7 @@ async function cometRun(client, deadlineMs) {
             if (isMessage) messages += 1;
             if ((closeAfter.messages !== undefined && messages >= closeAfter.messages) ||
                 (closeAfter.events !== undefined && count >= closeAfter.events)) {
+                es.close();
                 r.complete();
             }
         };
@@ -410,7 +421,13 @@ async function cometRun(client, deadlineMs) {
             seen.add(type);
             es.addEventListener(type, onMessage);
         }
-        if (closeAfter.ms !== undefined) setTimeout(() => r.complete(), Number(closeAfter.ms));
+        if (closeAfter.ms !== undefined) {
+            setTimeout(() => {
+                if (ended) return;
+                es.close();
+                r.complete();
+            }, ms(closeAfter.ms));
+        }
     }
 
     function messageFields(e) {
@@ -483,7 +500,7 @@ async function cometRun(client, deadlineMs) {
             for (const raw of steps) {
                 if (ended || ws.readyState >= 2) return;
                 const step = typeof raw === 'string' ? { text: raw } : raw;
-                if (step.wait !== undefined) await sleep(Number(step.wait));
+                if (step.wait !== undefined) await sleep(ms(step.wait));
                 if (step.wait_messages !== undefined) await waitMessages(Number(step.wait_messages));
                 if (ended || ws.readyState >= 2) return;
                 try {
@@ -603,8 +620,17 @@ async function cometRun(client, deadlineMs) {
         return btoa(bin);
     }
 
-    function sleep(ms) {
-        return new Promise((resolve) => setTimeout(resolve, ms));
+    function sleep(delay) {
+        return new Promise((resolve) => setTimeout(resolve, delay));
+    }
+
+    // A duration in milliseconds: a number, or a string as the scenario format writes
+    // them ("500", "500ms", "1.5s"). The driver sends numbers; strings are accepted too.
+    function ms(v) {
+        if (typeof v === 'number') return v;
+        const m = /^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s)?\s*$/.exec(String(v));
+        if (!m) throw new TypeError('not a duration: ' + JSON.stringify(v));
+        return Number(m[1]) * (m[2] === 's' ? 1000 : 1);
     }
 
     function errName(e) {

@@ -1,0 +1,663 @@
+"""Tests of the client adapters, over the adapter protocol, against the real harness server.
+
+    HARNESS_BIN=build/harness /usr/bin/python3 -m pytest -q drivers/tests/test_adapters.py
+
+Each adapter (drivers/adapters/) is started as the driver starts it and spoken to in
+newline-delimited JSON; every line either way is validated against
+drivers/schema/adapter-protocol.schema.json, and every result against the observations
+schema of its capability. Each adapter gets: start (name, version, capabilities), at least
+one run per declared capability against scenarios loaded into a `harness serve` through
+its control API, a run past its deadline, concurrent runs, bad input, an action it lacks,
+stop (answered "stopped", exit 0) and end of stdin (exit 0).
+
+One adapter process per adapter for the whole module (a browser is launched once), started
+on first use. The assertions are the ones every conforming client satisfies; grading
+clients against the specs is the conformance suite's job, not this file's.
+
+Skips: the harness binary not built (build/harness, or HARNESS_BIN), the npm packages not
+installed (scripts/ensure-deps), or a browser not installed.
+"""
+import base64
+import json
+import os
+import queue
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+
+import jsonschema
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+DRIVERS = os.path.join(ROOT, "drivers")
+SCHEMA_FILE = os.path.join(DRIVERS, "schema", "adapter-protocol.schema.json")
+PYTHON = "/usr/bin/python3"
+NODE = shutil.which("node") or "node"
+
+with open(SCHEMA_FILE, encoding="utf-8") as f:
+    SCHEMA = json.load(f)
+
+
+def validator(name):
+    """A validator for one definition of the protocol schema."""
+    sub = {"$schema": SCHEMA["$schema"], "$defs": SCHEMA["$defs"], "$ref": "#/$defs/" + name}
+    return jsonschema.Draft202012Validator(sub)
+
+
+DRIVER_MESSAGE = validator("driverMessage")
+ADAPTER_MESSAGE = validator("adapterMessage")
+OBSERVATIONS = {cap: validator("observations." + cap)
+                for cap in ("xhr", "fetch", "eventsource", "websocket", "jsonp", "image", "http")}
+
+BROWSER_CAPS = ["xhr", "fetch", "eventsource", "websocket", "jsonp", "image"]
+
+# name → how to start it, what it must declare, and what it needs on this machine
+ADAPTERS = {
+    "chromium": {
+        "argv": [NODE, "drivers/adapters/puppeteer.mjs", "--browser", "chromium"],
+        "capabilities": BROWSER_CAPS, "needs": ["node_modules", "/usr/lib/chromium/chromium"],
+        "start_timeout": 60,
+    },
+    "firefox": {
+        "argv": [NODE, "drivers/adapters/puppeteer.mjs", "--browser", "firefox"],
+        "capabilities": BROWSER_CAPS, "needs": ["node_modules", "/usr/bin/firefox-esr"],
+        "start_timeout": 90,
+    },
+    "node-eventsource": {
+        "argv": [NODE, "drivers/adapters/node-eventsource.mjs"],
+        "capabilities": ["eventsource"], "needs": ["node_modules"], "start_timeout": 30,
+    },
+    "python-requests": {
+        "argv": [PYTHON, "drivers/adapters/python_requests.py"],
+        "capabilities": ["http"], "needs": [], "start_timeout": 30,
+    },
+}
+
+
+def missing_needs(name):
+    for need in ADAPTERS[name]["needs"]:
+        if need == "node_modules":
+            for pkg in ("puppeteer-core", "eventsource"):
+                if not os.path.isdir(os.path.join(DRIVERS, "node_modules", pkg)):
+                    return "npm packages not installed (scripts/ensure-deps)"
+        elif not os.path.exists(need):
+            return need + " not installed"
+    return None
+
+
+# ------------------------------------------------------------------------- the server
+
+class Harness:
+    """A `harness serve --port 0` and its control API."""
+
+    def __init__(self, binary):
+        self.proc = subprocess.Popen([binary, "serve", "--port", "0"], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line:
+            err = self.proc.stderr.read()
+            raise RuntimeError("harness serve exited before ready: " + err)
+        ready = json.loads(line)
+        assert ready["event"] == "ready", ready
+        self.origins = {k: ready[k].rstrip("/") for k in ("main", "cross", "alt")}
+        # Keep the pipes drained.
+        for stream in (self.proc.stdout, self.proc.stderr):
+            threading.Thread(target=stream.read, daemon=True).start()
+
+    def api(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.origins["main"] + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            text = resp.read().decode()
+        return json.loads(text) if text.strip() else None
+
+    def load(self, yaml_text):
+        return self.api("POST", "/_harness/instances", {"yaml": yaml_text})
+
+    def unload(self, instance):
+        try:
+            self.api("DELETE", "/_harness/instances/" + instance["instance"])
+        except OSError:
+            pass
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def harness():
+    binary = os.environ.get("HARNESS_BIN")
+    if binary:
+        if not os.path.exists(binary):
+            pytest.fail("HARNESS_BIN=%s does not exist" % binary)
+    else:
+        binary = os.path.join(ROOT, "build", "harness")
+        if not os.path.exists(binary):
+            pytest.skip("the harness is not built (make harness, or set HARNESS_BIN)")
+    h = Harness(binary)
+    yield h
+    h.close()
+
+
+# ----------------------------------------------------------------------- the adapter
+
+class Adapter:
+    """One adapter process, spoken to as the driver does; every line is schema-checked."""
+
+    def __init__(self, name):
+        self.name = name
+        self.spec = ADAPTERS[name]
+        self.proc = subprocess.Popen(self.spec["argv"], cwd=ROOT, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.lines = queue.Queue()
+        self.pending = {}  # id → message, for answers that came while waiting for another
+        self.stderr = []
+        self.next_id = 1
+        self.started = None
+        threading.Thread(target=self._read_out, daemon=True).start()
+        threading.Thread(target=self._read_err, daemon=True).start()
+
+    def _read_out(self):
+        for raw in self.proc.stdout:
+            self.lines.put(raw.decode("utf-8"))
+        self.lines.put(None)
+
+    def _read_err(self):
+        for raw in self.proc.stderr:
+            self.stderr.append(raw.decode("utf-8", "replace"))
+
+    def log(self):
+        return "".join(self.stderr[-60:])
+
+    def send(self, msg, validate=True):
+        if validate:
+            DRIVER_MESSAGE.validate(msg)
+        self.send_raw(json.dumps(msg))
+
+    def send_raw(self, line):
+        self.proc.stdin.write((line + "\n").encode())
+        self.proc.stdin.flush()
+
+    def new_id(self):
+        self.next_id += 1
+        return self.next_id
+
+    def recv(self, timeout):
+        """The next line, parsed and validated."""
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError("%s: no answer in %.1f s\n%s" % (self.name, timeout, self.log()))
+        assert line is not None, "%s closed stdout\n%s" % (self.name, self.log())
+        msg = json.loads(line)
+        try:
+            ADAPTER_MESSAGE.validate(msg)
+        except jsonschema.ValidationError as err:
+            raise AssertionError("%s sent a message outside the schema: %s\n%s"
+                                 % (self.name, err.message, line))
+        return msg
+
+    def answer(self, msg_id, timeout):
+        """The answer with that id (others are kept for their own askers)."""
+        end = time.monotonic() + timeout
+        while msg_id not in self.pending:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise AssertionError("%s: no answer to id %r in %.1f s\n%s"
+                                     % (self.name, msg_id, timeout, self.log()))
+            msg = self.recv(left)
+            self.pending[msg["id"]] = msg
+        return self.pending.pop(msg_id)
+
+    def start(self):
+        if self.started is None:
+            self.send({"id": 1, "type": "start"})
+            msg = self.answer(1, self.spec["start_timeout"])
+            assert msg["type"] == "started", msg
+            self.started = msg
+        return self.started
+
+    def stop(self, timeout=30):
+        msg_id = self.new_id()
+        self.send({"id": msg_id, "type": "stop"})
+        msg = self.answer(msg_id, timeout)
+        rc = self.proc.wait(timeout)
+        return msg, rc
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Session:
+    """The module's adapter process for one adapter, (re)started on demand."""
+
+    def __init__(self, name, harness):
+        self.name = name
+        self.harness = harness
+        self.adapter = None
+
+    def get(self):
+        if self.adapter is None or self.adapter.proc.poll() is not None:
+            self.adapter = Adapter(self.name)
+            self.adapter.start()
+        return self.adapter
+
+    def run_message(self, instance, client, deadline_ms=10000):
+        client = json.loads(json.dumps(client))
+        (action, spec), = client.items()
+        url = spec["url"]
+        if not url.startswith(("http:", "https:", "ws:", "wss:")):
+            base = instance["urls"][spec.get("origin", "main")].rstrip("/")
+            if not base.endswith(instance["base"]):
+                base += instance["base"]
+            url = base + url
+            if action == "websocket":
+                url = "ws" + url[len("http"):]
+        spec["url"] = url
+        o = self.harness.origins
+        return {"id": None, "type": "run", "scenario": "adapter-test." + action, "client": client,
+                "origins": dict(o), "page": o["main"] + "/_harness/page", "deadline_ms": deadline_ms}
+
+    def run(self, scenario_yaml, client, deadline_ms=10000, expect="result"):
+        """Load the scenario, run the client part, unload; the answer message."""
+        adapter = self.get()
+        instance = self.harness.load(scenario_yaml)
+        try:
+            msg = self.run_message(instance, client, deadline_ms)
+            msg["id"] = adapter.new_id()
+            adapter.send(msg)
+            answer = adapter.answer(msg["id"], deadline_ms / 1000.0 + 15)
+        finally:
+            self.harness.unload(instance)
+        assert answer["type"] == expect, "%s\n%s" % (answer, adapter.log())
+        if answer["type"] == "result":
+            OBSERVATIONS[next(iter(client))].validate(answer["observations"])
+        return answer
+
+    def close(self):
+        if self.adapter is not None and self.adapter.proc.poll() is None:
+            try:
+                self.adapter.stop()
+            finally:
+                self.adapter.kill()
+
+
+@pytest.fixture(scope="module")
+def sessions(harness):
+    made = {}
+
+    def get(name):
+        why = missing_needs(name)
+        if why:
+            pytest.skip("%s: %s" % (name, why))
+        if name not in made:
+            made[name] = Session(name, harness)
+        return made[name]
+
+    yield get
+    for s in made.values():
+        s.close()
+
+
+# ---------------------------------------------------------------------- the scenarios
+
+def scenario(routes):
+    """A scenario's YAML text around a list of routes (given as JSON, which is YAML)."""
+    return json.dumps({"id": "adapter-test.case", "title": "adapter test",
+                       "spec": "https://example.invalid/", "tags": ["adapter-test"],
+                       "server": {"routes": routes}})
+
+
+def route(name, path, **response):
+    return {"name": name, "match": {"path": path}, "response": response}
+
+
+GIF_1X1 = "R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
+HANG = [route("hang", "/hang", body="late", delay=30000)]
+
+
+def types(obs):
+    return [e["type"] for e in obs["events"]]
+
+
+def check_times(obs):
+    ts = [e["t"] for e in obs["events"]]
+    assert ts == sorted(ts), ts
+
+
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# Each case: (capability, id, routes, client, check(observations)). Runs on every adapter
+# that declares the capability.
+
+def check_xhr_get(obs):
+    assert obs["status"] == 200 and obs["statusText"] == "OK"
+    assert obs["responseText"] == "hello"
+    assert obs["headers"]["x-test"] == "yes"
+    assert "x-test: yes" in obs["allHeaders"].lower()
+    assert obs["readyState"] == 4
+    ev = types(obs)
+    assert ev[0] == "readystatechange" and obs["events"][0]["readyState"] == 1
+    assert ev[-3:] == ["readystatechange", "load", "loadend"], ev
+    check_times(obs)
+
+
+def check_xhr_timeout(obs):
+    assert types(obs)[-2:] == ["timeout", "loadend"], types(obs)
+    assert obs["status"] == 0
+    assert "deadline" not in obs
+
+
+def check_xhr_upload(obs):
+    ev = types(obs)
+    assert "upload.loadstart" in ev and "upload.loadend" in ev, ev
+    assert ev.index("upload.loadend") < ev.index("loadend")
+    assert obs["response"] == {"ok": True}
+
+
+def check_xhr_abort_after(obs):
+    ev = types(obs)
+    assert ev[-3:] == ["readystatechange", "abort", "loadend"], ev
+    # abort() runs from a 150 ms timer: a page whose timers are throttled (a hidden page
+    # gets one timer a second) would show here.
+    assert obs["events"][-2]["t"] < 800, obs["events"]
+    assert obs["readyState"] == 0 and obs["status"] == 0
+
+
+def check_xhr_sync_timeout(obs):
+    # A document may not set timeout on a synchronous XHR (XHR §timeout).
+    assert obs["exception"]["name"] == "InvalidAccessError", obs
+
+
+def check_fetch_stream(obs):
+    ev = types(obs)
+    assert ev[0] == "response" and obs["events"][0]["status"] == 200
+    assert ev[-1] == "done" and "chunk" in ev
+    chunks = [e for e in obs["events"] if e["type"] == "chunk"]
+    assert "".join(c["text"] for c in chunks) == "one two three "
+    assert sum(c["length"] for c in chunks) == 14
+    assert obs["responseText"] == "one two three "
+    assert obs["type"] == "basic"
+    check_times(obs)
+
+
+def check_fetch_cors_error(obs):
+    assert types(obs) == ["error"], obs
+    assert obs["events"][0]["name"] == "TypeError"
+
+
+def check_eventsource(obs):
+    msgs = [e for e in obs["events"] if e["type"] == "message"]
+    assert types(obs)[0] == "open"
+    assert [(m["event"], m["data"]) for m in msgs] == [("message", "one"), ("ping", "two")]
+    assert msgs[0]["lastEventId"] == "7"
+    assert obs["readyState"] == 2  # closed by close_after
+    assert "deadline" not in obs
+
+
+def check_eventsource_404(obs):
+    # A non-200 status fails the connection: error with readyState CLOSED, no reconnection.
+    assert types(obs) == ["error"], obs
+    assert obs["events"][0]["readyState"] == 2
+    assert obs["readyState"] == 2
+
+
+def check_websocket_refused(obs):
+    assert types(obs)[-1] == "close", obs
+    close = obs["events"][-1]
+    assert close["code"] == 1006 and close["wasClean"] is False
+    assert "open" not in types(obs)
+
+
+def check_jsonp(obs):
+    assert types(obs) == ["callback", "load"], obs
+    assert obs["events"][0]["args"] == [{"a": 1}, 2]
+
+
+def check_image_load(obs):
+    assert obs["events"] == [dict(obs["events"][0], type="load", naturalWidth=1, naturalHeight=1)]
+
+
+def check_image_error(obs):
+    assert types(obs) == ["error"], obs
+
+
+def check_http_get(obs):
+    assert obs["status"] == 200 and obs["statusText"] == "OK"
+    assert obs["responseText"] == "h\u00e9llo"
+    assert obs["headers"]["x-test"] == "yes"
+    assert types(obs) == ["response", "done"]
+
+
+def check_http_stream(obs):
+    chunks = [e for e in obs["events"] if e["type"] == "chunk"]
+    assert len(chunks) >= 2, obs  # chunked transfer, 100 ms apart
+    assert "".join(c["text"] for c in chunks) == "one two three "
+    assert types(obs)[0] == "response" and types(obs)[-1] == "done"
+    check_times(obs)
+
+
+def check_http_read_timeout(obs):
+    assert types(obs) == ["error"], obs
+    assert obs["events"][0]["name"] == "ReadTimeout"
+
+
+def check_http_refused(obs):
+    assert types(obs) == ["error"], obs
+    assert obs["events"][0]["name"] == "ConnectionError"
+
+
+STREAM_HEADERS = {"Content-Type": "text/plain", "X-Content-Type-Options": "nosniff",
+                  "Access-Control-Allow-Origin": "*"}
+
+CASES = [
+    ("xhr", "get",
+     [route("data", "/data", headers={"Content-Type": "text/plain", "X-Test": "yes"}, body="hello")],
+     {"xhr": {"url": "/data"}}, check_xhr_get),
+    ("xhr", "timeout", [route("slow", "/slow", body="late", delay=1500)],
+     {"xhr": {"url": "/slow", "timeout": 200}}, check_xhr_timeout),
+    ("xhr", "upload-json",
+     [route("up", "/up", headers={"Content-Type": "application/json"}, body='{"ok": true}')],
+     {"xhr": {"method": "POST", "url": "/up", "form": {"a": "1"}, "upload_progress": True,
+              "response_type": "json"}}, check_xhr_upload),
+    ("xhr", "abort-after", [route("slow", "/slow", body="late", delay=3000)],
+     {"xhr": {"url": "/slow", "abort": {"after": 150}}}, check_xhr_abort_after),
+    ("xhr", "sync-timeout-throws", [route("data", "/data", body="x")],
+     {"xhr": {"url": "/data", "async": False, "timeout": 100}}, check_xhr_sync_timeout),
+    ("fetch", "stream",
+     [route("s", "/s", headers=STREAM_HEADERS, body="one two three ", transfer="chunked",
+            trickle={"bytes": 4, "every": 50})],
+     {"fetch": {"url": "/s"}}, check_fetch_stream),
+    ("fetch", "cors-error", [route("x", "/x", body="no cors")],
+     {"fetch": {"url": "/x", "origin": "cross"}}, check_fetch_cors_error),
+    ("eventsource", "messages",
+     [route("es", "/es", headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"},
+            body="id: 7\ndata: one\n\nevent: ping\ndata: two\n\n", trickle={"bytes": 16, "every": 30})],
+     {"eventsource": {"url": "/es", "close_after": {"messages": 2}, "event_types": ["ping"]}},
+     check_eventsource),
+    ("eventsource", "404", [route("es", "/es", status=404, body="no")],
+     {"eventsource": {"url": "/es"}}, check_eventsource_404),
+    ("websocket", "not-upgraded", [route("ws", "/ws", body="not a websocket")],
+     {"websocket": {"url": "/ws", "send": [{"text": "hi"}]}}, check_websocket_refused),
+    ("jsonp", "callback",
+     [route("j", "/j", headers={"Content-Type": "application/javascript"}, body='cb({"a": 1}, 2);')],
+     {"jsonp": {"url": "/j", "callback": "cb"}}, check_jsonp),
+    ("image", "gif", [route("i", "/i.gif", headers={"Content-Type": "image/gif"}, body_base64=GIF_1X1)],
+     {"image": {"url": "/i.gif"}}, check_image_load),
+    ("image", "204", [route("i", "/ping", status=204)],
+     {"image": {"url": "/ping"}}, check_image_error),
+    ("http", "get",
+     [route("data", "/data", headers={"Content-Type": "text/plain; charset=utf-8", "X-Test": "yes"},
+            body="h\u00e9llo")],
+     {"http": {"url": "/data"}}, check_http_get),
+    ("http", "stream",
+     [route("s", "/s", headers={"Content-Type": "text/plain"}, body="one two three ",
+            transfer="chunked", trickle={"bytes": 4, "every": 100})],
+     {"http": {"url": "/s", "stream": True}}, check_http_stream),
+    ("http", "read-timeout", [route("slow", "/slow", body="late", delay=1500)],
+     {"http": {"url": "/slow", "timeout": 200}}, check_http_read_timeout),
+    ("http", "refused", [],
+     {"http": {"url": "http://127.0.0.1:%d/x" % closed_port(), "timeout": 2000}}, check_http_refused),
+]
+
+# A run per adapter that hangs until the deadline, in a capability it has.
+HANG_CLIENT = {
+    "chromium": {"xhr": {"url": "/hang"}},
+    "firefox": {"xhr": {"url": "/hang"}},
+    "node-eventsource": {"eventsource": {"url": "/hang"}},
+    "python-requests": {"http": {"url": "/hang"}},
+}
+# A quick run per adapter (for concurrency).
+QUICK = {case[0]: case for case in CASES
+         if (case[0], case[1]) in {("xhr", "abort-after"), ("eventsource", "messages"), ("http", "get")}}
+# An action the adapter lacks.
+LACKING = {"chromium": "http", "firefox": "http", "node-eventsource": "xhr", "python-requests": "xhr"}
+
+
+def quick_case(name):
+    for cap in ADAPTERS[name]["capabilities"]:
+        if cap in QUICK:
+            return QUICK[cap]
+    raise AssertionError("no quick case for " + name)
+
+
+def run_cases():
+    for name, spec in ADAPTERS.items():
+        for case in CASES:
+            if case[0] in spec["capabilities"]:
+                yield pytest.param(name, case, id="%s-%s-%s" % (name, case[0], case[1]))
+
+
+# --------------------------------------------------------------------------- the tests
+
+@pytest.mark.parametrize("name", list(ADAPTERS))
+def test_start(sessions, name):
+    started = sessions(name).get().started
+    assert started["protocol"] == 1
+    assert started["name"] == name
+    assert started["version"] and started["version"][0].isdigit(), started
+    assert started["capabilities"] == ADAPTERS[name]["capabilities"]
+    assert started["implementation"]
+
+
+def test_every_capability_has_a_case():
+    for name, spec in ADAPTERS.items():
+        for cap in spec["capabilities"]:
+            assert any(c[0] == cap for c in CASES), (name, cap)
+
+
+@pytest.mark.parametrize("name,case", run_cases())
+def test_run(sessions, name, case):
+    _cap, _id, routes, client, check = case
+    answer = sessions(name).run(scenario(routes), client)
+    check(answer["observations"])
+
+
+@pytest.mark.parametrize("name", list(ADAPTERS))
+def test_deadline(sessions, name):
+    session = sessions(name)
+    session.get()
+    t0 = time.monotonic()
+    answer = session.run(scenario(HANG), HANG_CLIENT[name], deadline_ms=1000)
+    took = time.monotonic() - t0
+    assert answer["observations"].get("deadline") is True, answer
+    assert took < 1.0 + 5.0, took
+
+
+@pytest.mark.parametrize("name", list(ADAPTERS))
+def test_concurrent_runs(sessions, name):
+    """Three runs sent at once are all answered, each under its own id."""
+    session = sessions(name)
+    adapter = session.get()
+    _cap, _id, routes, client, check = quick_case(name)
+    instances = [session.harness.load(scenario(routes)) for _ in range(3)]
+    try:
+        ids = []
+        for inst in instances:
+            msg = session.run_message(inst, client)
+            msg["id"] = "c-%d" % adapter.new_id()  # string ids are echoed too
+            ids.append(msg["id"])
+            adapter.send(msg)
+        for msg_id in ids:
+            answer = adapter.answer(msg_id, 30)
+            assert answer["type"] == "result", answer
+            check(answer["observations"])
+    finally:
+        for inst in instances:
+            session.harness.unload(inst)
+
+
+@pytest.mark.parametrize("name", list(ADAPTERS))
+def test_bad_input_is_answered_not_fatal(sessions, name):
+    adapter = sessions(name).get()
+    adapter.send_raw("this is not JSON")
+    msg = adapter.answer(None, 10)
+    assert msg["type"] == "error"
+    msg_id = adapter.new_id()
+    adapter.send({"id": msg_id, "type": "frobnicate"}, validate=False)
+    assert adapter.answer(msg_id, 10)["type"] == "error"
+    # A run whose client part is broken: an error for that run only.
+    msg_id = adapter.new_id()
+    adapter.send({"id": msg_id, "type": "run", "scenario": "bad", "client": {},
+                  "origins": {}, "page": "", "deadline_ms": 1000}, validate=False)
+    assert adapter.answer(msg_id, 10)["type"] == "error"
+    assert adapter.proc.poll() is None
+
+
+@pytest.mark.parametrize("name", list(ADAPTERS))
+def test_unsupported_action(sessions, name):
+    session = sessions(name)
+    action = LACKING[name]
+    session.run(scenario([]), {action: {"url": "/nothing"}}, expect="unsupported")
+
+
+@pytest.mark.parametrize("name", list(ADAPTERS))
+def test_stop_exits_zero(sessions, name):
+    session = sessions(name)
+    adapter = session.get()
+    msg, rc = adapter.stop()
+    assert msg["type"] == "stopped"
+    assert rc == 0, adapter.log()
+
+
+@pytest.mark.parametrize("name", list(ADAPTERS))
+def test_end_of_stdin_exits_zero(name):
+    why = missing_needs(name)
+    if why:
+        pytest.skip(why)
+    adapter = Adapter(name)
+    try:
+        adapter.proc.stdin.close()
+        assert adapter.proc.wait(30) == 0, adapter.log()
+        assert adapter.lines.get(timeout=5) is None  # nothing was written
+    finally:
+        adapter.kill()
+
+
+def test_schema_is_valid():
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    # The examples of docs/adapters.md's message table, in brief.
+    DRIVER_MESSAGE.validate({"id": 1, "type": "start"})
+    ADAPTER_MESSAGE.validate({"id": 2, "type": "unsupported", "reason": "no upload events"})
+    ADAPTER_MESSAGE.validate({"id": None, "type": "error", "message": "not a JSON line"})
+    with pytest.raises(jsonschema.ValidationError):
+        ADAPTER_MESSAGE.validate({"id": 3, "type": "result", "observations": {"events": [{"type": "load"}]}})
+    with pytest.raises(jsonschema.ValidationError):
+        DRIVER_MESSAGE.validate({"id": 4, "type": "run", "client": {"xhr": {"url": "/relative"}}})
+    assert base64.b64decode(GIF_1X1)[:6] == b"GIF89a"
