@@ -650,6 +650,31 @@ def test_end_of_stdin_exits_zero(name):
         adapter.kill()
 
 
+def test_doc_examples_follow_the_schema():
+    """The JSON examples of docs/adapters.md are valid messages (or xhr observations)."""
+    with open(os.path.join(ROOT, "docs", "adapters.md"), encoding="utf-8") as f:
+        text = f.read()
+    blocks = text.split("```json\n")[1:]
+    assert len(blocks) >= 3
+    decoder = json.JSONDecoder()
+    whole = jsonschema.Draft202012Validator(SCHEMA)
+    seen = 0
+    for block in blocks:
+        block = block.split("```", 1)[0]
+        pos = 0
+        while pos < len(block):
+            if block[pos].isspace():
+                pos += 1
+                continue
+            value, pos = decoder.raw_decode(block, pos)
+            if "type" in value:
+                whole.validate(value)
+            else:
+                OBSERVATIONS["xhr"].validate(value)
+            seen += 1
+    assert seen >= 9
+
+
 def test_schema_is_valid():
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
     # The examples of docs/adapters.md's message table, in brief.
