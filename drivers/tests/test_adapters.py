@@ -380,6 +380,19 @@ def check_xhr_abort_after(obs):
     assert obs["readyState"] == 0 and obs["status"] == 0
 
 
+def check_xhr_abort_in_listener(obs):
+    ev = types(obs)
+    i = ev.index("abort")
+    assert obs["events"][i - 1] == dict(obs["events"][i - 1], type="readystatechange", readyState=4)
+    assert ev[i + 1] == "loadend"
+    assert obs["readyState"] == 0 and obs["status"] == 0 and obs["responseText"] == ""
+
+
+def check_xhr_alt_origin(obs):
+    assert obs["status"] == 200 and obs["responseText"] == "from alt"
+    assert obs["responseURL"].startswith("http://localhost:")
+
+
 def check_xhr_sync_timeout(obs):
     # A document may not set timeout on a synchronous XHR (XHR §timeout).
     assert obs["exception"]["name"] == "InvalidAccessError", obs
@@ -478,6 +491,14 @@ CASES = [
               "response_type": "json"}}, check_xhr_upload),
     ("xhr", "abort-after", [route("slow", "/slow", body="late", delay=3000)],
      {"xhr": {"url": "/slow", "abort": {"after": 150}}}, check_xhr_abort_after),
+    ("xhr", "abort-at-readystate-3",
+     [route("s", "/s", headers=STREAM_HEADERS, body="one two three ", transfer="chunked",
+            trickle={"bytes": 4, "every": 100})],
+     {"xhr": {"url": "/s", "abort": {"on": "readystatechange", "ready_state": 3}}},
+     check_xhr_abort_in_listener),
+    ("xhr", "alt-origin-cors",
+     [route("d", "/d", headers={"Access-Control-Allow-Origin": "*"}, body="from alt")],
+     {"xhr": {"url": "/d", "origin": "alt"}}, check_xhr_alt_origin),
     ("xhr", "sync-timeout-throws", [route("data", "/data", body="x")],
      {"xhr": {"url": "/data", "async": False, "timeout": 100}}, check_xhr_sync_timeout),
     ("fetch", "stream",
