@@ -59,6 +59,7 @@ const BROWSERS = {
                     '--disable-background-networking',
                     '--disable-component-update',
                     '--disable-sync',
+                    '--no-proxy-server', // the harness is on loopback: ignore proxy settings
                 ],
             });
             // The profile goes when the browser process has exited (not at disconnection,
@@ -88,6 +89,7 @@ const BROWSERS = {
                 timeout: LAUNCH_TIMEOUT_MS,
                 extraPrefsFirefox: {
                     'network.http.http3.enable': false,
+                    'network.proxy.type': 0, // direct: the harness is on loopback
                     'app.update.enabled': false,
                     'browser.shell.checkDefaultBrowser': false,
                 },

@@ -11,6 +11,9 @@ Each run makes one request with a fresh requests.Session, the way an application
     session.request(method, url, headers=..., data=..., timeout=..., stream=True,
                     allow_redirects=...)
 
+(with session.trust_env off: the harness is on loopback, and a proxy from the environment
+must not come between them; the browsers are launched without proxies too.)
+
 and then reads the body — with response.iter_content(chunk_size) when client.http.stream
 is true, reporting every chunk the library yields as a "chunk" event, or with
 response.content otherwise. `stream=True` is always passed so that the "response" event
@@ -193,13 +196,15 @@ class Run:
             kwargs["data"] = s["body"]
         if s.get("timeout") is not None:
             kwargs["timeout"] = duration_ms(s["timeout"]) / 1000.0
-        if s.get("redirect") in ("manual", "error"):
+        if s.get("redirect") == "manual":
             kwargs["allow_redirects"] = False
         method = s.get("method") or "GET"
         stream = bool(s.get("stream"))
         chunk_size = s.get("chunk_size")
 
         session = requests.Session()
+        # The harness is on loopback: no proxy from the environment (nor .netrc).
+        session.trust_env = False
         response = None
         self.t0 = time.monotonic()
         try:
@@ -323,6 +328,10 @@ class Adapter:
         spec = client[action]
         if not isinstance(spec, dict) or not isinstance(spec.get("url"), str):
             write({"id": rid, "type": "error", "message": "client.http.url must be a string"})
+            return
+        if spec.get("redirect") == "error":
+            write({"id": rid, "type": "unsupported",
+                   "reason": "requests cannot treat a redirect as an error (redirect: error)"})
             return
         run = Run(msg)
         with self.lock:
