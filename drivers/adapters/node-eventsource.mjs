@@ -31,6 +31,7 @@ const PACKAGE_VERSION = JSON.parse(
 globalThis.EventSource = EventSource;
 vm.runInThisContext(fs.readFileSync(RUNNER_FILE, 'utf8'), { filename: RUNNER_FILE });
 const cometRun = globalThis.cometRun;
+const running = new Set(); // the AbortControllers of the runs in flight
 
 serve({
     async start() {
@@ -47,8 +48,18 @@ serve({
         if (action !== 'eventsource') {
             return { type: 'unsupported', reason: `node-eventsource has no "${action}" capability` };
         }
-        const observations = await cometRun(msg.client, runDeadline(msg));
-        return { type: 'result', observations };
+        const ctrl = new AbortController();
+        running.add(ctrl);
+        try {
+            const observations = await cometRun(msg.client, runDeadline(msg), ctrl.signal);
+            if (ctrl.signal.aborted) throw new Error('the adapter was stopped before the run finished');
+            return { type: 'result', observations };
+        } finally {
+            running.delete(ctrl);
+        }
     },
-    async stop() {},
+    async stop() {
+        // End the runs in flight (each closes its EventSource); they answer "error".
+        for (const ctrl of running) ctrl.abort();
+    },
 });

@@ -126,7 +126,8 @@ class Run:
         self.deadline_s = deadline_ms(msg) / 1000.0
         self.obs = {"events": []}
         self.lock = threading.Lock()
-        self.frozen = False  # the deadline hit: nothing more is recorded
+        self.frozen = False  # the deadline hit (or stop): nothing more is recorded
+        self.stopped = False  # the adapter is stopping: the run is answered as an error
         self.sockets = []
         self.done = threading.Event()
         self.failure = None  # an exception of the adapter's own code
@@ -159,12 +160,22 @@ class Run:
                 self.frozen = True
                 self.obs["deadline"] = True
             self.cancel()
+        if self.stopped:
+            return {"type": "error", "message": "the adapter was stopped before the run finished"}
         if self.failure is not None:
             err = self.failure
             return {"type": "error", "message": "%s: %s" % (type(err).__name__, err),
                     "stack": "".join(traceback.format_exception(err))}
         with self.lock:
             return {"type": "result", "observations": json.loads(json.dumps(self.obs))}
+
+    def abandon(self):
+        """The adapter is stopping: record nothing more, unblock the worker, answer error."""
+        with self.lock:
+            self.frozen = True
+            self.stopped = True
+        self.cancel()
+        self.done.set()
 
     def cancel(self):
         """Shut down the run's sockets so the worker's blocking call returns."""
@@ -355,7 +366,7 @@ class Adapter:
             self.stopping = True
             runs = list(self.inflight.values())
         for run in runs:
-            run.cancel()
+            run.abandon()
         end = time.monotonic() + STOP_GRACE_S
         while time.monotonic() < end:
             with self.lock:

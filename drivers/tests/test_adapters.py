@@ -650,11 +650,26 @@ def test_unsupported_action(sessions, name):
 
 @pytest.mark.parametrize("name", list(ADAPTERS))
 def test_stop_exits_zero(sessions, name):
+    """stop with a run still in flight: the run is answered (error), then stopped, exit 0."""
     session = sessions(name)
     adapter = session.get()
-    msg, rc = adapter.stop()
-    assert msg["type"] == "stopped"
-    assert rc == 0, adapter.log()
+    instance = session.harness.load(scenario(HANG))
+    try:
+        run = session.run_message(instance, HANG_CLIENT[name], deadline_ms=60000)
+        run["id"] = adapter.new_id()
+        adapter.send(run)
+        time.sleep(1.0)  # the request is under way
+        t0 = time.monotonic()
+        msg_id = adapter.new_id()
+        adapter.send({"id": msg_id, "type": "stop"})
+        first = adapter.recv(20)
+        assert first["id"] == run["id"] and first["type"] == "error", first
+        second = adapter.recv(20)
+        assert second == {"id": msg_id, "type": "stopped"}
+        assert adapter.proc.wait(20) == 0, adapter.log()
+        assert time.monotonic() - t0 < 15
+    finally:
+        session.harness.unload(instance)
 
 
 @pytest.mark.parametrize("name", list(ADAPTERS))

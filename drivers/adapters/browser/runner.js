@@ -14,7 +14,8 @@
  * difference in verdict is the engine's, not the runner's). It never waits past the
  * deadline: when the deadline hits it resolves with what was observed so far plus
  * {"deadline": true}. It rejects only when the runner itself is at fault (a bad client
- * part, a bug here): the adapter answers that as an "error" message.
+ * part, a bug here): the adapter answers that as an "error" message. An optional third
+ * argument, an AbortSignal, lets the adapter end the run early (when it is stopping).
  *
  * Every event is recorded as {type, t, ...fields}, t being milliseconds since the action
  * started (performance.now(), fractional). Something the API under test throws
@@ -36,7 +37,7 @@
  */
 
 /* eslint-disable no-unused-vars */
-async function cometRun(client, deadlineMs) {
+async function cometRun(client, deadlineMs, signal) {
     'use strict';
     const SETTLE_MS = 25;
     const ACTIONS = {
@@ -143,6 +144,18 @@ async function cometRun(client, deadlineMs) {
         frozen = true; // what our stopping causes is not the client's doing
         finish();
     }, Math.max(0, ms(deadlineMs) || 10000));
+
+    // The adapter may cancel the run (it is stopping): end now, as at the deadline.
+    if (signal) {
+        const cancel = () => {
+            if (resolved) return;
+            ended = true;
+            frozen = true;
+            finish();
+        };
+        if (signal.aborted) setTimeout(cancel, 0);
+        else signal.addEventListener('abort', cancel);
+    }
 
     try {
         ACTIONS[action](spec, r);
