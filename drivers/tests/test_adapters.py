@@ -26,6 +26,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import jsonschema
@@ -111,8 +112,12 @@ class Harness:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.origins["main"] + path, data=data, method=method,
                                      headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            text = resp.read().decode()
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                text = resp.read().decode()
+        except urllib.error.HTTPError as err:
+            raise AssertionError("%s %s: %s %s" % (method, path, err.code,
+                                                   err.read().decode("utf-8", "replace")))
         return json.loads(text) if text.strip() else None
 
     def load(self, yaml_text):
@@ -121,8 +126,8 @@ class Harness:
     def unload(self, instance):
         try:
             self.api("DELETE", "/_harness/instances/" + instance["instance"])
-        except OSError:
-            pass
+        except (OSError, AssertionError):
+            pass  # unloading is housekeeping
 
     def close(self):
         self.proc.terminate()
@@ -311,11 +316,14 @@ def sessions(harness):
 
 # ---------------------------------------------------------------------- the scenarios
 
-def scenario(routes):
-    """A scenario's YAML text around a list of routes (given as JSON, which is YAML)."""
+def scenario(routes, client):
+    """A whole scenario (docs/scenarios.md) as YAML text (JSON is YAML): the routes, the
+    client part as the test sends it, and an expect part that any outcome satisfies (the
+    checks are the test's own)."""
     return json.dumps({"id": "adapter-test.case", "title": "adapter test",
-                       "spec": "https://example.invalid/", "tags": ["adapter-test"],
-                       "server": {"routes": routes}})
+                       "spec": "https://html.spec.whatwg.org/", "tags": ["adapter-test"],
+                       "server": {"routes": routes}, "client": client,
+                       "expect": {"client": {"events_mode": "contains", "events": []}}})
 
 
 def route(name, path, **response):
@@ -586,7 +594,7 @@ def test_every_capability_has_a_case():
 @pytest.mark.parametrize("name,case", run_cases())
 def test_run(sessions, name, case):
     _cap, _id, routes, client, check = case
-    answer = sessions(name).run(scenario(routes), client)
+    answer = sessions(name).run(scenario(routes, client), client)
     check(answer["observations"])
 
 
@@ -595,7 +603,7 @@ def test_deadline(sessions, name):
     session = sessions(name)
     session.get()
     t0 = time.monotonic()
-    answer = session.run(scenario(HANG), HANG_CLIENT[name], deadline_ms=1000)
+    answer = session.run(scenario(HANG, HANG_CLIENT[name]), HANG_CLIENT[name], deadline_ms=1000)
     took = time.monotonic() - t0
     assert answer["observations"].get("deadline") is True, answer
     assert took < 1.0 + 5.0, took
@@ -607,7 +615,7 @@ def test_concurrent_runs(sessions, name):
     session = sessions(name)
     adapter = session.get()
     _cap, _id, routes, client, check = quick_case(name)
-    instances = [session.harness.load(scenario(routes)) for _ in range(3)]
+    instances = [session.harness.load(scenario(routes, client)) for _ in range(3)]
     try:
         ids = []
         for inst in instances:
@@ -645,7 +653,8 @@ def test_bad_input_is_answered_not_fatal(sessions, name):
 def test_unsupported_action(sessions, name):
     session = sessions(name)
     action = LACKING[name]
-    session.run(scenario([]), {action: {"url": "/nothing"}}, expect="unsupported")
+    client = {action: {"url": "/nothing"}}
+    session.run(scenario([], client), client, expect="unsupported")
 
 
 @pytest.mark.parametrize("name", list(ADAPTERS))
@@ -653,7 +662,7 @@ def test_stop_exits_zero(sessions, name):
     """stop with a run still in flight: the run is answered (error), then stopped, exit 0."""
     session = sessions(name)
     adapter = session.get()
-    instance = session.harness.load(scenario(HANG))
+    instance = session.harness.load(scenario(HANG, HANG_CLIENT[name]))
     try:
         run = session.run_message(instance, HANG_CLIENT[name], deadline_ms=60000)
         run["id"] = adapter.new_id()
