@@ -236,9 +236,8 @@ class Run:
                 if stream:
                     self.read_stream(response, chunk_size)
                 else:
-                    body = response.content
+                    response.content  # reads the body as requests does for stream=False
                     self.set(responseText=response.text)
-                    del body
             except requests.exceptions.RequestException as err:
                 self.event("error", name=type(err).__name__, message=str(err))
                 return

@@ -97,12 +97,18 @@ class Harness:
     def __init__(self, binary):
         self.proc = subprocess.Popen([binary, "serve", "--port", "0"], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        if not line:
-            err = self.proc.stderr.read()
-            raise RuntimeError("harness serve exited before ready: " + err)
-        ready = json.loads(line)
-        assert ready["event"] == "ready", ready
+        ready = None
+        while ready is None:
+            line = self.proc.stdout.readline()
+            if not line:
+                err = self.proc.stderr.read()
+                raise RuntimeError("harness serve exited before ready: " + err)
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(msg, dict) and msg.get("event") == "ready":
+                ready = msg
         self.origins = {k: ready[k].rstrip("/") for k in ("main", "cross", "alt")}
         # Keep the pipes drained.
         for stream in (self.proc.stdout, self.proc.stderr):
