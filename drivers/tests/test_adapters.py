@@ -10,6 +10,10 @@ one run per declared capability against scenarios loaded into a `harness serve` 
 its control API, a run past its deadline, concurrent runs, bad input, an action it lacks,
 stop (answered "stopped", exit 0) and end of stdin (exit 0).
 
+The WebSocket send script is checked against an echo server of the module's own
+(python3-websockets), as the scenario format has no WebSocket server part yet; the page
+and everything else are the harness's.
+
 One adapter process per adapter for the whole module (a browser is launched once), started
 on first use. The assertions are the ones every conforming client satisfies; grading
 clients against the specs is the conformance suite's job, not this file's.
@@ -602,6 +606,55 @@ def test_run(sessions, name, case):
     _cap, _id, routes, client, check = case
     answer = sessions(name).run(scenario(routes, client), client)
     check(answer["observations"])
+
+
+@pytest.fixture(scope="module")
+def ws_echo():
+    """A WebSocket echo server (python3-websockets) on loopback: the harness's scenario
+    format has no WebSocket server part yet, and the send script needs a peer. Sends
+    "hello" on connection, then echoes every message; closes as the client asks."""
+    import asyncio
+    import websockets
+
+    async def handler(ws, _path=None):
+        await ws.send("hello")
+        async for message in ws:
+            await ws.send(message)
+
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    box = {}
+
+    async def main():
+        server = await websockets.serve(handler, "127.0.0.1", 0, subprotocols=["chat"])
+        box["port"] = server.sockets[0].getsockname()[1]
+        box["server"] = server
+        ready.set()
+        await server.wait_closed()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    yield "ws://127.0.0.1:%d/echo" % box["port"]
+    loop.call_soon_threadsafe(box["server"].close)
+    thread.join(10)
+
+
+@pytest.mark.parametrize("name", [n for n, a in ADAPTERS.items() if "websocket" in a["capabilities"]])
+def test_websocket_script(sessions, ws_echo, name):
+    client = {"websocket": {"url": ws_echo, "protocols": ["chat", "other"],
+                            "send": ["hi", {"binary_base64": "AAEC"}, {"wait_messages": 3}],
+                            "close": {"code": 1000, "reason": "bye"}}}
+    obs = sessions(name).run(scenario([], client), client)["observations"]
+    ev = obs["events"]
+    assert types(obs) == ["open", "message", "message", "message", "close"], ev
+    assert ev[0]["protocol"] == "chat"
+    assert ev[1] == dict(ev[1], data="hello", binary=False)
+    assert ev[2] == dict(ev[2], data="hi", binary=False)
+    assert ev[3] == dict(ev[3], data_base64="AAEC", binary=True)
+    assert ev[4] == dict(ev[4], code=1000, reason="bye", wasClean=True)
+    assert obs["protocol"] == "chat" and obs["binaryType"] == "arraybuffer"
+    assert obs["readyState"] == 3
 
 
 @pytest.mark.parametrize("name", list(ADAPTERS))
