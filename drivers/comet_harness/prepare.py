@@ -1,0 +1,137 @@
+"""The scenario's client part made ready for an adapter, and templates in `expect`.
+
+Pure functions, no I/O. What an adapter receives (docs/adapters.md, "Driver → adapter"):
+exactly one action key; every `url` absolute (a relative URL resolved against the
+instance on the origin named by `origin`; WebSocket URLs with the ws: scheme); the
+`{{origin.*}}`, `{{base}}` and `{{instance}}` placeholders expanded; durations in
+milliseconds.
+"""
+import copy
+import re
+
+DEFAULT_DEADLINE_MS = 10000
+ORIGINS = ("main", "cross", "alt")
+
+# Placeholders the driver can expand (the others depend on a request: the server's).
+_PLACEHOLDER = re.compile(r"\{\{\{\{|\{\{\s*([a-z.]+)\s*\}\}")
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m)?\s*$")
+_ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+
+# Keys of the client part that hold durations, by where they appear.
+_DURATION_KEYS = {"timeout", "deadline", "after", "ms", "wait"}
+
+
+class PrepareError(ValueError):
+    """The client part cannot be prepared (a scenario the validator should have refused)."""
+
+
+def template_context(origins, instance):
+    """The values of the driver-side placeholders for one loaded instance.
+
+    origins: {"main": "http://127.0.0.1:P", "cross": ..., "alt": ...};
+    instance: the control API's answer to loading ({"instance": ID, "base": "/s/ID", ...}).
+    """
+    ctx = {"origin." + name: origins[name].rstrip("/") for name in ORIGINS if name in origins}
+    ctx["instance"] = instance["instance"]
+    ctx["base"] = instance.get("base") or "/s/" + instance["instance"]
+    return ctx
+
+
+def expand(value, ctx):
+    """Expand placeholders in every string of value (dicts and lists recursively).
+
+    `{{{{` is a literal `{{`; a placeholder not in ctx (a `{{request.*}}`, which only the
+    server can expand) is left as written.
+    """
+    if isinstance(value, str):
+        def sub(m):
+            if m.group(0) == "{{{{":
+                return "{{"
+            return ctx.get(m.group(1), m.group(0))
+        return _PLACEHOLDER.sub(sub, value)
+    if isinstance(value, list):
+        return [expand(v, ctx) for v in value]
+    if isinstance(value, dict):
+        return {k: expand(v, ctx) for k, v in value.items()}
+    return value
+
+
+def parse_duration(value):
+    """A scenario duration as milliseconds (a number): 500, "500ms", "1.5s", "2m"."""
+    if isinstance(value, bool):
+        raise PrepareError("not a duration: %r" % (value,))
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise PrepareError("negative duration: %r" % (value,))
+        return value
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            number = float(m.group(1))
+            scale = {"ms": 1, None: 1, "s": 1000, "m": 60000}[m.group(2)]
+            ms = number * scale
+            return int(ms) if ms == int(ms) else ms
+    raise PrepareError("not a duration: %r" % (value,))
+
+
+def _durations(value):
+    """Convert the duration keys found anywhere in a client action to milliseconds."""
+    if isinstance(value, dict):
+        return {k: (parse_duration(v) if k in _DURATION_KEYS and isinstance(v, (str, int, float))
+                    and not isinstance(v, bool) else _durations(v))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_durations(v) for v in value]
+    return value
+
+
+def action_of(client):
+    """The client part's action key (its capability): xhr, fetch, eventsource, ..."""
+    if not isinstance(client, dict) or len(client) != 1:
+        raise PrepareError("the client part must have exactly one action key, not %r"
+                           % (sorted(client) if isinstance(client, dict) else client,))
+    return next(iter(client))
+
+
+def absolute_url(url, action, origin_name, instance, origins):
+    """Resolve a client URL against the instance prefix on one origin."""
+    if not _ABSOLUTE.match(url):
+        prefix = (instance.get("urls") or {}).get(origin_name)
+        if not prefix:
+            prefix = origins[origin_name].rstrip("/") + (instance.get("base") or "")
+        elif re.match(r"^[a-z]+://[^/]+/?$", prefix):  # an origin only: add the prefix
+            prefix = prefix.rstrip("/") + (instance.get("base") or "")
+        prefix = prefix.rstrip("/")
+        if url.startswith(("?", "#")) or url == "":
+            url = prefix + "/" + url if url else prefix + "/"
+        else:
+            url = prefix + ("" if url.startswith("/") else "/") + url
+    if action == "websocket":
+        url = re.sub(r"^http(s?):", r"ws\1:", url)
+    return url
+
+
+def prepare_client(client, instance, origins):
+    """The run message's `client` and `deadline_ms` for one loaded instance.
+
+    Returns (action, prepared_client, deadline_ms). The input is not modified.
+    """
+    action = action_of(client)
+    ctx = template_context(origins, instance)
+    body = expand(copy.deepcopy(client[action]) or {}, ctx)
+    if not isinstance(body, dict):
+        raise PrepareError("client.%s must be a mapping" % action)
+    body = _durations(body)
+    origin_name = body.get("origin", "main")
+    if origin_name not in ORIGINS:
+        raise PrepareError("client.%s.origin must be one of %s" % (action, ", ".join(ORIGINS)))
+    if "url" not in body:
+        raise PrepareError("client.%s has no url" % action)
+    body["url"] = absolute_url(str(body["url"]), action, origin_name, instance, origins)
+    deadline = body.get("deadline", DEFAULT_DEADLINE_MS)
+    return action, {action: body}, deadline
+
+
+def expect_of(scenario, instance, origins):
+    """The scenario's `expect` part with the driver-side placeholders expanded."""
+    return expand(copy.deepcopy(scenario.get("expect") or {}), template_context(origins, instance))
