@@ -206,8 +206,9 @@ def render(value):
     if isinstance(value, list):
         return "[" + ", ".join(render(v) for v in value) + "]"
     if isinstance(value, str) and _BARE.match(value) and value not in ("true", "false", "null"):
-        return value
-    text = json.dumps(value, ensure_ascii=False)
+        text = value
+    else:
+        text = json.dumps(value, ensure_ascii=False)
     if len(text) > 200:
         text = text[:160] + "…(%d chars)" % len(text)
     return text

@@ -409,7 +409,8 @@ class ScenarioItem(pytest.Item):
         return super().repr_failure(excinfo)
 
     def reportinfo(self):
-        return self.path, None, self.name
+        # No domain: pytest -v would show a dotted one as http::basic::get.
+        return self.path, None, ""
 
     # -- the record for the reports ---------------------------------------------------
 
@@ -479,6 +480,7 @@ def pytest_runtest_makereport(item, call):
     rep = outcome.get_result()
     if not isinstance(item, ScenarioItem):
         return
+    rep.comet_classname = "%s.%s" % (item.client, item.scenario["id"].split(".")[0])
     comet = _outcome(item, rep, call)
     if rep.when == "setup":
         item.run_duration = call.duration
@@ -531,19 +533,19 @@ def _junit_property(config, name, value):
             xml.add_global_property(name, str(value))
 
 
-def _junit_classname(config, nodeid, classname):
-    """Set a testcase's classname to CLIENT.AREA (pytest's default is the file path)."""
+def _junit_classname(config, report, classname):
+    """Set a testcase's classname to CLIENT.AREA (pytest's default is the file path).
+
+    Called after the junitxml plugin saw the setup report; pytest keeps attributes set
+    this way when it records the later phases.
+    """
     try:
         from _pytest.junitxml import xml_key
         xml = config.stash.get(xml_key, None)
-        if xml is None:
-            return
-        for reporter in reversed(xml.node_reporters_ordered):
-            if reporter.id == nodeid:
-                reporter.attrs["classname"] = classname
-                return
+        if xml is not None:
+            xml.node_reporter(report).add_attribute("classname", classname)
     except (ImportError, AttributeError):
-        return  # pytest internals changed: keep pytest's classname
+        pass  # pytest internals changed: keep pytest's classname
 
 
 class Recorder:
@@ -577,10 +579,8 @@ class Recorder:
                 if comet.get("implementation"):
                     _junit_property(self.config, "client.%s.implementation" % client,
                                     comet["implementation"])
-        if report.when == "teardown":
-            rec = next((r for r in reversed(state.records) if r["nodeid"] == report.nodeid), None)
-            if rec:
-                _junit_classname(self.config, report.nodeid, "%s.%s" % (rec["client"], rec["area"]))
+        if report.when == "setup" and getattr(report, "comet_classname", None):
+            _junit_classname(self.config, report, report.comet_classname)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session, exitstatus):

@@ -17,7 +17,6 @@ Outcomes:
 Everything here is a function of its arguments except write_all, which writes the files.
 """
 import datetime
-import html
 import json
 import os
 from collections import Counter, OrderedDict

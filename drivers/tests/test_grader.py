@@ -1,0 +1,296 @@
+"""The grader: each matcher, each events mode, each outcome, the journal expectations."""
+import pytest
+
+from comet_harness import grader
+from comet_harness.grader import MISSING, grade, match
+
+
+# ------------------------------------------------------------------------ matchers
+
+@pytest.mark.parametrize("expected, observed", [
+    (200, 200), (200, 200.0), ("OK", "OK"), (True, True), (None, None),
+    ({"equals": "x"}, "x"),
+    ({"regex": "^hel+o$"}, "hello"), ({"regex": "ell"}, "hello"),
+    ({"one_of": [0, 200]}, 0), ({"one_of": ["a", {"regex": "^b"}]}, "bee"),
+    ({"absent": True}, MISSING), ({"absent": True}, None),
+    ({"present": True}, ""), ({"present": True}, 0),
+    ({"at_least": 2}, 2), ({"at_least": 2}, 7.5),
+    ({"at_most": 3}, 3), ({"at_least": 1, "at_most": 3}, 2),
+    ({"approx": 100, "tolerance": 10}, 109.9), ({"approx": 100, "tolerance": 10}, 90),
+    ({"a": 1}, {"a": 1, "b": 2}),                 # a mapping checks the keys it lists
+    ({"a": {"absent": True}}, {"b": 2}),
+    ([1, {"regex": "x"}], [1, "xyz"]),
+])
+def test_matcher_holds(expected, observed):
+    assert match(expected, observed) is None
+
+
+@pytest.mark.parametrize("expected, observed, words", [
+    (200, 404, "expected 200, observed 404"),
+    (200, MISSING, "not observed"),
+    (1, True, "expected 1"),                      # booleans are not numbers
+    (True, 1, "expected true"),
+    ("200", 200, "expected \"200\""),
+    ({"equals": "x"}, "y", "expected x"),
+    ({"regex": "^a"}, "ba", "matching /^a/"),
+    ({"regex": "a"}, 5, "matching /a/"),
+    ({"one_of": [1, 2]}, 3, "one of [1, 2]"),
+    ({"absent": True}, "v", "expected absent"),
+    ({"present": True}, MISSING, "expected present"),
+    ({"at_least": 2}, 1, "at least 2"),
+    ({"at_least": 2}, "3", "at least 2"),
+    ({"at_most": 3}, 4, "at most 3"),
+    ({"approx": 100, "tolerance": 10}, 111, "100 ± 10"),
+    ({"a": 1}, {"a": 2}, "a: expected 1"),
+    ({"a": 1}, "text", "expected a mapping"),
+    ([1, 2], [1], "expected 2 items"),
+])
+def test_matcher_fails_with_a_reason(expected, observed, words):
+    why = match(expected, observed)
+    assert why is not None and words in why, why
+
+
+def test_is_matcher_and_strict():
+    assert grader.is_matcher({"regex": "x", "strict": False})
+    assert not grader.is_matcher({"content-type": "text/plain"})
+    assert not grader.is_matcher({"strict": False})
+    assert not grader.is_strict({"present": True, "strict": False})
+    assert grader.is_strict({"present": True}) and grader.is_strict(3)
+
+
+def test_render_is_readable():
+    assert grader.render({"regex": "^a"}) == "/^a/"
+    assert grader.render({"at_least": 1, "at_most": 3}) == "≥ 1 and ≤ 3"
+    assert grader.render({"type": "load", "loaded": 5}) == "{type: load, loaded: 5}"
+    assert grader.render("200") == '"200"' and grader.render("true") == '"true"'
+    assert grader.render(MISSING) == "<not observed>"
+    assert "chars" in grader.render("x" * 1000)
+
+
+# ------------------------------------------------------------------------ client part
+
+def obs(events=(), **state):
+    return dict(state, events=[dict(e) for e in events])
+
+
+XHR_TIMEOUT = [
+    {"type": "readystatechange", "t": 1.0, "readyState": 1},
+    {"type": "loadstart", "t": 1.2, "loaded": 0, "total": 0, "lengthComputable": False},
+    {"type": "readystatechange", "t": 200.5, "readyState": 4},
+    {"type": "timeout", "t": 200.6, "loaded": 0, "total": 0, "lengthComputable": False},
+    {"type": "loadend", "t": 200.6, "loaded": 0, "total": 0, "lengthComputable": False},
+]
+EXPECT_TIMEOUT = [{"type": "readystatechange", "readyState": 1}, {"type": "loadstart"},
+                  {"type": "readystatechange", "readyState": 4}, {"type": "timeout"},
+                  {"type": "loadend"}]
+
+
+def test_client_pass():
+    v = grade({"client": {"events": EXPECT_TIMEOUT, "status": 0}}, obs(XHR_TIMEOUT, status=0))
+    assert v.outcome == "pass", v
+    assert [c.path for c in v.checks] == ["client.events", "client.status"]
+
+
+def test_client_fail_on_a_value():
+    v = grade({"client": {"status": 0, "statusText": ""}}, obs(status=200, statusText="OK"))
+    assert v.outcome == "fail"
+    assert [c.path for c in v.failures] == ["client.status", "client.statusText"]
+
+
+def test_client_missing_key_is_not_observed():
+    v = grade({"client": {"responseText": "x"}}, obs())
+    assert v.outcome == "fail" and "not observed" in v.checks[0].message
+
+
+def test_headers_are_case_insensitive():
+    o = obs(headers={"content-type": "text/plain", "x-a": "1"})
+    v = grade({"client": {"headers": {"Content-Type": {"regex": "^text/"},
+                                      "X-Missing": {"absent": True}}}}, o)
+    assert v.outcome == "pass", v
+    assert {c.path for c in v.checks} == {"client.headers.content-type", "client.headers.x-missing"}
+
+
+def test_exact_mode():
+    assert grader.grade_events(EXPECT_TIMEOUT, XHR_TIMEOUT, "exact").ok
+    # one more event than expected
+    extra = XHR_TIMEOUT + [{"type": "load", "t": 201}]
+    c = grader.grade_events(EXPECT_TIMEOUT, extra, "exact")
+    assert not c.ok and c.strict
+    assert "+ " in c.detail and "{type: load}" in c.detail
+    # one missing
+    c = grader.grade_events(EXPECT_TIMEOUT, XHR_TIMEOUT[:3] + XHR_TIMEOUT[4:], "exact")
+    assert not c.ok and "- " in c.detail and "timeout" in c.detail
+    # same events, another order
+    swapped = XHR_TIMEOUT[:3] + [XHR_TIMEOUT[4], XHR_TIMEOUT[3]]
+    assert not grader.grade_events(EXPECT_TIMEOUT, swapped, "exact").ok
+
+
+def test_events_match_on_listed_fields_only():
+    items = [{"type": "message", "data": "one"}]
+    events = [{"type": "message", "t": 3, "data": "one", "lastEventId": "7", "origin": "x"}]
+    assert grader.grade_events(items, events, "exact").ok
+    assert not grader.grade_events([{"type": "message", "data": "two"}], events, "exact").ok
+    assert grader.grade_events([{"type": "message", "data": {"regex": "^o"}}], events, "exact").ok
+
+
+def test_subsequence_mode():
+    items = [{"type": "loadstart"}, {"type": "timeout"}]
+    assert grader.grade_events(items, XHR_TIMEOUT, "subsequence").ok
+    assert not grader.grade_events(items[::-1], XHR_TIMEOUT, "subsequence").ok
+    c = grader.grade_events([{"type": "loadstart"}, {"type": "load"}], XHR_TIMEOUT, "subsequence")
+    assert not c.ok and "- " in c.detail and "· " in c.detail
+
+
+def test_contains_mode():
+    items = [{"type": "loadend"}, {"type": "loadstart"}]
+    assert grader.grade_events(items, XHR_TIMEOUT, "contains").ok
+    # each item needs a distinct event: two loadstarts are not one
+    assert not grader.grade_events([{"type": "loadstart"}] * 2, XHR_TIMEOUT, "contains").ok
+    # an item that matches several events does not steal the only event of another
+    items = [{"type": "readystatechange"}, {"type": "readystatechange", "readyState": 1}]
+    assert grader.grade_events(items, XHR_TIMEOUT, "contains").ok
+    c = grader.grade_events([{"type": "error"}], XHR_TIMEOUT, "contains")
+    assert not c.ok and "(no such event)" in c.detail
+
+
+def test_unknown_events_mode_fails():
+    c = grader.grade_events([], [], "sometimes")
+    assert not c.ok and "unknown events_mode" in c.message
+
+
+@pytest.mark.parametrize("mode", ["exact", "subsequence", "contains"])
+def test_non_strict_event_items(mode):
+    items = EXPECT_TIMEOUT[:3] + [{"type": "progress", "strict": False}] + EXPECT_TIMEOUT[3:]
+    v = grade({"client": {"events": items, "events_mode": mode}}, obs(XHR_TIMEOUT))
+    assert v.outcome == "non-strict", v
+    assert v.soft_failures[0].path == "client.events"
+    # a strict item missing too: a failure
+    items = items + [{"type": "load"}]
+    assert grade({"client": {"events": items, "events_mode": mode}}, obs(XHR_TIMEOUT)).outcome \
+        == "fail"
+
+
+def test_non_strict_value_and_outcomes():
+    soft = {"client": {"statusText": {"equals": "OK", "strict": False}, "status": 200}}
+    assert grade(soft, obs(status=200, statusText="OK")).outcome == "pass"
+    v = grade(soft, obs(status=200, statusText="Fine"))
+    assert v.outcome == "non-strict" and not v.failures and len(v.soft_failures) == 1
+    assert grade(soft, obs(status=500, statusText="Fine")).outcome == "fail"
+
+
+def test_empty_expect_passes():
+    assert grade({}, obs()).outcome == "pass"
+    assert grade(None, None).outcome == "pass"
+
+
+def test_notes():
+    v = grade({}, {"events": [], "deadline": True, "pageErrors": [{"message": "boom", "t": 1}]},
+              {"entries": [], "dropped": 3})
+    assert any("deadline" in n for n in v.notes)
+    assert any("boom" in n for n in v.notes)
+    assert any("dropped 3" in n for n in v.notes)
+
+
+# ------------------------------------------------------------------------ server part
+
+def entry(seq, route, method="GET", headers=(), arrived=None, **kw):
+    return dict(seq=seq, route=route, method=method, target="/s/i/" + str(route),
+                path="/" + str(route), headers=[list(h) for h in headers],
+                arrived=arrived if arrived is not None else seq * 10.0, status=200, **kw)
+
+
+JOURNAL = {"total": 4, "dropped": 0, "entries": [
+    entry(1, "preflight", "OPTIONS", [("Origin", "http://a"), ("Access-Control-Request-Method", "PUT")]),
+    entry(2, "data", "PUT", [("Origin", "http://a"), ("X-A", "1"), ("X-A", "2")], body="hi"),
+    entry(3, "data", "PUT", [("Origin", "http://a")], body="hi"),
+    entry(4, None, "GET", [("Origin", "http://a")]),
+]}
+
+
+def test_requests_count_and_headers():
+    v = grade({"server": {"requests": [
+        {"route": "data", "count": 2, "headers": {"origin": "http://a", "Cookie": {"absent": True}}},
+        {"route": "preflight", "count": {"at_least": 1}},
+        {"route": "other", "count": 0},
+    ]}}, None, JOURNAL)
+    assert v.outcome == "pass", [c.message for c in v.checks]
+
+
+def test_requests_failures_show_the_journal_lines():
+    v = grade({"server": {"requests": [
+        {"route": "data", "count": 1, "headers": {"X-A": "1"}}]}}, None, JOURNAL)
+    assert v.outcome == "fail"
+    count, header = v.failures
+    assert count.path == "server.requests[data].count" and count.observed == 2
+    assert header.path == "server.requests[data].headers.X-A"
+    assert "#3" in header.detail and "X-A: <absent>" in header.detail
+    # duplicates are joined with ", " as the scenario format says
+    assert header.observed == ["1, 2", MISSING]
+
+
+def test_requests_method_and_body():
+    assert grade({"server": {"requests": [{"route": "data", "method": "PUT", "body": "hi"}]}},
+                 None, JOURNAL).outcome == "pass"
+    v = grade({"server": {"requests": [{"route": "data", "body": {"regex": "^x"}}]}}, None, JOURNAL)
+    assert v.outcome == "fail" and v.failures[0].path == "server.requests[data].body"
+
+
+def test_unmatched_requests_have_route_null():
+    assert grade({"server": {"requests": [{"route": None, "count": 1}]}}, None,
+                 JOURNAL).outcome == "pass"
+
+
+def test_non_strict_request_entry():
+    v = grade({"server": {"requests": [{"route": "data", "count": 5, "strict": False}]}},
+              None, JOURNAL)
+    assert v.outcome == "non-strict"
+
+
+def test_preflights():
+    assert grade({"server": {"preflights": 1}}, None, JOURNAL).outcome == "pass"
+    assert grade({"server": {"preflights": 0}}, None, JOURNAL).outcome == "fail"
+    assert grade({"server": {"preflights": {"at_most": 1}}}, None, JOURNAL).outcome == "pass"
+    v = grade({"server": {"preflights": {"count": 1, "headers": {
+        "Access-Control-Request-Method": "PUT", "Origin": {"present": True}}}}}, None, JOURNAL)
+    assert v.outcome == "pass", v
+    # an OPTIONS without Access-Control-Request-Method is not a preflight
+    j = {"entries": [entry(1, "x", "OPTIONS", [("Origin", "http://a")])]}
+    assert grade({"server": {"preflights": 0}}, None, j).outcome == "pass"
+
+
+def test_order():
+    assert grade({"server": {"order": ["preflight", "data"]}}, None, JOURNAL).outcome == "pass"
+    v = grade({"server": {"order": ["data", "preflight"]}}, None, JOURNAL)
+    assert v.outcome == "fail" and "server.order" == v.failures[0].path
+    # arrival time decides, not the journal's order
+    j = {"entries": [entry(1, "b", arrived=50), entry(2, "a", arrived=10)]}
+    assert grade({"server": {"order": ["a", "b"]}}, None, j).outcome == "pass"
+    # "preflight" stands for preflight requests when no route has that name
+    j = {"entries": [entry(1, None, "OPTIONS", [("Access-Control-Request-Method", "PUT")]),
+                     entry(2, "data", "PUT")]}
+    assert grade({"server": {"order": ["preflight", "data"]}}, None, j).outcome == "pass"
+
+
+def test_needed_counts():
+    exp = {"server": {"requests": [{"route": "a", "count": 2}, {"route": "b", "count": {"at_least": 3}},
+                                   {"route": "c", "count": 0}, {"route": "d"}]}}
+    assert grader.needed_counts(exp) == {"a": 2, "b": 3}
+    assert grader.needed_counts({}) == {}
+
+
+# ------------------------------------------------------------------------ failure text
+
+def test_failure_text_is_actionable():
+    v = grade({"client": {"events": EXPECT_TIMEOUT, "status": 0},
+               "server": {"requests": [{"route": "data", "headers": {"X-A": "1"}}]}},
+              obs(XHR_TIMEOUT[:3] + [{"type": "load", "t": 5}], status=200), JOURNAL)
+    text = grader.format_failure(
+        v, {"id": "xhr.timeout.delayed-headers", "title": "XHR timeout",
+            "spec": "https://xhr.spec.whatwg.org/#the-timeout-attribute", "file": "x.yaml"},
+        {"name": "chromium", "version": "1.2"}, JOURNAL, "line one\nline two\n")
+    assert text.startswith("xhr.timeout.delayed-headers [chromium 1.2]: FAIL")
+    assert "spec: https://xhr.spec.whatwg.org/#the-timeout-attribute" in text
+    assert "✗ client.events" in text and "- " in text and "+ " in text
+    assert "✗ client.status: expected 0, observed 200" in text
+    assert "journal (4 requests):" in text and "#2" in text and "X-A: 1, 2" in text
+    assert "adapter stderr" in text and "line two" in text

@@ -1,0 +1,235 @@
+"""The plugin end to end: pytest run in a subprocess (pytester) on the scenarios of
+drivers/tests/scenarios/, with the harness binary and the fake clients of
+drivers/tests/fakes/ (clients.yaml there).
+
+What it proves: collection through `harness check --json` (names, markers, -k, -m,
+--client, invalid files as collection errors with file:line:col); verdicts (a conforming
+client passes, the deliberately wrong one fails exactly the scenarios it should, a
+SHOULD-level check gives non-strict, a missing capability is unsupported); adapters that
+crash, hang or babble give an error for that one test and the run goes on; known failures
+are xfail and an unexpected pass fails the run; the JUnit XML is valid against the Jenkins
+schema; the reports are written; `-n 2` gives the same verdicts.
+"""
+import json
+import os
+import re
+import shutil
+import textwrap
+
+import pytest
+from lxml import etree
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+DRIVERS = os.path.dirname(TESTS)
+SCENARIOS = os.path.join(TESTS, "scenarios")
+CLIENTS = os.path.join(TESTS, "fakes", "clients.yaml")
+XSD = os.path.join(DRIVERS, "schema", "junit-jenkins.xsd")
+
+# What a conforming HTTP client gets on the test scenarios.
+CONFORMING = {
+    "http.basic.get": "pass",
+    "http.headers.custom": "pass",
+    "http.headers.should": "non-strict",
+    "http.status.not-found": "pass",
+    "http.template.query": "pass",
+    "http.timeout.read": "pass",
+    "sse.basic.open": "unsupported",
+}
+# The wrong client drops request headers and ignores timeouts: exactly these fail.
+WRONG_FAILS = {"http.headers.custom", "http.timeout.read"}
+
+
+@pytest.fixture
+def cometrun(pytester, harness_bin, monkeypatch):
+    """Run pytest with the plugin on a copy of the test scenarios; returns (result, outcomes)."""
+    shutil.copytree(SCENARIOS, str(pytester.path / "scenarios"))
+    monkeypatch.setenv("PYTHONPATH", DRIVERS)
+
+    def run(*args, clients="fake-conforming"):
+        result = pytester.runpytest_subprocess(
+            "-p", "comet_harness.plugin", "-p", "no:cacheprovider", "--rootdir", str(pytester.path),
+            "--harness-bin", harness_bin,
+            "--clients-file", CLIENTS, "--client", clients, "--results", "results",
+            "--adapter-grace", "1", *args, "scenarios", timeout=300)
+        path = pytester.path / "results" / "results.json"
+        outcomes = {}
+        if path.exists() and "--collect-only" not in args:
+            doc = json.loads(path.read_text())
+            outcomes = {(r["id"], r["client"]): r["outcome"] for r in doc["results"]}
+            path.unlink()
+        return result, outcomes
+
+    return run
+
+
+def per_client(outcomes, client):
+    return {sid: o for (sid, c), o in outcomes.items() if c == client}
+
+
+# ------------------------------------------------------------------------ collection
+
+def test_collection_names_markers(cometrun):
+    result, _ = cometrun("--collect-only", "-q", clients="fake-conforming,fake-wrong")
+    ids = [l for l in result.outlines if "::" in l]
+    assert len(ids) == 14
+    assert "scenarios/http/basic-get.yaml::http.basic.get[fake-conforming]" in ids
+    assert "scenarios/sse/open.yaml::sse.basic.open[fake-wrong]" in ids
+    assert result.ret == 0
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["-k", "timeout"], ["http.timeout.read[fake-conforming]"]),
+    (["-k", "headers and not should"], ["http.headers.custom[fake-conforming]"]),
+    (["-m", "sse"], ["sse.basic.open[fake-conforming]"]),                  # area
+    (["-m", "smoke"], ["http.basic.get[fake-conforming]"]),                # tag
+    (["-m", "http and (timeout or status)"], ["http.status.not-found[fake-conforming]",
+                                              "http.timeout.read[fake-conforming]"]),
+    (["-m", "eventsource", "--strict-markers"], ["sse.basic.open[fake-conforming]"]),
+])
+def test_k_and_m_select(cometrun, args, expected):
+    result, _ = cometrun("--collect-only", "-q", *args)
+    got = sorted(l.split("::")[1] for l in result.outlines if "::" in l)
+    assert got == expected
+
+
+def test_client_option(cometrun):
+    result, _ = cometrun("--collect-only", "-q", clients="fake-wrong, fake-conforming")
+    names = [l.split("::")[1] for l in result.outlines if "::" in l]
+    assert names[:2] == ["http.basic.get[fake-wrong]", "http.basic.get[fake-conforming]"]
+    result, _ = cometrun("--collect-only", clients="nobody")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*unknown client(s): nobody (known: *fake-conforming*"])
+
+
+def test_list_clients(cometrun):
+    result, _ = cometrun("--list-clients")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["fake-conforming*default*", "*drivers/tests/fakes/conforming.py*",
+                                 "python-requests*"])
+
+
+def test_invalid_scenario_is_a_collection_error(cometrun, pytester):
+    bad = pytester.path / "scenarios" / "http" / "bad.yaml"
+    bad.write_text(textwrap.dedent("""\
+        id: http.bad.one
+        title: An unknown key
+        tags: [x]
+        colour: red
+        client:
+          http: {url: /x}
+        expect: {}
+        """))
+    result, _ = cometrun("-q")
+    out = "\n".join(result.outlines)
+    assert "ERROR collecting scenarios/http/bad.yaml" in out
+    assert re.search(r"scenarios/http/bad\.yaml:\d+:\d+: .*colour", out), out
+    assert result.ret == 2  # pytest stops on collection errors, as for Python tests
+
+
+# ------------------------------------------------------------------------ verdicts
+
+def test_conforming_client(cometrun):
+    result, outcomes = cometrun("-v")
+    assert per_client(outcomes, "fake-conforming") == CONFORMING
+    result.stdout.fnmatch_lines(["scenarios/http/should-header.yaml::http.headers.should"
+                                 "[[]fake-conforming[]] NON-STRICT*",
+                                 "*5 passed, 1 skipped, 1 non-strict*"])
+    assert result.ret == 0
+
+
+def test_wrong_client_fails_exactly_what_it_should(cometrun):
+    result, outcomes = cometrun("-rs", clients="fake-wrong")
+    wrong = per_client(outcomes, "fake-wrong")
+    assert {s for s, o in wrong.items() if o == "fail"} == WRONG_FAILS
+    assert {s: o for s, o in wrong.items() if s not in WRONG_FAILS} == \
+        {s: o for s, o in CONFORMING.items() if s not in WRONG_FAILS}
+    assert result.ret == 1
+    out = "\n".join(result.outlines)
+    # the failure text: scenario, spec link, expected vs observed, the journal line
+    assert "http.headers.custom [fake-wrong 1.0]: FAIL" in out
+    assert "spec: https://httpwg.org/specs/rfc9110.html#fields" in out
+    assert "server.requests[echo].headers.X-Comet" in out and "X-Comet: <absent>" in out
+    assert "- {type: error, name: one of [ReadTimeout, Timeout, ConnectTimeout]}" in out
+    assert "client.status: expected absent, observed 200" in out
+    result.stdout.fnmatch_lines(["SKIPPED *unsupported: fake-wrong has no eventsource capability"])
+
+
+def test_misbehaving_adapters_are_errors_and_the_run_goes_on(cometrun):
+    result, outcomes = cometrun(clients="fake-crashing,fake-hanging,fake-babbling")
+    errors = {(s, c) for (s, c), o in outcomes.items() if o == "error"}
+    assert errors == {("http.basic.get", "fake-crashing"), ("http.timeout.read", "fake-hanging"),
+                      ("http.headers.custom", "fake-babbling")}
+    for client in ("fake-crashing", "fake-hanging", "fake-babbling"):
+        others = {s: o for s, o in per_client(outcomes, client).items() if (s, client) not in errors}
+        assert others == {s: o for s, o in CONFORMING.items() if s in others}, client
+        assert len(others) == len(CONFORMING) - 1
+    out = "\n".join(result.outlines)
+    assert "ERROR (adapter crash, not the client's failure)" in out
+    assert "fake-crashing: about to crash in the middle of http.basic.get" in out  # stderr tail
+    assert "did not answer run http.timeout.read within 6.0 s (hung)" in out
+    assert "wrote a line that is not the protocol" in out and "debug build" in out
+    result.assert_outcomes(errors=3, passed=12, skipped=3)  # and 3 non-strict
+
+
+def test_known_failures_xfail_and_unexpected_pass(cometrun, pytester):
+    folder = pytester.path / "expectations"
+    folder.mkdir()
+    (folder / "fake-wrong.yaml").write_text(textwrap.dedent("""\
+        http.headers.custom: https://bugs.example/1 drops the headers it is given
+        http.basic.get: https://bugs.example/2 listed, but it passes
+        """))
+    result, outcomes = cometrun("--expectations", str(folder), clients="fake-wrong")
+    wrong = per_client(outcomes, "fake-wrong")
+    assert wrong["http.headers.custom"] == "xfail"
+    assert wrong["http.basic.get"] == "xpass"
+    assert wrong["http.timeout.read"] == "fail"
+    # (the non-strict pass is counted apart: "1 non-strict")
+    result.assert_outcomes(failed=2, passed=2, skipped=1, xfailed=1)
+    result.stdout.fnmatch_lines(["*XPASS(strict)*https://bugs.example/2*"])
+
+
+# ------------------------------------------------------------------------ outputs
+
+def test_junit_xml_is_valid_for_jenkins(cometrun, pytester):
+    result, _ = cometrun("--junitxml", "junit.xml",
+                         clients="fake-conforming,fake-wrong,fake-crashing")
+    schema = etree.XMLSchema(etree.parse(XSD))
+    doc = etree.parse(str(pytester.path / "junit.xml"))
+    assert schema.validate(doc), schema.error_log
+    cases = doc.findall(".//testcase")
+    assert len(cases) == 21
+    keys = [(c.get("classname"), c.get("name")) for c in cases]
+    assert len(set(keys)) == len(keys)
+    assert ("fake-wrong.http", "http.headers.custom[fake-wrong]") in keys
+    assert all(float(c.get("time")) >= 0 for c in cases)
+    props = {p.get("name"): p.get("value") for p in doc.findall(".//testsuite/properties/property")}
+    for client in ("fake-conforming", "fake-wrong", "fake-crashing"):
+        assert props["client.%s.version" % client] == "1.0"
+    assert props["client.fake-wrong.implementation"] == "fake http.client on Python"
+    assert "harness.version" in props
+    suite = doc.find(".//testsuite")
+    assert (suite.get("failures"), suite.get("errors")) == ("2", "1")
+    by_key = dict(zip(keys, cases))
+    err = by_key[("fake-crashing.http", "http.basic.get[fake-crashing]")].find("error")
+    assert "about to crash" in err.text
+
+
+def test_reports_written(cometrun, pytester):
+    result, outcomes = cometrun(clients="fake-conforming,fake-wrong")
+    results = pytester.path / "results"
+    assert {p.name for p in results.iterdir()} == {"summary.md", "report.html"}  # json read
+    md = (results / "summary.md").read_text()
+    assert "14 runs, 7 scenarios × 2 clients" in md and "**2 failures**" in md
+    assert "| fake-wrong | 1.0 | 3 | 1 | 2 |" in md
+    html = (results / "report.html").read_text()
+    assert html.count('class="cell"') == 14 and "http.timeout.read" in html
+    result.stdout.fnmatch_lines(["*= Comet Harness =*", "fake-conforming *5 pass*",
+                                 "wrote results/report.html"])
+    assert len(outcomes) == 14
+
+
+def test_xdist_gives_the_same_verdicts(cometrun):
+    _, serial = cometrun(clients="fake-conforming,fake-wrong")
+    result, parallel = cometrun("-n", "2", clients="fake-conforming,fake-wrong")
+    assert parallel == serial and len(serial) == 14
+    result.stdout.fnmatch_lines(["gw0 [[]14[]] / gw1 [[]14[]]"])
