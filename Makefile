@@ -64,8 +64,10 @@ check: deps
 
 conformance: deps deps-browsers
 	$(MAKE) harness
-	HARNESS_BIN=$(abspath $(BUILD)/harness) $(PYTHON) -m pytest -p no:cacheprovider \
-	    -c drivers/pytest.ini drivers/conformance --junitxml=results/junit.xml $(CONFORMANCE_ARGS)
+	PYTHONPATH=drivers HARNESS_BIN=$(abspath $(BUILD)/harness) $(PYTHON) -m pytest \
+	    -p no:cacheprovider -c drivers/pytest.ini --rootdir=. -p comet_harness.plugin \
+	    --scenarios scenarios --results results --junitxml=results/junit.xml \
+	    $(CONFORMANCE_ARGS) scenarios
 
 format:
 	clang-format -i harness/src/*.[ch] harness/tests/*.[ch]

@@ -608,7 +608,7 @@ class Recorder:
             return
         tr = terminalreporter
         tr.section("Comet Harness")
-        for line in report.totals_lines(self.state.records):
+        for line in report.totals_lines(self.state.records, self.state.clients):
             tr.write_line(line)
         for client, ids in self.meta.get("stale_expectations", {}).items():
             tr.write_line("stale expectations for %s (no such scenario): %s"

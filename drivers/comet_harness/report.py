@@ -63,11 +63,13 @@ def totals(records):
     return by_client, by_area
 
 
-def totals_lines(records):
-    """One terminal line per client: counts of each outcome."""
+def totals_lines(records, clients=()):
+    """One terminal line per client (in the given order first): counts of each outcome."""
     by_client, _ = totals(records)
     lines = []
-    for client, counts in by_client.items():
+    order = [c for c in clients if c in by_client] + [c for c in by_client if c not in clients]
+    for client in order:
+        counts = by_client[client]
         parts = ["%d %s" % (counts[o], o) for o in OUTCOMES if counts[o]]
         lines.append("%-18s %s" % (client, ", ".join(parts)))
     return lines
