@@ -33,6 +33,7 @@ UNSUPPORTED, ERROR = "unsupported", "error"
 MATCHER_KEYS = frozenset({"equals", "regex", "one_of", "absent", "present", "at_least",
                           "at_most", "approx", "tolerance"})
 EVENT_MODES = ("exact", "subsequence", "contains")
+MAX_DIFF_LINES = 120
 _BARE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
@@ -373,9 +374,14 @@ def grade_events(items, events, mode):
     words = {"exact": "the events differ from the expected ones",
              "subsequence": "the expected events do not all occur in this order",
              "contains": "some expected events did not occur"}[mode]
+    lines = events_diff(items, events, mode)
+    if len(lines) > MAX_DIFF_LINES:  # hundreds of progress events: keep both ends
+        cut = len(lines) - MAX_DIFF_LINES + 1
+        lines = lines[:MAX_DIFF_LINES * 2 // 3] + ["  … %d lines …" % cut] + \
+            lines[MAX_DIFF_LINES * 2 // 3 + cut:]
     detail = "events_mode: %s; - expected, not observed; %s\n" % (
         mode, "+ observed, not expected" if mode == "exact" else "· other events") + \
-        "\n".join(events_diff(items, events, mode))
+        "\n".join(lines)
     return Check("client.events", False, strict=not soft, expected=items, observed=events,
                  message=words + (" (only strict: false items missing)" if soft else ""),
                  detail=detail)

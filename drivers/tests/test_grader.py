@@ -294,3 +294,11 @@ def test_failure_text_is_actionable():
     assert "✗ client.status: expected 0, observed 200" in text
     assert "journal (4 requests):" in text and "#2" in text and "X-A: 1, 2" in text
     assert "adapter stderr" in text and "line two" in text
+
+
+def test_long_event_diffs_keep_both_ends():
+    events = [{"type": "progress", "t": i, "loaded": i} for i in range(1000)] + [{"type": "load"}]
+    c = grader.grade_events([{"type": "loadstart"}, {"type": "load"}], events, "exact")
+    lines = c.detail.splitlines()
+    assert len(lines) <= grader.MAX_DIFF_LINES + 1
+    assert "- " in lines[1] and "lines …" in c.detail and "{type: load}" in lines[-1]
