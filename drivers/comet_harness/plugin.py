@@ -582,6 +582,12 @@ class Recorder:
         if report.when == "setup" and getattr(report, "comet_classname", None):
             _junit_classname(self.config, report, report.comet_classname)
 
+    @pytest.hookimpl(trylast=True)
+    def pytest_collectreport(self, report):
+        # an invalid scenario file: a JUnit testcase of class "collection" (not "")
+        if report.failed and str(report.nodeid).endswith((".yaml", ".yml")):
+            _junit_classname(self.config, report, "collection")
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session, exitstatus):
         config = self.config

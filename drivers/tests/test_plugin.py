@@ -119,11 +119,17 @@ def test_invalid_scenario_is_a_collection_error(cometrun, pytester):
           http: {url: /x}
         expect: {}
         """))
-    result, _ = cometrun("-q")
+    result, _ = cometrun("-q", "--junitxml", "junit.xml")
     out = "\n".join(result.outlines)
     assert "ERROR collecting scenarios/http/bad.yaml" in out
     assert re.search(r"scenarios/http/bad\.yaml:\d+:\d+: .*colour", out), out
     assert result.ret == 2  # pytest stops on collection errors, as for Python tests
+    doc = etree.parse(str(pytester.path / "junit.xml"))
+    schema = etree.XMLSchema(etree.parse(XSD))
+    assert schema.validate(doc), schema.error_log
+    case = doc.find(".//testcase")
+    assert case.get("classname") == "collection" and "bad.yaml" in case.get("name")
+    assert re.search(r"bad\.yaml:\d+:\d+: .*colour", case.find("error").text)
 
 
 # ------------------------------------------------------------------------ verdicts

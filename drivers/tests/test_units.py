@@ -110,6 +110,11 @@ def test_builtin_registry():
     assert clients["python-requests"].command[0] == "/usr/bin/python3"
 
 
+def test_shipped_registry_file():
+    clients, default = adapters.load_registry()
+    assert set(default) <= set(clients) and "python-requests" in default
+
+
 def test_registry_file(tmp_path):
     f = tmp_path / "clients.yaml"
     f.write_text(textwrap.dedent("""\
