@@ -29,8 +29,8 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import List, Optional
+from dataclasses import dataclass
+from typing import List
 
 import yaml
 

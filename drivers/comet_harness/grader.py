@@ -25,7 +25,7 @@ others may come between) or `contains` (each item matched by a distinct event, a
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, List
 
 PASS, FAIL, NON_STRICT = "pass", "fail", "non-strict"
 UNSUPPORTED, ERROR = "unsupported", "error"

@@ -29,6 +29,7 @@ results/results.json, summary.md and report.html (report.py) at the end.
 """
 import itertools
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -242,7 +243,6 @@ class ScenarioFile(pytest.File):
         except HarnessError as err:
             raise self.CollectError(str(err)) from None
         if errors:
-            state.collect_errors += errors
             raise self.CollectError("\n".join(
                 "%s:%s:%s: %s" % (e.get("file"), e.get("line"), e.get("col"), e.get("message"))
                 for e in errors))
@@ -292,7 +292,7 @@ class ScenarioItem(pytest.Item):
         state = _state(self.config)
         try:
             server = state.get_server()
-        except HarnessError as err:
+        except HarnessError:
             self.error_kind = "harness"
             raise
         try:
@@ -548,6 +548,21 @@ def _junit_classname(config, report, classname):
         pass  # pytest internals changed: keep pytest's classname
 
 
+_LOCATED = re.compile(r"^(.+?):(\d+):(\d+): (.*)$")
+
+
+def _located_errors(report):
+    """The file:line:col errors of a failed collection report (seen by the controller too)."""
+    text = str(report.longrepr)
+    errors = []
+    for line in text.splitlines():
+        m = _LOCATED.match(line.strip())
+        if m:
+            errors.append({"file": m.group(1), "line": int(m.group(2)), "col": int(m.group(3)),
+                           "message": m.group(4)})
+    return errors or [{"file": report.nodeid, "line": 0, "col": 0, "message": text.strip()}]
+
+
 class Recorder:
     """Gathers the records of the reports this process sees; the controller writes them.
 
@@ -587,6 +602,9 @@ class Recorder:
         # an invalid scenario file: a JUnit testcase of class "collection" (not "")
         if report.failed and str(report.nodeid).endswith((".yaml", ".yml")):
             _junit_classname(self.config, report, "collection")
+            for error in _located_errors(report):
+                if error not in self.state.collect_errors:
+                    self.state.collect_errors.append(error)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session, exitstatus):

@@ -130,6 +130,8 @@ def test_invalid_scenario_is_a_collection_error(cometrun, pytester):
     case = doc.find(".//testcase")
     assert case.get("classname") == "collection" and "bad.yaml" in case.get("name")
     assert re.search(r"bad\.yaml:\d+:\d+: .*colour", case.find("error").text)
+    md = (pytester.path / "results" / "summary.md").read_text()
+    assert re.search(r"### Invalid scenario files\n\n- `.*bad\.yaml:\d+:\d+`: .*colour", md), md
 
 
 # ------------------------------------------------------------------------ verdicts
