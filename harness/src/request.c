@@ -1,0 +1,184 @@
+/* request — see request.h. */
+#include "request.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static void *xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n);
+    if (!p && n)
+        abort();
+    return p;
+}
+
+static char *xstrndup(const char *s, size_t n)
+{
+    char *d = strndup(s, n);
+    if (!d)
+        abort();
+    return d;
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+char *url_decode(const char *s, size_t len, bool plus_is_space)
+{
+    char *out = xrealloc(NULL, len + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        int h, l;
+        if (s[i] == '%' && i + 2 < len && (h = hexval((unsigned char)s[i + 1])) >= 0 &&
+            (l = hexval((unsigned char)s[i + 2])) >= 0) {
+            out[o++] = (char)(h * 16 + l);
+            i += 2;
+        } else if (s[i] == '+' && plus_is_space) {
+            out[o++] = ' ';
+        } else {
+            out[o++] = s[i];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static void split_query(struct request *r)
+{
+    const char *q = r->query;
+    while (*q) {
+        const char *end = strchr(q, '&');
+        size_t len = end ? (size_t)(end - q) : strlen(q);
+        if (len > 0) {
+            const char *eq = memchr(q, '=', len);
+            size_t nlen = eq ? (size_t)(eq - q) : len;
+            r->params = xrealloc(r->params, (r->n_params + 1) * sizeof *r->params);
+            r->params[r->n_params].name = url_decode(q, nlen, true);
+            r->params[r->n_params].value =
+                eq ? url_decode(eq + 1, len - nlen - 1, true) : xstrndup("", 0);
+            r->n_params++;
+        }
+        q += len;
+        if (*q == '&')
+            q++;
+    }
+}
+
+void request_init(struct request *r, const char *method, const char *target)
+{
+    memset(r, 0, sizeof *r);
+    r->method = xstrndup(method, strlen(method));
+    r->target = xstrndup(target, strlen(target));
+    const char *qm = strchr(target, '?');
+    size_t plen = qm ? (size_t)(qm - target) : strlen(target);
+    const char *hash = memchr(target, '#', plen);
+    if (hash)
+        plen = (size_t)(hash - target);
+    r->path = xstrndup(target, plen);
+    r->query = xstrndup(qm ? qm + 1 : "", qm ? strcspn(qm + 1, "#") : 0);
+    split_query(r);
+}
+
+void request_add_header(struct request *r, const char *name, const char *value)
+{
+    if (r->n_headers == r->cap_headers) {
+        r->cap_headers = r->cap_headers ? r->cap_headers * 2 : 16;
+        r->headers = xrealloc(r->headers, r->cap_headers * sizeof *r->headers);
+    }
+    r->headers[r->n_headers].name = xstrndup(name, strlen(name));
+    r->headers[r->n_headers].value = xstrndup(value ? value : "", value ? strlen(value) : 0);
+    r->n_headers++;
+}
+
+bool request_append_body(struct request *r, const void *data, size_t len, size_t limit)
+{
+    if (r->body_len + len > limit)
+        return false;
+    if (r->body_len + len + 1 > r->body_cap) {
+        size_t cap = r->body_cap ? r->body_cap : 1024;
+        while (cap < r->body_len + len + 1)
+            cap *= 2;
+        r->body = xrealloc(r->body, cap);
+        r->body_cap = cap;
+    }
+    memcpy(r->body + r->body_len, data, len);
+    r->body_len += len;
+    r->body[r->body_len] = '\0';
+    return true;
+}
+
+void request_free(struct request *r)
+{
+    free(r->method);
+    free(r->target);
+    free(r->path);
+    free(r->query);
+    for (size_t i = 0; i < r->n_params; i++) {
+        free(r->params[i].name);
+        free(r->params[i].value);
+    }
+    free(r->params);
+    for (size_t i = 0; i < r->n_headers; i++) {
+        free(r->headers[i].name);
+        free(r->headers[i].value);
+    }
+    free(r->headers);
+    free(r->body);
+    for (size_t i = 0; i < r->n_scratch; i++)
+        free(r->scratch[i]);
+    free(r->scratch);
+    memset(r, 0, sizeof *r);
+}
+
+const char *request_header(struct request *r, const char *name)
+{
+    size_t total = 0, count = 0;
+    const char *only = NULL;
+    for (size_t i = 0; i < r->n_headers; i++) {
+        if (!strcasecmp(r->headers[i].name, name)) {
+            total += strlen(r->headers[i].value) + 2;
+            count++;
+            only = r->headers[i].value;
+        }
+    }
+    if (count <= 1)
+        return only;
+    char *joined = xrealloc(NULL, total + 1);
+    joined[0] = '\0';
+    for (size_t i = 0; i < r->n_headers; i++) {
+        if (!strcasecmp(r->headers[i].name, name)) {
+            if (joined[0])
+                strcat(joined, ", ");
+            strcat(joined, r->headers[i].value);
+        }
+    }
+    r->scratch = xrealloc(r->scratch, (r->n_scratch + 1) * sizeof *r->scratch);
+    r->scratch[r->n_scratch++] = joined;
+    return joined;
+}
+
+size_t request_header_count(const struct request *r, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n_headers; i++)
+        if (!strcasecmp(r->headers[i].name, name))
+            n++;
+    return n;
+}
+
+const char *request_param(const struct request *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_params; i++)
+        if (!strcmp(r->params[i].name, name))
+            return r->params[i].value;
+    return NULL;
+}

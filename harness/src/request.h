@@ -1,0 +1,53 @@
+/* request — one HTTP request as the server sees it, independent of libmicrohttpd.
+ *
+ * Built from the raw request target and the header list in arrival order; the query string
+ * is split and percent-decoded here ('+' is a space, as in HTML forms), so route matching,
+ * templates and the journal all see the same values. Pure data and functions, no I/O.
+ */
+#ifndef HARNESS_REQUEST_H
+#define HARNESS_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct name_value {
+    char *name;
+    char *value;
+};
+
+struct request {
+    char *method;
+    char *target; /* as received: "/s/ID/path?x=1" */
+    char *path;   /* the target's path, percent-decoding not applied */
+    char *query;  /* the raw query string after '?', or "" */
+    struct name_value *params; /* the query, split and decoded, in order */
+    size_t n_params;
+    struct name_value *headers; /* in arrival order, duplicates kept */
+    size_t n_headers, cap_headers;
+    unsigned char *body;
+    size_t body_len, body_cap;
+    /* Per-request joined header values handed out by request_header(). */
+    char **scratch;
+    size_t n_scratch;
+};
+
+/* Set method and target (copies them) and split the target into path and query. */
+void request_init(struct request *r, const char *method, const char *target);
+void request_add_header(struct request *r, const char *name, const char *value);
+/* Append body bytes. False if the body would exceed limit bytes (nothing is appended). */
+bool request_append_body(struct request *r, const void *data, size_t len, size_t limit);
+void request_free(struct request *r);
+
+/* All values of a header (case-insensitive name) joined with ", ", or NULL if absent. The
+ * string lives as long as the request. */
+const char *request_header(struct request *r, const char *name);
+/* The number of times a header appears. */
+size_t request_header_count(const struct request *r, const char *name);
+/* The first value of a query parameter (decoded), or NULL. */
+const char *request_param(const struct request *r, const char *name);
+
+/* Percent-decode s into a new string ('+' becomes a space when plus_is_space). Invalid
+ * escapes are kept as written. */
+char *url_decode(const char *s, size_t len, bool plus_is_space);
+
+#endif

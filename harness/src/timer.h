@@ -1,0 +1,41 @@
+/* timer — one thread that runs callbacks at given times (the server's only clock).
+ *
+ * Every delay and schedule of the server (a response held before its status line, a
+ * trickled body, a stream's next chunk, a long poll's hold timeout, the wait API's timeout)
+ * is a timer here. Timers live in a binary min-heap ordered by due time on CLOCK_MONOTONIC;
+ * the thread sleeps on a condition variable until the earliest one is due, so thousands of
+ * pending timers cost one thread and no CPU.
+ *
+ * Callbacks run on the timer thread, one at a time, outside the timer lock: they may add or
+ * cancel timers. They must be quick (resume a connection, write a few bytes).
+ */
+#ifndef HARNESS_TIMER_H
+#define HARNESS_TIMER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef void (*timer_fn)(void *arg);
+
+struct timers;
+
+/* Microseconds on CLOCK_MONOTONIC. */
+uint64_t mono_us(void);
+
+/* Start the timer thread. Returns NULL if the thread cannot be created. */
+struct timers *timers_start(void);
+/* Run fn(arg) at due_us (mono_us() time; a past time runs it at once). Returns a non-zero
+ * id for timers_cancel(). */
+uint64_t timers_add(struct timers *t, uint64_t due_us, timer_fn fn, void *arg);
+/* The same, delay_ms from now. */
+uint64_t timers_after_ms(struct timers *t, uint64_t delay_ms, timer_fn fn, void *arg);
+/* Remove a pending timer. True if it was pending (it will not run); false if it already
+ * ran, is running, or never existed. */
+bool timers_cancel(struct timers *t, uint64_t id);
+/* How many timers are pending. */
+size_t timers_pending(struct timers *t);
+/* Stop the thread and free everything. Pending timers are dropped without running. */
+void timers_stop(struct timers *t);
+
+#endif
