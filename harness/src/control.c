@@ -1,0 +1,267 @@
+/* control — the control API under /_harness/ on the main port (docs/control-api.md).
+ *
+ *   GET    /_harness/health | version | origins
+ *   POST   /_harness/instances                  {"file": PATH} or {"yaml": TEXT,
+ *                                                "base_dir": DIR}, optional "id"
+ *   GET    /_harness/instances
+ *   GET    /_harness/instances/ID
+ *   DELETE /_harness/instances/ID
+ *   POST   /_harness/instances/ID/reset
+ *   GET    /_harness/instances/ID/journal?since=SEQ
+ *   GET    /_harness/instances/ID/wait?count=N&route=NAME&timeout=MS
+ *   POST   /_harness/instances/ID/publish       {"channel": NAME, "data": TEXT}
+ *
+ * JSON in and out (jansson). Errors are {"error": TEXT} (and "errors": [{file, line, col,
+ * message}] for a scenario that does not load), with 400, 404, 405, 409 or 408 (a wait that
+ * timed out). A wait is answered as soon as the journal holds enough entries: the request
+ * is suspended with a waiter on the instance and a timer for its timeout.
+ */
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "exchange.h"
+#include "scenario.h"
+#include "server.h"
+#include "version.h"
+
+static enum MHD_Result error(struct exchange *ex, int status, const char *fmt, const char *arg)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, fmt, arg ? arg : "");
+    return queue_json(ex, status, json_pack("{s:s}", "error", msg));
+}
+
+static json_t *instance_json(struct exchange *ex, struct instance *in)
+{
+    char base[300];
+    snprintf(base, sizeof base, "/s/%s", in->id);
+    json_t *urls = json_object();
+    const char *names[3] = {"main", "cross", "alt"};
+    for (int i = 0; i < 3; i++)
+        json_object_set_new(urls, names[i],
+                            json_sprintf("%s%s", server_origin(ex->srv, i), base));
+    const struct scenario *s = in->scenario;
+    return json_pack("{s:s, s:s?, s:s?, s:s, s:o, s:O?, s:O?}", "instance", in->id, "scenario",
+                     s->id, "file", s->file, "base", base, "urls", urls, "client", s->client,
+                     "expect", s->expect);
+}
+
+static json_t *diags_json(const struct diag_list *d)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < d->n; i++)
+        json_array_append_new(list, json_pack("{s:s, s:i, s:i, s:s}", "file", d->items[i].file,
+                                              "line", d->items[i].line, "col", d->items[i].col,
+                                              "message", d->items[i].message));
+    return list;
+}
+
+static enum MHD_Result load(struct exchange *ex)
+{
+    json_error_t jerr;
+    json_t *req = json_loadb((const char *)ex->req.body, ex->req.body_len, 0, &jerr);
+    if (!req || !json_is_object(req)) {
+        json_decref(req);
+        return error(ex, 400, "the body must be a JSON object: %s", jerr.text);
+    }
+    const char *file = json_string_value(json_object_get(req, "file"));
+    const char *yaml = json_string_value(json_object_get(req, "yaml"));
+    const char *base_dir = json_string_value(json_object_get(req, "base_dir"));
+    json_t *idj = json_object_get(req, "id");
+    const char *id = json_string_value(idj);
+    if ((!file) == (!yaml)) {
+        json_decref(req);
+        return error(ex, 400, "give exactly one of \"file\" and \"yaml\"%s", NULL);
+    }
+    if (idj && !json_is_null(idj) && !id) {
+        json_decref(req);
+        return error(ex, 400, "\"id\" must be a string%s", NULL);
+    }
+    struct diag_list diags;
+    diag_init(&diags);
+    struct scenario *s = file ? scenario_load(file, &diags)
+                              : scenario_load_text(yaml, strlen(yaml), "<posted>", base_dir,
+                                                   &diags);
+    if (!s) {
+        json_t *doc = json_pack("{s:s, s:o}", "error", "the scenario does not load", "errors",
+                                diags_json(&diags));
+        diag_free(&diags);
+        json_decref(req);
+        return queue_json(ex, 400, doc);
+    }
+    diag_free(&diags);
+    struct instance *in = NULL;
+    enum registry_status st = registry_add(server_registry(ex->srv), s, id, &in);
+    if (st != REG_OK) {
+        enum MHD_Result r = st == REG_CONFLICT
+                                ? error(ex, 409, "an instance %s is already loaded", id)
+                                : error(ex, 400,
+                                        "bad instance id '%s' (letters, digits, . - _)", id);
+        json_decref(req);
+        return r;
+    }
+    json_decref(req);
+    json_t *doc = instance_json(ex, in);
+    instance_unref(server_registry(ex->srv), in);
+    return queue_json(ex, 201, doc);
+}
+
+static void wake(void *arg)
+{
+    ex_resume(arg);
+}
+
+static enum MHD_Result wait_for(struct exchange *ex, struct instance *in)
+{
+    if (ex->state != EX_HOLDING) {
+        const char *c = request_param(&ex->req, "count");
+        const char *t = request_param(&ex->req, "timeout");
+        const char *r = request_param(&ex->req, "route");
+        ex->wait_count = c ? (size_t)strtoull(c, NULL, 10) : 1;
+        uint64_t timeout = t ? strtoull(t, NULL, 10) : 5000;
+        ex->hold_until_us = ex->arrived_us + timeout * 1000u;
+        ex->wait_route = r ? strdup(r) : NULL;
+        ex->inst = in; /* our reference now */
+    } else {
+        in = ex->inst; /* a wait coming back: it holds its instance */
+    }
+    pthread_mutex_lock(&in->lock);
+    if (ex->waiting) {
+        instance_remove_waiter_locked(in, &ex->waiter);
+        ex->waiting = false;
+    }
+    size_t n = journal_count(&in->journal, ex->wait_route);
+    bool unloaded = in->unloaded;
+    if (n >= ex->wait_count || mono_us() >= ex->hold_until_us || unloaded ||
+        server_stopping(ex->srv)) {
+        pthread_mutex_unlock(&in->lock);
+        if (unloaded)
+            return error(ex, 404, "the instance %s was unloaded", in->id);
+        return queue_json(ex, n >= ex->wait_count ? 200 : 408,
+                          json_pack("{s:I, s:I}", "count", (json_int_t)n, "wanted",
+                                    (json_int_t)ex->wait_count));
+    }
+    ex->waiter.channel = -1;
+    ex->waiter.wake = wake;
+    ex->waiter.arg = ex;
+    instance_add_waiter_locked(in, &ex->waiter);
+    ex->waiting = true;
+    pthread_mutex_unlock(&in->lock);
+    ex->state = EX_HOLDING;
+    ex_sleep_until(ex, ex->hold_until_us);
+    return MHD_YES;
+}
+
+static enum MHD_Result publish(struct exchange *ex, struct instance *in)
+{
+    json_error_t jerr;
+    json_t *req = json_loadb((const char *)ex->req.body, ex->req.body_len, 0, &jerr);
+    const char *channel = json_string_value(json_object_get(req, "channel"));
+    json_t *data = json_object_get(req, "data");
+    enum MHD_Result r;
+    if (!channel || !data) {
+        r = error(ex, 400, "publish takes {\"channel\": NAME, \"data\": TEXT or JSON}%s", NULL);
+    } else {
+        long ch = instance_channel_index(in, channel);
+        if (ch < 0) {
+            r = error(ex, 404, "no channel '%s' in this scenario", channel);
+        } else {
+            char *text = json_is_string(data) ? strdup(json_string_value(data))
+                                              : json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+            pthread_mutex_lock(&in->lock);
+            instance_publish_locked(in, (size_t)ch, text, strlen(text));
+            size_t count = in->channels[ch].n;
+            struct waiter *w = instance_take_waiters_locked(in, ch);
+            pthread_mutex_unlock(&in->lock);
+            free(text);
+            waiters_wake(w);
+            r = queue_json(ex, 200, json_pack("{s:s, s:I}", "channel", channel, "events",
+                                              (json_int_t)count));
+        }
+    }
+    json_decref(req);
+    return r;
+}
+
+static enum MHD_Result one_instance(struct exchange *ex, const char *rest)
+{
+    const char *method = ex->req.method;
+    size_t idlen = strcspn(rest, "/");
+    char *id = strndup(rest, idlen);
+    const char *action = rest + idlen;
+    if (*action == '/')
+        action++;
+    struct registry *reg = server_registry(ex->srv);
+    if (ex->state == EX_HOLDING) {
+        free(id);
+        return wait_for(ex, NULL);
+    }
+    struct instance *in = registry_get(reg, id);
+    if (!in) {
+        enum MHD_Result r = error(ex, 404, "no instance '%s'", id);
+        free(id);
+        return r;
+    }
+    free(id);
+    enum MHD_Result r;
+    if (!*action) {
+        if (!strcmp(method, "GET")) {
+            r = queue_json(ex, 200, instance_json(ex, in));
+        } else if (!strcmp(method, "DELETE")) {
+            registry_remove(reg, in->id);
+            r = queue_simple(ex, 204, NULL, "", 0);
+        } else {
+            r = error(ex, 405, "use GET or DELETE%s", NULL);
+        }
+    } else if (!strcmp(action, "journal") && !strcmp(method, "GET")) {
+        const char *since = request_param(&ex->req, "since");
+        pthread_mutex_lock(&in->lock);
+        json_t *doc = journal_dump(&in->journal, since ? strtoull(since, NULL, 10) : 0);
+        pthread_mutex_unlock(&in->lock);
+        json_object_set_new(doc, "instance", json_string(in->id));
+        r = queue_json(ex, 200, doc);
+    } else if (!strcmp(action, "wait") && !strcmp(method, "GET")) {
+        return wait_for(ex, in); /* keeps the reference */
+    } else if (!strcmp(action, "reset") && !strcmp(method, "POST")) {
+        pthread_mutex_lock(&in->lock);
+        instance_reset_locked(in);
+        pthread_mutex_unlock(&in->lock);
+        r = queue_json(ex, 200, json_pack("{s:s}", "instance", in->id));
+    } else if (!strcmp(action, "publish") && !strcmp(method, "POST")) {
+        r = publish(ex, in);
+    } else {
+        r = error(ex, 404, "unknown control path or method: %s", ex->req.path);
+    }
+    instance_unref(reg, in);
+    return r;
+}
+
+enum MHD_Result control_handle(struct exchange *ex)
+{
+    const char *path = ex->req.path + strlen("/_harness");
+    const char *method = ex->req.method;
+    if (ex->body_too_large)
+        return error(ex, 413, "request body too large%s", NULL);
+    if (!strcmp(path, "/health"))
+        return queue_json(ex, 200, json_pack("{s:s}", "status", "ok"));
+    if (!strcmp(path, "/version"))
+        return queue_json(ex, 200, json_pack("{s:s, s:s, s:s}", "name", "comet-harness",
+                                             "version", HARNESS_VERSION, "libmicrohttpd",
+                                             MHD_get_version()));
+    if (!strcmp(path, "/origins"))
+        return queue_json(ex, 200, json_pack("{s:s, s:s, s:s}", "main", server_origin(ex->srv, 0),
+                                             "cross", server_origin(ex->srv, 1), "alt",
+                                             server_origin(ex->srv, 2)));
+    if (!strcmp(path, "/instances") || !strcmp(path, "/instances/")) {
+        if (!strcmp(method, "POST"))
+            return load(ex);
+        if (!strcmp(method, "GET"))
+            return queue_json(ex, 200, json_pack("{s:o}", "instances",
+                                                 registry_list(server_registry(ex->srv))));
+        return error(ex, 405, "use GET or POST%s", NULL);
+    }
+    if (!strncmp(path, "/instances/", 11))
+        return one_instance(ex, path + 11);
+    return error(ex, 404, "unknown control path: %s", ex->req.path);
+}
