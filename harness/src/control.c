@@ -39,8 +39,7 @@ static json_t *instance_json(struct exchange *ex, struct instance *in)
     json_t *urls = json_object();
     const char *names[3] = {"main", "cross", "alt"};
     for (int i = 0; i < 3; i++)
-        json_object_set_new(urls, names[i],
-                            json_sprintf("%s%s", server_origin(ex->srv, i), base));
+        json_object_set_new(urls, names[i], json_sprintf("%s%s", server_origin(ex->srv, i), base));
     const struct scenario *s = in->scenario;
     return json_pack("{s:s, s:s?, s:s?, s:s, s:o, s:O?, s:O?}", "instance", in->id, "scenario",
                      s->id, "file", s->file, "base", base, "urls", urls, "client", s->client,
@@ -80,9 +79,9 @@ static enum MHD_Result load(struct exchange *ex)
     }
     struct diag_list diags;
     diag_init(&diags);
-    struct scenario *s = file ? scenario_load(file, &diags)
-                              : scenario_load_text(yaml, strlen(yaml), "<posted>", base_dir,
-                                                   &diags);
+    struct scenario *s = file
+                             ? scenario_load(file, &diags)
+                             : scenario_load_text(yaml, strlen(yaml), "<posted>", base_dir, &diags);
     if (!s) {
         json_t *doc = json_pack("{s:s, s:o}", "error", "the scenario does not load", "errors",
                                 diags_json(&diags));
@@ -94,10 +93,10 @@ static enum MHD_Result load(struct exchange *ex)
     struct instance *in = NULL;
     enum registry_status st = registry_add(server_registry(ex->srv), s, id, &in);
     if (st != REG_OK) {
-        enum MHD_Result r = st == REG_CONFLICT
-                                ? error(ex, 409, "an instance %s is already loaded", id)
-                                : error(ex, 400,
-                                        "bad instance id '%s' (letters, digits, . - _)", id);
+        enum MHD_Result r =
+            st == REG_CONFLICT
+                ? error(ex, 409, "an instance %s is already loaded", id)
+                : error(ex, 400, "bad instance id '%s' (letters, digits, . - _)", id);
         json_decref(req);
         return r;
     }
@@ -138,9 +137,9 @@ static enum MHD_Result wait_for(struct exchange *ex, struct instance *in)
         pthread_mutex_unlock(&in->lock);
         if (unloaded)
             return error(ex, 404, "the instance %s was unloaded", in->id);
-        return queue_json(ex, n >= ex->wait_count ? 200 : 408,
-                          json_pack("{s:I, s:I}", "count", (json_int_t)n, "wanted",
-                                    (json_int_t)ex->wait_count));
+        return queue_json(
+            ex, n >= ex->wait_count ? 200 : 408,
+            json_pack("{s:I, s:I}", "count", (json_int_t)n, "wanted", (json_int_t)ex->wait_count));
     }
     ex->waiter.channel = -1;
     ex->waiter.wake = wake;
@@ -176,8 +175,8 @@ static enum MHD_Result publish(struct exchange *ex, struct instance *in)
             pthread_mutex_unlock(&in->lock);
             free(text);
             waiters_wake(w);
-            r = queue_json(ex, 200, json_pack("{s:s, s:I}", "channel", channel, "events",
-                                              (json_int_t)count));
+            r = queue_json(
+                ex, 200, json_pack("{s:s, s:I}", "channel", channel, "events", (json_int_t)count));
         }
     }
     json_decref(req);
@@ -246,19 +245,19 @@ enum MHD_Result control_handle(struct exchange *ex)
     if (!strcmp(path, "/health"))
         return queue_json(ex, 200, json_pack("{s:s}", "status", "ok"));
     if (!strcmp(path, "/version"))
-        return queue_json(ex, 200, json_pack("{s:s, s:s, s:s}", "name", "comet-harness",
-                                             "version", HARNESS_VERSION, "libmicrohttpd",
-                                             MHD_get_version()));
+        return queue_json(ex, 200,
+                          json_pack("{s:s, s:s, s:s}", "name", "comet-harness", "version",
+                                    HARNESS_VERSION, "libmicrohttpd", MHD_get_version()));
     if (!strcmp(path, "/origins"))
-        return queue_json(ex, 200, json_pack("{s:s, s:s, s:s}", "main", server_origin(ex->srv, 0),
-                                             "cross", server_origin(ex->srv, 1), "alt",
-                                             server_origin(ex->srv, 2)));
+        return queue_json(ex, 200,
+                          json_pack("{s:s, s:s, s:s}", "main", server_origin(ex->srv, 0), "cross",
+                                    server_origin(ex->srv, 1), "alt", server_origin(ex->srv, 2)));
     if (!strcmp(path, "/instances") || !strcmp(path, "/instances/")) {
         if (!strcmp(method, "POST"))
             return load(ex);
         if (!strcmp(method, "GET"))
-            return queue_json(ex, 200, json_pack("{s:o}", "instances",
-                                                 registry_list(server_registry(ex->srv))));
+            return queue_json(
+                ex, 200, json_pack("{s:o}", "instances", registry_list(server_registry(ex->srv))));
         return error(ex, 405, "use GET or POST%s", NULL);
     }
     if (!strncmp(path, "/instances/", 11))

@@ -65,9 +65,9 @@ struct exchange {
     struct MHD_Connection *conn;
     int refs; /* guarded by lock */
     pthread_mutex_t lock;
-    bool suspended;    /* guarded by lock */
-    bool done;         /* completed: timers must not resume it */
-    uint64_t timer_id; /* the pending timer, 0 if none (guarded by lock) */
+    bool suspended;               /* guarded by lock */
+    bool done;                    /* completed: timers must not resume it */
+    uint64_t timer_id;            /* the pending timer, 0 if none (guarded by lock) */
     struct exchange *prev, *next; /* the server's list of live exchanges */
 
     struct request req;
@@ -90,13 +90,13 @@ struct exchange {
     bool planned;
 
     /* sending */
-    uint64_t headers_us;  /* when the response was queued */
+    uint64_t headers_us; /* when the response was queued */
     uint64_t body_start_us;
-    size_t sent;          /* body bytes handed to libmicrohttpd */
+    size_t sent; /* body bytes handed to libmicrohttpd */
     size_t piece, piece_off;
     uint64_t piece_due_us;
-    const char *end;      /* how it ended, if decided by us (fault_close, ...) */
-    bool probing;         /* a hang: the peer is probed from a timer */
+    const char *end; /* how it ended, if decided by us (fault_close, ...) */
+    bool probing;    /* a hang: the peer is probed from a timer */
 
     /* manual writing */
     unsigned char *out;

@@ -203,10 +203,10 @@ json_t *registry_list(struct registry *reg)
     for (size_t i = 0; i < reg->n; i++) {
         struct instance *in = reg->items[i];
         pthread_mutex_lock(&in->lock);
-        json_array_append_new(list, json_pack("{s:s, s:s?, s:s?, s:I}", "instance", in->id,
-                                              "scenario", in->scenario->id, "file",
-                                              in->scenario->file, "journal_total",
-                                              (json_int_t)in->journal.total));
+        json_array_append_new(list,
+                              json_pack("{s:s, s:s?, s:s?, s:I}", "instance", in->id, "scenario",
+                                        in->scenario->id, "file", in->scenario->file,
+                                        "journal_total", (json_int_t)in->journal.total));
         pthread_mutex_unlock(&in->lock);
     }
     pthread_mutex_unlock(&reg->lock);

@@ -44,7 +44,7 @@ struct instance {
     pthread_mutex_t lock;
     int refs; /* guarded by the registry lock */
     bool unloaded;
-    uint64_t created_us; /* load (or last reset) time: journal times count from here */
+    uint64_t created_us;         /* load (or last reset) time: journal times count from here */
     unsigned long *route_counts; /* per route: matches so far */
     size_t *route_cursors;       /* per route: long-poll events already delivered */
     struct channel_state *channels;

@@ -17,9 +17,9 @@
 
 struct journal {
     json_t **ring;
-    size_t limit; /* capacity of the ring, >= 1 */
-    size_t head;  /* index of the oldest entry */
-    size_t n;     /* entries kept */
+    size_t limit;     /* capacity of the ring, >= 1 */
+    size_t head;      /* index of the oldest entry */
+    size_t n;         /* entries kept */
     uint64_t total;   /* entries ever appended (since the last clear) */
     uint64_t dropped; /* entries dropped because the ring was full */
 };

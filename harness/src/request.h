@@ -17,9 +17,9 @@ struct name_value {
 
 struct request {
     char *method;
-    char *target; /* as received: "/s/ID/path?x=1" */
-    char *path;   /* the target's path, percent-decoding not applied */
-    char *query;  /* the raw query string after '?', or "" */
+    char *target;              /* as received: "/s/ID/path?x=1" */
+    char *path;                /* the target's path, percent-decoding not applied */
+    char *query;               /* the raw query string after '?', or "" */
     struct name_value *params; /* the query, split and decoded, in order */
     size_t n_params;
     struct name_value *headers; /* in arrival order, duplicates kept */

@@ -220,7 +220,8 @@ static json_t *new_entry(struct exchange *ex, const char *rel_path)
     json_object_set_new(e, "query", json_string(ex->req.query));
     json_object_set_new(e, "http_version", json_string(ex->version ? ex->version : ""));
     json_object_set_new(e, "headers", headers_json(&ex->req));
-    json_t *body = text_or_null(ex->req.body, ex->req.body_len);
+    json_t *body =
+        text_or_null(ex->req.body ? ex->req.body : (const unsigned char *)"", ex->req.body_len);
     if (body) {
         json_object_set_new(e, "body", body);
     } else {
@@ -270,16 +271,15 @@ static bool dispatch(struct exchange *ex)
         const struct route *rt = &s->routes[ex->route];
         json_object_set_new(e, "route", json_string(rt->name));
         if (ex->preflight) {
-            ex->resp = rt->cors->preflight == PREFLIGHT_SCRIPTED ? rt->cors->preflight_response
-                                                                 : NULL;
+            ex->resp =
+                rt->cors->preflight == PREFLIGHT_SCRIPTED ? rt->cors->preflight_response : NULL;
             json_object_set_new(e, "response_index", json_null());
         } else {
             ex->count = ++in->route_counts[ex->route];
             ex->resp_index = route_response_index(rt, ex->count);
             ex->resp = ex->resp_index >= 0 ? &rt->responses[ex->resp_index] : NULL;
-            json_object_set_new(e, "response_index", ex->resp_index >= 0
-                                                         ? json_integer(ex->resp_index)
-                                                         : json_null());
+            json_object_set_new(e, "response_index",
+                                ex->resp_index >= 0 ? json_integer(ex->resp_index) : json_null());
             json_object_set_new(e, "count", json_integer((json_int_t)ex->count));
         }
     } else {
@@ -290,8 +290,9 @@ static bool dispatch(struct exchange *ex)
         const char *o = request_header(&ex->req, "Origin");
         const char *m = request_header(&ex->req, "Access-Control-Request-Method");
         const char *h = request_header(&ex->req, "Access-Control-Request-Headers");
-        json_object_set_new(e, "cors", json_pack("{s:s?, s:s?, s:s?}", "origin", o,
-                                                 "request_method", m, "request_headers", h));
+        json_object_set_new(e, "cors",
+                            json_pack("{s:s?, s:s?, s:s?}", "origin", o, "request_method", m,
+                                      "request_headers", h));
     }
     ex->entry = e; /* our reference; the journal takes its own */
     journal_append(&in->journal, e);
@@ -395,8 +396,7 @@ static bool js_identifier_path(const char *s)
         return false;
     bool start = true;
     for (const char *c = s; *c; c++) {
-        bool alpha = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '_' ||
-                     *c == '$';
+        bool alpha = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '_' || *c == '$';
         bool digit = *c >= '0' && *c <= '9';
         if (*c == '.') {
             if (start)
@@ -462,8 +462,7 @@ static bool long_poll_plan(struct exchange *ex, const struct response *r,
     struct instance *in = ex->inst;
     uint64_t now = mono_us();
     if (!ex->hold_until_us)
-        ex->hold_until_us = ex->arrived_us + lp->hold_timeout_ms * 1000u +
-                            r->delay_ms * 1000u;
+        ex->hold_until_us = ex->arrived_us + lp->hold_timeout_ms * 1000u + r->delay_ms * 1000u;
     pthread_mutex_lock(&in->lock);
     if (ex->waiting) {
         instance_remove_waiter_locked(in, &ex->waiter);
@@ -503,8 +502,8 @@ static bool long_poll_plan(struct exchange *ex, const struct response *r,
     }
     if (avail == 0) {
         pthread_mutex_unlock(&in->lock);
-        entry_set(ex, "long_poll", json_pack("{s:b, s:I}", "timed_out", 1, "cursor",
-                                             (json_int_t)cursor));
+        entry_set(ex, "long_poll",
+                  json_pack("{s:b, s:I}", "timed_out", 1, "cursor", (json_int_t)cursor));
         plan_free(p);
         if (lp->on_timeout) {
             base_plan(ex, lp->on_timeout, ctx, p);
@@ -535,8 +534,8 @@ static bool long_poll_plan(struct exchange *ex, const struct response *r,
         json_t *events = json_array();
         for (size_t i = cursor; i < next; i++) {
             json_t *d = json_stringn((const char *)st->events[i].data, st->events[i].len);
-            json_array_append_new(events, json_pack("{s:I, s:o}", "id", (json_int_t)i, "data",
-                                                    d ? d : json_null()));
+            json_array_append_new(
+                events, json_pack("{s:I, s:o}", "id", (json_int_t)i, "data", d ? d : json_null()));
         }
         json_t *doc = json_pack("{s:I, s:o}", "cursor", (json_int_t)next, "events", events);
         char *text = json_dumps(doc, JSON_COMPACT);
@@ -547,8 +546,9 @@ static bool long_poll_plan(struct exchange *ex, const struct response *r,
             plan_header(p, "Content-Type", "application/json");
     }
     pthread_mutex_unlock(&in->lock);
-    entry_set(ex, "long_poll", json_pack("{s:b, s:I, s:I}", "timed_out", 0, "cursor",
-                                         (json_int_t)cursor, "delivered", (json_int_t)avail));
+    entry_set(ex, "long_poll",
+              json_pack("{s:b, s:I, s:I}", "timed_out", 0, "cursor", (json_int_t)cursor,
+                        "delivered", (json_int_t)avail));
     return true;
 }
 
@@ -560,8 +560,8 @@ static void require_check(struct exchange *ex, const struct response *r)
     for (size_t i = 0; i < r->n_require_headers; i++)
         if (!headers_match(&r->require_headers[i], 1, &ex->req))
             json_array_append_new(failed, json_string(r->require_headers[i].name));
-    entry_set(ex, "require", json_pack("{s:b, s:o}", "met", json_array_size(failed) == 0,
-                                       "failed", failed));
+    entry_set(ex, "require",
+              json_pack("{s:b, s:o}", "met", json_array_size(failed) == 0, "failed", failed));
 }
 
 /* Build ex->plan. False if the request is held (a long poll). */
@@ -860,8 +860,8 @@ static enum MHD_Result queue_plan(struct exchange *ex)
 {
     struct plan *p = &ex->plan;
     uint64_t size = (p->chunked || p->paced) ? MHD_SIZE_UNKNOWN : p->body_len;
-    struct MHD_Response *resp = MHD_create_response_from_callback(size, 32 * 1024, reader, ex,
-                                                                  NULL);
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(size, 32 * 1024, reader, ex, NULL);
     if (!resp)
         return MHD_NO;
     json_t *warnings = NULL;
@@ -869,9 +869,9 @@ static enum MHD_Result queue_plan(struct exchange *ex)
         if (MHD_add_response_header(resp, p->headers[i].name, p->headers[i].value) != MHD_YES) {
             if (!warnings)
                 warnings = json_array();
-            json_array_append_new(warnings,
-                                  json_sprintf("libmicrohttpd refused the header %s: use raw",
-                                               p->headers[i].name));
+            json_array_append_new(
+                warnings,
+                json_sprintf("libmicrohttpd refused the header %s: use raw", p->headers[i].name));
         }
     }
     if (warnings)
@@ -936,8 +936,8 @@ static enum MHD_Result manual_pump(struct exchange *ex)
             allowed = (size_t)a;
     }
     while (ex->out_off < allowed) {
-        ssize_t n = send(fd, ex->out + ex->out_off, allowed - ex->out_off,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n =
+            send(fd, ex->out + ex->out_off, allowed - ex->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 ex_sleep_until(ex, now + 5000);

@@ -58,22 +58,22 @@ enum stream_end { END_CLOSE, END_HANG, END_RESET };
 
 /* --- JSONP (`jsonp:`): body = CALLBACK(DATA); --------------------------------------- */
 struct jsonp_spec {
-    char *param;        /* query parameter holding the callback name; default "callback" */
-    char *data_json;    /* the argument, serialized JSON (from `data`, or `data_json` text) */
-    bool throws;        /* `throw: MESSAGE`: the body throws instead of calling back */
+    char *param;     /* query parameter holding the callback name; default "callback" */
+    char *data_json; /* the argument, serialized JSON (from `data`, or `data_json` text) */
+    bool throws;     /* `throw: MESSAGE`: the body throws instead of calling back */
     char *throw_message;
 };
 
 /* --- long polling (`long_poll:`) ---------------------------------------------------- */
 enum lp_format { LP_JSON, LP_TEXT };
 struct long_poll_spec {
-    char *channel;           /* a name from server.channels */
-    char *cursor_param;      /* query parameter with the index of the next event wanted;
-                              * NULL: the route keeps the cursor itself */
-    uint64_t hold_timeout_ms; /* default 30000 */
+    char *channel;               /* a name from server.channels */
+    char *cursor_param;          /* query parameter with the index of the next event wanted;
+                                  * NULL: the route keeps the cursor itself */
+    uint64_t hold_timeout_ms;    /* default 30000 */
     struct response *on_timeout; /* answered when nothing came in time; NULL: 204 */
-    enum lp_format format;   /* json (default): {"cursor":N,"events":[{"id":i,"data":D}]};
-                              * text: the data of the first pending event */
+    enum lp_format format;       /* json (default): {"cursor":N,"events":[{"id":i,"data":D}]};
+                                  * text: the data of the first pending event */
 };
 
 /* A channel of events for long polls: scheduled ones plus what the control API publishes. */
@@ -107,12 +107,12 @@ struct sse_item {
     uint64_t after_ms; /* since the previous item */
     /* SSE_EVENT: a NULL data/len 0 with has_x false means "no such field" */
     bool has_data, has_id, has_event, has_retry, has_comment;
-    struct bytes data;     /* `data`, or `data_size` bytes of 'x' */
-    struct bytes id;       /* may contain NUL */
+    struct bytes data; /* `data`, or `data_size` bytes of 'x' */
+    struct bytes id;   /* may contain NUL */
     struct bytes event;
-    struct bytes retry;    /* written as given: an invalid retry is a string like "1s" */
+    struct bytes retry; /* written as given: an invalid retry is a string like "1s" */
     struct bytes comment;
-    bool no_blank_line;    /* `blank_line: false`: the event is not terminated */
+    bool no_blank_line; /* `blank_line: false`: the event is not terminated */
     /* SSE_LINES */
     struct bytes *lines;
     size_t n_lines;
@@ -134,14 +134,14 @@ struct sse_spec {
 enum ws_accept_mode { WS_ACCEPT_CORRECT, WS_ACCEPT_WRONG, WS_ACCEPT_OMIT };
 enum ws_subproto_mode { WS_SUB_FIRST_OFFERED, WS_SUB_NONE, WS_SUB_NAMED };
 struct ws_handshake_spec {
-    int status;                 /* 101 (default), or e.g. 200 / 403: not upgraded */
+    int status;                        /* 101 (default), or e.g. 200 / 403: not upgraded */
     enum ws_subproto_mode subprotocol; /* default: first offered */
-    char *subprotocol_name;     /* WS_SUB_NAMED: sent even if not offered */
-    char *extensions;           /* Sec-WebSocket-Extensions value to send, or NULL */
-    enum ws_accept_mode accept; /* default correct */
-    bool upgrade_header;        /* default true: send "Upgrade: websocket" */
-    char *upgrade_value;        /* NULL: "websocket" */
-    struct header_list headers; /* extra headers on the handshake response */
+    char *subprotocol_name;            /* WS_SUB_NAMED: sent even if not offered */
+    char *extensions;                  /* Sec-WebSocket-Extensions value to send, or NULL */
+    enum ws_accept_mode accept;        /* default correct */
+    bool upgrade_header;               /* default true: send "Upgrade: websocket" */
+    char *upgrade_value;               /* NULL: "websocket" */
+    struct header_list headers;        /* extra headers on the handshake response */
 };
 enum ws_step_kind {
     WS_SEND,    /* a text or binary message, optionally in `fragments` frames */
@@ -163,12 +163,12 @@ struct ws_step {
     uint64_t ms;          /* WS_WAIT duration; WS_RECEIVE/WS_ECHO/WS_CLOSE timeout */
     unsigned count;       /* WS_ECHO */
     /* WS_FRAME */
-    int opcode;           /* 0..15 */
+    int opcode; /* 0..15 */
     bool fin, rsv1, rsv2, rsv3, masked;
-    int length_form;      /* 0: the shortest; 7, 16 or 64: that length encoding */
+    int length_form; /* 0: the shortest; 7, 16 or 64: that length encoding */
     /* WS_CLOSE */
-    bool has_code;        /* false: a close frame with an empty payload */
-    int code;             /* any 0..65535, including the ones not allowed on the wire */
+    bool has_code; /* false: a close frame with an empty payload */
+    int code;      /* any 0..65535, including the ones not allowed on the wire */
 };
 struct ws_spec {
     struct ws_handshake_spec handshake;
@@ -189,16 +189,16 @@ struct cors_policy {
     char *allow_methods;         /* NULL: not sent (lists are joined with ", ") */
     char *allow_headers;
     char *expose_headers;
-    long max_age;                /* < 0: not sent */
-    bool vary_origin;            /* default true */
+    long max_age;     /* < 0: not sent */
+    bool vary_origin; /* default true */
     enum preflight_mode preflight;
     struct response *preflight_response; /* PREFLIGHT_SCRIPTED */
 };
 
 /* --- a response ---------------------------------------------------------------------- */
 enum response_kind {
-    RESP_PLAIN,     /* status, headers, body (with trickle, faults) */
-    RESP_RAW,       /* raw / raw_base64: exact bytes */
+    RESP_PLAIN, /* status, headers, body (with trickle, faults) */
+    RESP_RAW,   /* raw / raw_base64: exact bytes */
     RESP_JSONP,
     RESP_LONG_POLL,
     RESP_STREAM,
@@ -209,8 +209,8 @@ enum response_kind {
 struct response {
     struct src_loc loc; /* where this response is written */
     enum response_kind kind;
-    int status;         /* 100..999, default 200 */
-    char *reason;       /* NULL: the standard phrase */
+    int status;   /* 100..999, default 200 */
+    char *reason; /* NULL: the standard phrase */
     struct header_list headers;
 
     enum body_kind body_kind;
@@ -242,9 +242,9 @@ struct response {
     struct long_poll_spec *long_poll; /* RESP_LONG_POLL */
     struct stream_chunk *stream;      /* RESP_STREAM */
     size_t n_stream;
-    enum stream_end stream_then;      /* RESP_STREAM: after the last chunk */
-    struct sse_spec *sse;             /* RESP_SSE */
-    struct ws_spec *websocket;        /* RESP_WEBSOCKET */
+    enum stream_end stream_then; /* RESP_STREAM: after the last chunk */
+    struct sse_spec *sse;        /* RESP_SSE */
+    struct ws_spec *websocket;   /* RESP_WEBSOCKET */
 };
 
 enum after_last { AFTER_REPEAT, AFTER_CYCLE, AFTER_NOT_FOUND };

@@ -64,10 +64,10 @@ static void raise_fd_limit(void)
 int cmd_serve(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"port", required_argument, NULL, 'p'},    {"cross-port", required_argument, NULL, 'c'},
-        {"bind", required_argument, NULL, 'b'},    {"journal-limit", required_argument, NULL, 'j'},
-        {"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
+        {"port", required_argument, NULL, 'p'}, {"cross-port", required_argument, NULL, 'c'},
+        {"bind", required_argument, NULL, 'b'}, {"journal-limit", required_argument, NULL, 'j'},
+        {"quiet", no_argument, NULL, 'q'},      {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},    {NULL, 0, NULL, 0},
     };
     struct server_config cfg = {.bind = "127.0.0.1", .journal_limit = 10000, .log = stderr};
     int c;
@@ -180,8 +180,8 @@ int cmd_serve(int argc, char **argv)
     snprintf(origin[1], sizeof origin[1], "http://%s:%u", cfg.bind, server_port(srv, 1));
     snprintf(origin[2], sizeof origin[2], "http://localhost:%u", server_port(srv, 0));
     json_t *ready = json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:s}", "event", "ready", "main",
-                              origin[0], "cross", origin[1], "alt", origin[2], "pid",
-                              (int)getpid(), "instances", ids, "version", HARNESS_VERSION);
+                              origin[0], "cross", origin[1], "alt", origin[2], "pid", (int)getpid(),
+                              "instances", ids, "version", HARNESS_VERSION);
     char *line = json_dumps(ready, JSON_COMPACT);
     json_decref(ready);
     printf("%s\n", line);

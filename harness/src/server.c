@@ -209,7 +209,7 @@ enum MHD_Result queue_simple(struct exchange *ex, int status, const char *conten
 
 enum MHD_Result queue_json(struct exchange *ex, int status, json_t *doc)
 {
-    char *text = json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII);
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(15));
     json_decref(doc);
     if (!text)
         return queue_simple(ex, 500, "text/plain", "json error\n", 11);
@@ -225,9 +225,8 @@ static const char PAGE[] = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"
                            "<title>Comet Harness</title></head><body></body></html>\n";
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)cls;
     (void)url;
@@ -259,8 +258,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return queue_simple(ex, 200, "text/html; charset=utf-8", PAGE, sizeof PAGE - 1);
     if (!strncmp(path, "/_harness/", 10) || !strcmp(path, "/_harness")) {
         if (ex->port_index != 0)
-            return queue_simple(ex, 404, "text/plain",
-                                "the control API is on the main port only\n", 41);
+            return queue_simple(ex, 404, "text/plain", "the control API is on the main port only\n",
+                                41);
         return control_handle(ex);
     }
     if (!strcmp(path, "/favicon.ico"))
@@ -313,8 +312,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---------------------------------------------------------------- start and stop */
 
-static struct MHD_Daemon *start_daemon(struct server *srv, struct port_ctx *pc,
-                                       const char *bind, uint16_t port)
+static struct MHD_Daemon *start_daemon(struct server *srv, struct port_ctx *pc, const char *bind,
+                                       uint16_t port)
 {
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
     if (inet_pton(AF_INET, bind, &sin.sin_addr) != 1)
@@ -322,13 +321,12 @@ static struct MHD_Daemon *start_daemon(struct server *srv, struct port_ctx *pc,
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_ALLOW_UPGRADE | MHD_USE_ITC;
     (void)srv;
-    return MHD_start_daemon(flags, port, NULL, NULL, on_request, pc, MHD_OPTION_SOCK_ADDR,
-                            (struct sockaddr *)&sin, MHD_OPTION_URI_LOG_CALLBACK, uri_log, pc,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, pc,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)60000,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-                            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096, MHD_OPTION_END);
+    return MHD_start_daemon(
+        flags, port, NULL, NULL, on_request, pc, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
+        MHD_OPTION_URI_LOG_CALLBACK, uri_log, pc, MHD_OPTION_NOTIFY_COMPLETED, on_completed, pc,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)60000, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        (unsigned)4096, MHD_OPTION_END);
 }
 
 struct server *server_start(const struct server_config *cfg, char *err, size_t errlen)

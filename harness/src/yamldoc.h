@@ -1,0 +1,51 @@
+/* yamldoc — a YAML file as a small tree of nodes that remember where they were written.
+ *
+ * libyaml's event parser builds the tree; this module adds what libyaml leaves out: 1-based
+ * line:column marks (libyaml's are 0-based), duplicate mapping keys reported as errors
+ * (libyaml accepts them silently), and typing of plain scalars by the YAML 1.2 core schema
+ * (null, true/false, integers, floats; `yes`/`on` stay strings). Quoted scalars are always
+ * strings, and keep NUL bytes from "\0" escapes (lengths, not C strings). Anchors and
+ * aliases are refused with a clear error: a scenario says everything where it is used.
+ */
+#ifndef HARNESS_YAMLDOC_H
+#define HARNESS_YAMLDOC_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include "diag.h"
+
+enum ynode_kind { Y_SCALAR, Y_MAP, Y_SEQ };
+enum yscalar_type { YS_STRING, YS_NULL, YS_BOOL, YS_INT, YS_FLOAT };
+
+struct ynode {
+    enum ynode_kind kind;
+    struct src_loc loc; /* 1-based; file borrowed from the document */
+    /* Y_SCALAR */
+    char *str; /* NUL-terminated; may contain NUL (see len) */
+    size_t len;
+    enum yscalar_type type;
+    bool quoted; /* single or double quoted, or a block scalar */
+    bool b;
+    long long i;
+    double f;
+    /* Y_MAP: keys[i] (scalars) -> values[i]; Y_SEQ: values[i] */
+    struct ynode **keys;
+    struct ynode **values;
+    size_t n;
+};
+
+/* Parse one document. NULL on a syntax error (reported in diags); an empty document gives
+ * a Y_SCALAR null node. file is used in messages and must outlive the tree. Duplicate keys
+ * are reported in diags but the tree is still returned (the first value wins). */
+struct ynode *ydoc_parse(const char *text, size_t len, const char *file, struct diag_list *diags);
+void ynode_free(struct ynode *n);
+
+/* The value of a key in a mapping (NULL if absent or n is not a mapping). */
+struct ynode *ymap_get(const struct ynode *n, const char *key);
+/* The node as JSON with typed scalars (mapping keys are strings). */
+json_t *ynode_to_json(const struct ynode *n);
+/* "a mapping", "a sequence", "a string", "an integer", ... for messages. */
+const char *ynode_kind_name(const struct ynode *n);
+
+#endif
