@@ -70,10 +70,10 @@ conformance: deps deps-browsers
 	    $(CONFORMANCE_ARGS) scenarios
 
 format:
-	clang-format -i harness/src/*.[ch] harness/tests/*.[ch]
+	clang-format -i $(wildcard harness/src/*.[ch] harness/tests/*.[ch] harness/fuzz/*.[ch])
 
 format-check:
-	clang-format --dry-run --Werror harness/src/*.[ch] harness/tests/*.[ch]
+	clang-format --dry-run --Werror $(wildcard harness/src/*.[ch] harness/tests/*.[ch] harness/fuzz/*.[ch])
 
 clean:
 	rm -rf $(BUILD)

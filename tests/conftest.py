@@ -1,0 +1,108 @@
+"""Fixtures for the integration tests: the real `harness` binary, started per test module.
+
+    harness_bin    the binary (HARNESS_BIN, else build/harness)
+    server         a running `harness serve --port 0` with helpers to load scenarios from
+                   YAML text and read journals (class Server below)
+
+Only Debian's /usr/bin/python3 runs these (make integration-tests).
+"""
+import json
+import os
+import select
+import signal
+import subprocess
+import textwrap
+import time
+
+import pytest
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def harness_bin():
+    path = os.environ.get("HARNESS_BIN") or os.path.join(ROOT, "build", "harness")
+    if not os.path.exists(path):
+        pytest.fail("no harness binary at %s (make harness)" % path)
+    return path
+
+
+def scenario_text(body, sid="t.case"):
+    """A whole scenario from the server part (YAML text), with a placeholder identity."""
+    head = ("id: %s\ntitle: integration test\nspec: https://example.org/spec\n"
+            "client:\n  http: {url: /}\n" % sid)
+    return head + textwrap.dedent(body)
+
+
+class Server:
+    """A running `harness serve` and its control API."""
+
+    def __init__(self, binary, args=()):
+        self.proc = subprocess.Popen([binary, "serve", "--port", "0", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 10)
+        assert ready, "no ready line"
+        self.ready = json.loads(self.proc.stdout.readline())
+        self.main, self.cross, self.alt = (self.ready[k] for k in ("main", "cross", "alt"))
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.n = 0
+
+    def api(self, method, path, **kw):
+        return self.session.request(method, self.main + "/_harness" + path, timeout=30, **kw)
+
+    def load(self, server_yaml, **kw):
+        """Load a scenario (the server part as YAML text); returns the instance base URL."""
+        self.n += 1
+        r = self.api("POST", "/instances",
+                     json={"yaml": scenario_text(server_yaml, "t.case%d" % self.n),
+                           "base_dir": kw.get("base_dir", ROOT)})
+        assert r.status_code == 201, r.text
+        self.last = r.json()
+        return self.main + self.last["base"]
+
+    def journal(self, instance=None):
+        r = self.api("GET", "/instances/%s/journal" % (instance or self.last["instance"]))
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def entries(self, instance=None):
+        return self.journal(instance)["entries"]
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        self.stderr = self.proc.stderr.read().decode("utf-8", "replace")
+        self.proc.stderr.close()
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="module")
+def server(harness_bin):
+    s = Server(harness_bin, ["--quiet"])
+    yield s
+    assert s.stop() == 0, s.stderr
+
+
+@pytest.fixture
+def http():
+    s = requests.Session()
+    s.trust_env = False
+    yield s
+    s.close()
+
+
+def wait_until(pred, timeout=5.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return pred()

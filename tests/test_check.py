@@ -1,0 +1,112 @@
+"""`harness check`: every malformed fixture rejected with the right file:line:column, every
+shipped scenario and documented example accepted, and the --json shape the drivers read."""
+import glob
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BAD = sorted(glob.glob(os.path.join(ROOT, "tests/fixtures/bad/*.yaml")))
+
+
+def run(binary, *args):
+    return subprocess.run([binary, "check", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_enough_bad_fixtures():
+    assert len(BAD) >= 20
+
+
+@pytest.mark.parametrize("path", BAD, ids=[os.path.basename(p) for p in BAD])
+def test_bad_fixture_reports_each_error_at_its_place(harness_bin, path):
+    expected = re.findall(r"^# expect-error: (\d+):(\d+): (.*)$", open(path).read(), re.M)
+    assert expected, "the fixture lists no expect-error line"
+    proc = run(harness_bin, path)
+    assert proc.returncode == 1
+    errors = [l for l in proc.stderr.splitlines() if l.startswith(path + ":")]
+    assert len(errors) == len(expected), proc.stderr
+    for (line, col, text), got in zip(expected, errors):
+        assert got.startswith("%s:%s:%s: " % (path, line, col)), got
+        assert text.strip() in got, got
+    assert re.search(r"checked 1 file: %d errors?" % len(expected), proc.stderr)
+
+
+def test_all_errors_of_all_files_in_one_run(harness_bin):
+    proc = run(harness_bin, os.path.join(ROOT, "tests/fixtures/bad"))
+    assert proc.returncode == 1
+    total = sum(len(re.findall(r"^# expect-error:", open(p).read(), re.M)) for p in BAD)
+    assert "checked %d files: %d errors" % (len(BAD), total) in proc.stderr
+
+
+def test_shipped_scenarios_are_valid(harness_bin):
+    dirs = [d for d in ("scenarios", "drivers/tests/scenarios") if os.path.isdir(os.path.join(ROOT, d))]
+    proc = run(harness_bin, *[os.path.join(ROOT, d) for d in dirs])
+    assert proc.returncode == 0, proc.stderr
+
+
+def doc_examples():
+    """Whole scenarios (with a top-level id) in the fenced YAML blocks of the docs."""
+    out = []
+    for doc in ("docs/scenarios.md", "README.md"):
+        text = open(os.path.join(ROOT, doc)).read()
+        for i, block in enumerate(re.findall(r"```yaml\n(.*?)```", text, re.S)):
+            if re.search(r"^id: ", block, re.M):
+                out.append(pytest.param(block, id="%s-%d" % (os.path.basename(doc), i)))
+    return out
+
+
+@pytest.mark.parametrize("block", doc_examples())
+def test_documented_examples_are_valid(harness_bin, tmp_path, block):
+    path = tmp_path / "example.yaml"
+    path.write_text(block)
+    proc = run(harness_bin, str(path))
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_json_output(harness_bin, tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("id: a.b\ntitle: t\nspec: https://x.org/\n"
+                    "client:\n  xhr: {url: /x, abort: {on: load}, timeout: 5s}\n"
+                    "expect:\n  client: {status: 0, flag: yes, none: null}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: a.c\ntitle: t\nspec: https://x.org/\nclient: {}\n")
+    proc = run(harness_bin, "--json", str(good), str(bad))
+    assert proc.returncode == 1
+    doc = json.loads(proc.stdout)
+    assert [s["id"] for s in doc["scenarios"]] == ["a.b"]
+    s = doc["scenarios"][0]
+    assert s["file"] == str(good)
+    # YAML 1.2 core typing: `on` and `yes` stay strings, null is null
+    assert s["client"]["xhr"]["abort"] == {"on": "load"}
+    assert s["client"]["xhr"]["timeout"] == "5s"
+    assert s["expect"]["client"] == {"status": 0, "flag": "yes", "none": None}
+    assert doc["errors"] == [{"file": str(bad), "line": 4, "col": 9,
+                              "message": doc["errors"][0]["message"]}]
+    assert "exactly one action" in doc["errors"][0]["message"]
+
+
+def test_duplicate_ids_across_files(harness_bin, tmp_path):
+    for name in ("one.yaml", "two.yaml"):
+        (tmp_path / name).write_text("id: same.id\ntitle: t\nspec: https://x.org/\n"
+                                     "client:\n  http: {url: /}\n")
+    proc = run(harness_bin, str(tmp_path))
+    assert proc.returncode == 1
+    assert "%s:1:1: duplicate scenario id 'same.id'" % (tmp_path / "two.yaml") in proc.stderr
+
+
+def test_help_and_version(harness_bin):
+    for cmd in (["check", "--help"], ["serve", "--help"], ["--help"]):
+        p = subprocess.run([harness_bin, *cmd], capture_output=True, text=True)
+        assert p.returncode == 0 and "usage: harness" in p.stdout
+    for cmd in (["--version"], ["check", "--version"], ["serve", "--version"]):
+        p = subprocess.run([harness_bin, *cmd], capture_output=True, text=True)
+        assert p.returncode == 0 and re.match(r"harness \d+\.\d+\.\d+", p.stdout)
+
+
+def test_missing_path(harness_bin):
+    proc = run(harness_bin, "/no/such/dir")
+    assert proc.returncode == 1
+    assert "/no/such/dir:0:0: No such file or directory" in proc.stderr
