@@ -234,8 +234,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct exchange *ex = *con_cls;
     if (!ex)
         return MHD_NO;
-    if (!ex->headers_read)
+    if (!ex->headers_read) {
+        /* the first call has the headers only: the body (if any) follows */
         read_headers(ex, method, version);
+        return MHD_YES;
+    }
     if (*upload_data_size) {
         if (!request_append_body(&ex->req, upload_data, *upload_data_size, BODY_LIMIT))
             ex->body_too_large = true;
@@ -386,18 +389,6 @@ void server_ws_session_ended(struct server *srv)
     pthread_mutex_unlock(&srv->lock);
 }
 
-static unsigned connections(struct server *srv)
-{
-    unsigned n = 0;
-    for (int i = 0; i < 2; i++) {
-        const union MHD_DaemonInfo *di =
-            MHD_get_daemon_info(srv->daemons[i], MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-        if (di)
-            n += di->num_connections;
-    }
-    return n;
-}
-
 void server_stop(struct server *srv)
 {
     for (int i = 0; i < 2; i++)
@@ -412,8 +403,10 @@ void server_stop(struct server *srv)
         for (struct exchange *ex = srv->live; ex; ex = ex->next)
             ex_resume(ex);
         int ws = srv->ws_sessions;
+        bool busy = srv->live != NULL;
         pthread_mutex_unlock(&srv->lock);
-        if (connections(srv) == 0 && ws == 0)
+        /* idle keep-alive connections do not matter: MHD_stop_daemon closes them */
+        if (!busy && ws == 0)
             break;
         usleep(10000);
     }

@@ -4,9 +4,9 @@
  * Each port is one MHD daemon with its own internal polling thread on epoll, with
  * suspend/resume and upgrade allowed. Both serve the same instances (/s/ID/...), so the
  * cross port is simply another origin; the control API (/_harness/) is on the main port.
- * server_stop() quiesces both daemons, resumes every suspended connection, waits for the
- * connections to go (bounded), then stops them: libmicrohttpd aborts if a daemon is stopped
- * while a connection is suspended.
+ * server_stop() quiesces both daemons, resumes every suspended connection, waits until no
+ * request is in flight (bounded), then stops them: libmicrohttpd aborts if a daemon is
+ * stopped while a connection is suspended. Idle keep-alive connections are simply closed.
  */
 #ifndef HARNESS_SERVER_H
 #define HARNESS_SERVER_H
