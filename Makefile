@@ -54,10 +54,14 @@ $(BUILD)/obj $(BUILD)/tests:
 unit-tests: $(TEST_BIN)
 	@set -e; for t in $(TEST_BIN); do echo "== $$t"; (cd harness/tests && ../../$$t); done
 
+# tests/: the server against real HTTP clients; drivers/tests: the plugin, grader, adapters
+# and browsers against the real server (two workers: CI has two cores).
 integration-tests: $(BUILD)/harness
 	HARNESS_BIN=$(abspath $(BUILD)/harness) $(PYTHON) -m pytest -q -p no:cacheprovider tests
+	HARNESS_BIN=$(abspath $(BUILD)/harness) $(PYTHON) -m pytest -q -p no:cacheprovider -n 2 \
+	    drivers/tests
 
-check: deps
+check: deps deps-browsers
 	$(MAKE) harness unit-tests
 	$(MAKE) format-check
 	$(MAKE) integration-tests
