@@ -46,6 +46,7 @@ struct plan {
     enum stream_end then;
     /* the bytes are written by hand, not by libmicrohttpd (raw, a custom reason phrase) */
     bool manual;
+    bool raw; /* manual: body holds the whole response as is */
 };
 
 enum ex_state {
@@ -121,7 +122,9 @@ void server_ws_session_started(struct server *srv);
 void server_ws_session_ended(struct server *srv);
 uint16_t server_port(const struct server *srv, int which);
 void ex_resume(struct exchange *ex);
-/* Suspend the exchange and resume it at due_us (mono_us() time). */
+/* Resume an exchange that is already suspended at due_us (mono_us() time). */
+void ex_wake_at(struct exchange *ex, uint64_t due_us);
+/* Suspend the exchange and resume it at due_us. */
 void ex_sleep_until(struct exchange *ex, uint64_t due_us);
 const char *server_origin(const struct server *srv, int which); /* 0 main, 1 cross, 2 alt */
 struct timers *server_timers(struct server *srv);
@@ -135,6 +138,10 @@ enum MHD_Result respond_scenario(struct exchange *ex);
 /* The end of an exchange (completion): fill in the journal entry. */
 void respond_completed(struct exchange *ex, enum MHD_RequestTerminationCode code);
 void plan_free(struct plan *p);
+/* Write bytes as the whole response (by hand), then end the connection as `after` says
+ * (FAULT_NONE or FAULT_CLOSE: a FIN; FAULT_HANG: wait for the client to close). */
+enum MHD_Result respond_raw_bytes(struct exchange *ex, const void *bytes, size_t len,
+                                  enum fault_action after);
 
 /* control.c: answer a request under /_harness/. */
 enum MHD_Result control_handle(struct exchange *ex);

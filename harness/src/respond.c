@@ -940,7 +940,7 @@ static enum MHD_Result manual_pump(struct exchange *ex)
             send(fd, ex->out + ex->out_off, allowed - ex->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                ex_sleep_until(ex, now + 5000);
+                ex_wake_at(ex, now + 5000);
                 return MHD_YES;
             }
             if (errno == EINTR)
@@ -954,7 +954,7 @@ static enum MHD_Result manual_pump(struct exchange *ex)
         ex->sent = ex->out_off;
     }
     if (ex->out_off < limit) {
-        ex_sleep_until(ex, ex->body_start_us + ticks * p->trickle_every_ms * 1000u);
+        ex_wake_at(ex, ex->body_start_us + ticks * p->trickle_every_ms * 1000u);
         return MHD_YES;
     }
     phase(ex, "body_done", now);
@@ -965,10 +965,10 @@ static enum MHD_Result manual_pump(struct exchange *ex)
             reset_connection(ex);
             return MHD_NO;
         case FAULT_HANG:
-            if (ex->state != EX_HANGING)
-                hang(ex);
-            else
-                ex_suspend(ex);
+            /* already suspended: probe the peer until it goes */
+            ex->state = EX_HANGING;
+            ex->probing = true;
+            start_probe(ex);
             return MHD_YES;
         default:
             ex->end = "fault_close";
@@ -1000,7 +1000,7 @@ static enum MHD_Result send_plan(struct exchange *ex)
         }
     }
     if (p->manual) {
-        if (ex->resp && ex->resp->kind == RESP_RAW) {
+        if ((ex->resp && ex->resp->kind == RESP_RAW) || p->raw) {
             ex->out = p->body;
             ex->out_len = p->body_len;
             p->body = NULL;
@@ -1030,6 +1030,20 @@ static enum MHD_Result send_plan(struct exchange *ex)
         return MHD_YES;
     }
     return queue_plan(ex);
+}
+
+enum MHD_Result respond_raw_bytes(struct exchange *ex, const void *bytes, size_t len,
+                                  enum fault_action after)
+{
+    struct plan *p = &ex->plan;
+    plan_free(p);
+    p->manual = true;
+    p->raw = true;
+    plan_body(p, bytes, len);
+    p->fault = after;
+    p->fault_has_after = after != FAULT_NONE;
+    p->fault_after = len;
+    return send_plan(ex);
 }
 
 /* ---------------------------------------------------------------- entry point */
@@ -1100,6 +1114,12 @@ void respond_completed(struct exchange *ex, enum MHD_RequestTerminationCode code
         return;
     uint64_t now = mono_us();
     const char *end = ex->end;
+    pthread_mutex_lock(&ex->inst->lock);
+    bool upgraded =
+        json_is_true(json_object_get(json_object_get(ex->entry, "websocket"), "upgraded"));
+    pthread_mutex_unlock(&ex->inst->lock);
+    if (upgraded)
+        return; /* the WebSocket session records its own end */
     if (!end) {
         switch (code) {
         case MHD_REQUEST_TERMINATED_COMPLETED_OK:

@@ -117,9 +117,8 @@ static void on_timer(void *arg)
     ex_unref(ex);
 }
 
-void ex_sleep_until(struct exchange *ex, uint64_t due_us)
+void ex_wake_at(struct exchange *ex, uint64_t due_us)
 {
-    ex_suspend(ex);
     pthread_mutex_lock(&ex->lock);
     uint64_t old = ex->timer_id;
     ex->timer_id = 0;
@@ -133,6 +132,12 @@ void ex_sleep_until(struct exchange *ex, uint64_t due_us)
     if (ex->suspended)
         ex->timer_id = id;
     pthread_mutex_unlock(&ex->lock);
+}
+
+void ex_sleep_until(struct exchange *ex, uint64_t due_us)
+{
+    ex_suspend(ex);
+    ex_wake_at(ex, due_us);
 }
 
 static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
