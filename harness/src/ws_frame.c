@@ -174,10 +174,13 @@ size_t ws_check_frame(struct ws_stream *st, const struct ws_frame *f, const char
         else if (f->fin)
             st->in_message = false;
     } else if (f->opcode == WS_OP_TEXT || f->opcode == WS_OP_BINARY) {
-        if (st->in_message)
+        if (st->in_message) {
+            /* the open message stays open: its continuation is not a second error */
             WHY("new data frame inside a fragmented message (RFC 6455 5.4)");
-        st->in_message = !f->fin;
-        st->message_opcode = f->opcode;
+        } else {
+            st->in_message = !f->fin;
+            st->message_opcode = f->opcode;
+        }
     }
     return n;
 #undef WHY
