@@ -73,6 +73,18 @@ conformance: deps deps-browsers
 	    --scenarios scenarios --results results --junitxml=results/junit.xml \
 	    $(CONFORMANCE_ARGS) scenarios
 
+# libFuzzer (clang): the WebSocket frame parser. FUZZ_SECONDS bounds the run.
+FUZZ_SECONDS ?= 60
+fuzz: $(BUILD)/fuzz/fuzz_ws_frame
+	mkdir -p $(BUILD)/fuzz/corpus
+	$(BUILD)/fuzz/fuzz_ws_frame -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	    $(BUILD)/fuzz/corpus
+
+$(BUILD)/fuzz/fuzz_ws_frame: harness/fuzz/fuzz_ws_frame.c harness/src/ws_frame.c harness/src/ws_frame.h
+	mkdir -p $(BUILD)/fuzz
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -Iharness/src -o $@ \
+	    harness/fuzz/fuzz_ws_frame.c harness/src/ws_frame.c
+
 format:
 	clang-format -i $(wildcard harness/src/*.[ch] harness/tests/*.[ch] harness/fuzz/*.[ch])
 
