@@ -1,0 +1,330 @@
+"""WebSockets against real clients — websocket-client (sync) and websockets (asyncio):
+the handshake and each of its faults, scripted frames, ping/pong, close, and malformed
+frames, checking both what the client observed and what the journal recorded.
+
+`ws_clients.md` beside the results (tests/…/ws-client-matrix) is not written here: run
+`/usr/bin/python3 tests/ws_matrix.py` for the table of which malformed frames each client
+rejects as RFC 6455 requires."""
+import asyncio
+import base64
+import time
+
+import pytest
+import websocket  # websocket-client
+import websockets
+
+from conftest import wait_until
+
+
+def ws_url(base, path):
+    return base.replace("http://", "ws://") + path
+
+
+def session(server, instance=None):
+    entries = server.entries(instance)
+    return entries[-1]["websocket"]
+
+
+def frames(ws_record, direction=None):
+    return [e for e in ws_record["events"] if e["kind"] == "frame"
+            and (direction is None or e["dir"] == direction)]
+
+
+def wait_end(server):
+    assert wait_until(lambda: server.entries()[-1].get("websocket", {}).get("end"), 8), \
+        server.entries()[-1]
+    return server.entries()[-1]
+
+
+SCRIPT = """
+    server:
+      routes:
+        - name: ws
+          match: {path: /ws}
+          response:
+            websocket:
+              script:
+                - send: hello
+                - send: {binary_base64: AAEC/w==}
+                - send: {text: "fragmented text", fragments: 3}
+                - ping: pingpayload
+                - echo: {count: 1, timeout: 3s}
+                - close: {code: 4000, reason: done}
+"""
+
+
+def test_script_with_websocket_client(server):
+    base = server.load(SCRIPT)
+    c = websocket.create_connection(ws_url(base, "/ws"), timeout=5,
+                                    origin="http://page.example",
+                                    subprotocols=["chat", "v2"])
+    assert c.getsubprotocol() == "chat"
+    assert c.recv() == "hello"
+    assert c.recv() == b"\x00\x01\x02\xff"
+    assert c.recv() == "fragmented text"
+    c.send("echo me")
+    assert c.recv() == "echo me"
+    op, data = c.recv_data(control_frame=True)
+    assert op == websocket.ABNF.OPCODE_CLOSE and data == b"\x0f\xa0done"
+    c.close()
+    e = wait_end(server)
+    w = e["websocket"]
+    assert e["status"] == 101 and w["upgraded"] is True
+    assert w["origin"] == "http://page.example"
+    assert w["offered_protocols"] == ["chat", "v2"] and w["protocol_sent"] == "chat"
+    assert w["problems"] == []
+    out = frames(w, "out")
+    assert [f["opcode"] for f in out[:6]] == [1, 2, 1, 0, 0, 9]
+    assert [f["fin"] for f in out[2:5]] == [False, False, True]
+    assert all(not f["masked"] for f in out)
+    inbound = frames(w, "in")
+    assert all(f["masked"] for f in inbound)  # a client masks every frame
+    pong = [f for f in inbound if f["opcode"] == 10]
+    assert pong and pong[0]["payload"] == "pingpayload"  # same payload as the ping
+    assert [m["data"] for m in w["events"] if m["kind"] == "message"] == ["echo me"]
+    close_in = [x for x in w["events"] if x["kind"] == "close" and x["dir"] == "in"]
+    # c.close() answers with 1000 rather than echoing 4000 (an echo is only typical, 5.5.1)
+    assert close_in and close_in[0]["code"] == 1000
+    assert w["end"] == "closed_by_server"
+    assert not [x for x in w["events"] if x["kind"] == "violation"]
+
+
+def test_script_with_websockets(server):
+    base = server.load(SCRIPT)
+
+    async def run():
+        async with websockets.connect(ws_url(base, "/ws"), subprotocols=["chat"]) as c:
+            got = [await c.recv(), await c.recv(), await c.recv()]
+            await c.send("echo me")
+            got.append(await c.recv())
+            try:
+                await c.recv()
+            except websockets.ConnectionClosed as closed:  # 4000 is not "OK" to websockets
+                got.append((closed.code, closed.reason))
+            return got
+
+    got = asyncio.run(run())
+    assert got == ["hello", b"\x00\x01\x02\xff", "fragmented text", "echo me", (4000, "done")]
+    w = wait_end(server)["websocket"]
+    assert [f["payload"] for f in frames(w, "in") if f["opcode"] == 10] == ["pingpayload"]
+
+
+HANDSHAKE_FAULTS = {
+    "accept-wrong": "{accept: wrong}",
+    "accept-omitted": "{accept: omit}",
+    "no-upgrade-header": "{upgrade_header: false}",
+    "status-200": "{status: 200}",
+    "status-403": "{status: 403}",
+    "subprotocol-not-offered": "{subprotocol: notoffered}",
+    "extension-not-offered": "{extensions: x-unknown}",
+}
+KNOWN = {
+    ("websocket-client", "extension-not-offered"):
+        "websocket-client 1.2.3 does not check Sec-WebSocket-Extensions "
+        "(RFC 6455 4.1: the client MUST fail an extension it did not ask for)",
+}
+
+
+@pytest.mark.parametrize("client", ["websocket-client", "websockets"])
+@pytest.mark.parametrize("case", sorted(HANDSHAKE_FAULTS))
+def test_handshake_faults_are_rejected(server, request, case, client):
+    if (client, case) in KNOWN:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=KNOWN[client, case]))
+    base = server.load("""
+        server:
+          routes:
+            - name: ws
+              match: {path: /ws}
+              response: {websocket: {handshake: %s, script: [{send: never}]}}
+    """ % HANDSHAKE_FAULTS[case])
+    if client == "websocket-client":
+        with pytest.raises(Exception):
+            c = websocket.create_connection(ws_url(base, "/ws"), timeout=3,
+                                            subprotocols=["chat"])
+            c.recv()
+    else:
+        async def run():
+            async with websockets.connect(ws_url(base, "/ws"), subprotocols=["chat"],
+                                          open_timeout=3) as c:
+                await c.recv()
+
+        with pytest.raises(Exception):
+            asyncio.run(run())
+    e = server.entries()[0]
+    w = e["websocket"]
+    assert w["problems"] == []
+    assert w["upgraded"] is (case in ("subprotocol-not-offered", "extension-not-offered"))
+    # no message went through a failed handshake
+    assert not [x for x in w["events"] if x["kind"] == "message"]
+
+
+def test_not_a_websocket_request(server, http):
+    base = server.load("""
+        server:
+          routes:
+            - name: ws
+              match: {path: /ws}
+              response: {websocket: {script: []}}
+    """)
+    r = http.get(base + "/ws")
+    assert r.status_code == 400 and "not a WebSocket handshake" in r.text
+    assert "no 'Upgrade: websocket'" in server.entries()[0]["websocket"]["problems"]
+
+
+def test_drop_without_close_frame(server):
+    base = server.load("""
+        server:
+          routes:
+            - match: {path: /ws}
+              response: {websocket: {script: [{send: bye}, {drop: true}]}}
+    """)
+
+    async def run():
+        async with websockets.connect(ws_url(base, "/ws")) as c:
+            assert await c.recv() == "bye"
+            try:
+                await c.recv()
+            except websockets.ConnectionClosedError as closed:
+                return closed.code
+
+    assert asyncio.run(run()) == 1006  # abnormal closure: no close frame
+    assert wait_end(server)["websocket"]["end"] == "dropped"
+
+
+def test_client_close_is_echoed(server):
+    base = server.load("""
+        server:
+          routes:
+            - match: {path: /ws}
+              response: {websocket: {script: [{wait: 5s}]}}
+    """)
+    c = websocket.create_connection(ws_url(base, "/ws"), timeout=5)
+    c.send_close(status=3001, reason=b"client says bye")
+    op, data = c.recv_data(control_frame=True)
+    assert op == websocket.ABNF.OPCODE_CLOSE and data[:2] == b"\x0b\xb9"  # echoed code
+    c.shutdown()
+    w = wait_end(server)["websocket"]
+    assert w["end"] == "closed_by_client"
+    assert [(x["dir"], x["code"]) for x in w["events"] if x["kind"] == "close"] == \
+        [("in", 3001), ("out", 3001)]
+
+
+def test_client_pings_are_answered(server):
+    base = server.load("""
+        server:
+          routes:
+            - match: {path: /ws}
+              response: {websocket: {script: [{wait: 1s}, {close: {code: 1000}}]}}
+    """)
+    c = websocket.create_connection(ws_url(base, "/ws"), timeout=5)
+    c.ping("are you there")
+    op, data = c.recv_data(control_frame=True)
+    assert op == websocket.ABNF.OPCODE_PONG and data == b"are you there"
+    c.close()
+
+
+def test_receive_timeout_recorded(server):
+    base = server.load("""
+        server:
+          routes:
+            - match: {path: /ws}
+              response: {websocket: {script: [{receive: 300}, {close: {code: 1000}}]}}
+    """)
+    c = websocket.create_connection(ws_url(base, "/ws"), timeout=5)
+    op, _ = c.recv_data(control_frame=True)
+    assert op == websocket.ABNF.OPCODE_CLOSE
+    c.close()
+    w = wait_end(server)["websocket"]
+    assert [x["waiting"] for x in w["events"] if x["kind"] == "timeout"] == ["a message"]
+
+
+# Malformed server frames: RFC 6455 says the client must fail the connection (and, when it
+# sends a close, use 1002 for protocol errors and 1007 for invalid UTF-8).
+MALFORMED = {
+    "masked-server-frame": "{frame: {opcode: 1, masked: true, payload: x}}",
+    "rsv1-without-extension": "{frame: {opcode: 1, rsv1: true, payload: x}}",
+    "reserved-opcode-3": "{frame: {opcode: 3, payload: x}}",
+    "reserved-control-opcode-11": "{frame: {opcode: 11, payload: x}}",
+    "ping-over-125": "{frame: {opcode: 9, payload: '%s'}}" % ("p" * 126),
+    "fragmented-ping": "{frame: {opcode: 9, fin: false, payload: p}}",
+    "continuation-without-start": "{frame: {opcode: 0, payload: x}}",
+    "invalid-utf8-text": "{frame: {opcode: 1, payload_base64: '/w=='}}",
+    "close-code-1005": "{close: {code: 1005}}",
+    "close-code-1006": "{close: {code: 1006}}",
+    "close-code-1015": "{close: {code: 1015}}",
+    "close-code-0": "{close: {code: 0}}",
+    "close-code-999": "{close: {code: 999}}",
+    "close-code-5000": "{close: {code: 5000}}",
+    "close-reason-invalid-utf8": "{close: {code: 1000, reason_base64: '/w=='}}",
+}
+
+
+def run_malformed(server, step, client):
+    """Send one malformed frame; what the client raised or saw, and the journal entry."""
+    base = server.load("""
+        server:
+          routes:
+            - match: {path: /ws}
+              response: {websocket: {script: [%s, {wait: 1500}], linger: 500}}
+    """ % step)
+    seen = None
+    if client == "websocket-client":
+        c = websocket.create_connection(ws_url(base, "/ws"), timeout=3)
+        try:
+            while True:
+                op, data = c.recv_data(control_frame=True)
+                if op == websocket.ABNF.OPCODE_CLOSE:
+                    seen = "close frame received"
+                    c.send_close()
+                    break
+                seen = "accepted opcode %d" % op
+        except Exception as err:  # the library's rejection
+            seen = "raised %s" % type(err).__name__
+        finally:
+            c.shutdown()
+    else:
+        async def run():
+            async with websockets.connect(ws_url(base, "/ws"), open_timeout=3) as c:
+                try:
+                    while True:
+                        await asyncio.wait_for(c.recv(), 3)
+                except websockets.ConnectionClosed as closed:
+                    return "closed %s" % closed.code
+                except Exception as err:
+                    return "raised %s" % type(err).__name__
+        try:
+            seen = asyncio.run(run())
+        except Exception as err:
+            seen = "raised %s" % type(err).__name__
+    entry = wait_end(server)
+    return seen, entry["websocket"]
+
+
+def client_close_code(w):
+    codes = [x["code"] for x in w["events"] if x["kind"] == "close" and x["dir"] == "in"]
+    return codes[0] if codes else None
+
+
+@pytest.mark.parametrize("client", ["websocket-client", "websockets"])
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_frames_reach_the_client_and_its_answer_is_journaled(server, case, client):
+    seen, w = run_malformed(server, MALFORMED[case], client)
+    out = frames(w, "out")
+    assert out, "the malformed frame went out"
+    sent = out[0]
+    if case == "masked-server-frame":
+        assert sent["masked"] is True
+    if case == "rsv1-without-extension":
+        assert sent["rsv"] == [True, False, False]
+    if case.startswith("close-code-"):
+        assert sent["opcode"] == 8
+        assert [x["code"] for x in w["events"] if x["kind"] == "close" and x["dir"] == "out"][0] \
+            == int(case.rsplit("-", 1)[1])
+    # the journal's view agrees with the client's: a client that reports a close code sent
+    # that close frame; a client that sent nothing shows as gone
+    code = client_close_code(w)
+    if code is not None:
+        assert w["end"] in ("closed_by_client", "closed_by_server")
+    else:
+        assert w["end"] in ("client_gone", "closed_by_server", "close_timeout")
+    assert seen is not None
