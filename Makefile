@@ -73,6 +73,11 @@ conformance: deps deps-browsers
 	    --scenarios scenarios --results results --junitxml=results/junit.xml \
 	    $(CONFORMANCE_ARGS) scenarios
 
+# Speed and scale figures (not a test): delay accuracy, thousands of held connections.
+BENCH_ARGS ?=
+bench: $(BUILD)/harness
+	$(PYTHON) bench/bench.py $(BENCH_ARGS) $(abspath $(BUILD)/harness)
+
 # libFuzzer (clang): the WebSocket frame parser. FUZZ_SECONDS bounds the run.
 FUZZ_SECONDS ?= 60
 fuzz: $(BUILD)/fuzz/fuzz_ws_frame

@@ -861,7 +861,7 @@ static enum MHD_Result queue_plan(struct exchange *ex)
     struct plan *p = &ex->plan;
     uint64_t size = (p->chunked || p->paced) ? MHD_SIZE_UNKNOWN : p->body_len;
     struct MHD_Response *resp =
-        MHD_create_response_from_callback(size, 32 * 1024, reader, ex, NULL);
+        MHD_create_response_from_callback(size, 16 * 1024, reader, ex, NULL);
     if (!resp)
         return MHD_NO;
     json_t *warnings = NULL;

@@ -333,7 +333,9 @@ static struct MHD_Daemon *start_daemon(struct server *srv, struct port_ctx *pc, 
         flags, port, NULL, NULL, on_request, pc, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
         MHD_OPTION_URI_LOG_CALLBACK, uri_log, pc, MHD_OPTION_NOTIFY_COMPLETED, on_completed, pc,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)60000, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        /* 32 KiB: a larger pool is mmap()ed, and munmap() per connection costs ~0.2 ms of the
+         * polling thread (it made 100 concurrent delays 36 ms late instead of 5) */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
         (unsigned)4096, MHD_OPTION_END);
 }
 
