@@ -6,7 +6,9 @@ frames, checking both what the client observed and what the journal recorded.
 `/usr/bin/python3 tests/ws_matrix.py` for the table of which malformed frames each client
 rejects as RFC 6455 requires."""
 import asyncio
-import base64
+import json
+import os
+import subprocess
 import time
 
 import pytest
@@ -328,3 +330,61 @@ def test_malformed_frames_reach_the_client_and_its_answer_is_journaled(server, c
     else:
         assert w["end"] in ("client_gone", "closed_by_server", "close_timeout")
     assert seen is not None
+
+
+# ----------------------------------------------------------------------------- Node ws
+
+NODE_CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ws_node_client.mjs")
+
+
+def node_ws(url, **opts):
+    p = subprocess.run(["node", NODE_CLIENT, url, json.dumps(opts)], capture_output=True,
+                       text=True, timeout=20)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def test_script_with_node_ws(server):
+    base = server.load(SCRIPT)
+    got = node_ws(ws_url(base, "/ws"), protocols=["chat"], send=["echo me"])
+    ev = got["events"]
+    assert ev[0]["type"] == "open" and ev[0]["protocol"] == "chat"
+    msgs = [e for e in ev if e["type"] == "message"]
+    assert [m.get("data") or m.get("data_base64") for m in msgs] == \
+        ["hello", "AAEC/w==", "fragmented text", "echo me"]
+    assert [e for e in ev if e["type"] == "ping"] == [{"type": "ping", "data": "pingpayload"}]
+    assert ev[-1] == {"type": "close", "code": 4000, "reason": "done"}
+    w = wait_end(server)["websocket"]
+    close_in = [x for x in w["events"] if x["kind"] == "close" and x["dir"] == "in"]
+    assert close_in[0]["code"] == 4000  # ws echoes the close code
+    assert [f["payload"] for f in frames(w, "in") if f["opcode"] == 10] == ["pingpayload"]
+
+
+@pytest.mark.parametrize("case", sorted(HANDSHAKE_FAULTS))
+def test_handshake_faults_with_node_ws(server, case):
+    base = server.load("""
+        server:
+          routes:
+            - match: {path: /ws}
+              response: {websocket: {handshake: %s, script: [{send: never}]}}
+    """ % HANDSHAKE_FAULTS[case])
+    got = node_ws(ws_url(base, "/ws"), protocols=["chat"], ms=4000)
+    types = [e["type"] for e in got["events"]]
+    assert "open" not in types and "error" in types, got
+    assert not [e for e in got["events"] if e["type"] == "message"]
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_frames_with_node_ws(server, case):
+    base = server.load("""
+        server:
+          routes:
+            - match: {path: /ws}
+              response: {websocket: {script: [%s, {wait: 1500}], linger: 500}}
+    """ % MALFORMED[case])
+    got = node_ws(ws_url(base, "/ws"), ms=4000)
+    w = wait_end(server)["websocket"]
+    code = client_close_code(w)
+    want = 1007 if "utf8" in case else 1002
+    # ws fails the connection with the code RFC 6455 asks for, and the journal shows it
+    assert code == want, (got, w["end"])

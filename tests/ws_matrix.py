@@ -12,7 +12,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conftest import ROOT, Server  # noqa: E402
-from test_websocket import MALFORMED, client_close_code, run_malformed  # noqa: E402
+from test_websocket import (MALFORMED, client_close_code, node_ws, run_malformed,  # noqa: E402
+                            wait_end, ws_url)
 
 WANT = {"invalid-utf8-text": 1007, "close-reason-invalid-utf8": 1007}
 
@@ -20,14 +21,26 @@ WANT = {"invalid-utf8-text": 1007, "close-reason-invalid-utf8": 1007}
 def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "harness")
     server = Server(binary, ["--quiet"])
-    clients = ["websocket-client", "websockets"]
+    clients = ["websocket-client", "websockets", "node-ws"]
     print("| case | " + " | ".join(clients) + " |")
     print("|---|" + "---|" * len(clients))
     try:
         for case in sorted(MALFORMED):
             cells = []
             for client in clients:
-                seen, w = run_malformed(server, MALFORMED[case], client)
+                if client == "node-ws":
+                    base = server.load("""
+        server:
+          routes:
+            - match: {path: /ws}
+              response: {websocket: {script: [%s, {wait: 1500}], linger: 500}}
+    """ % MALFORMED[case])
+                    got = node_ws(ws_url(base, "/ws"), ms=4000)
+                    w = wait_end(server)["websocket"]
+                    seen = "close %s" % [e.get("code") for e in got["events"]
+                                         if e["type"] == "close"]
+                else:
+                    seen, w = run_malformed(server, MALFORMED[case], client)
                 code = client_close_code(w)
                 want = WANT.get(case, 1002)
                 ok = code == want or (code is None and w["end"] == "client_gone"
