@@ -446,3 +446,13 @@ def test_clean_stop_with_suspended_connections(harness_bin, tmp_path, sig):
     assert time.monotonic() - t0 < 3
     for c in socks:
         c.close()
+
+
+def test_body_file_beside_the_scenario(server, http):
+    import os
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures/good/body-file.yaml")
+    r = server.api("POST", "/instances", json={"file": path})
+    assert r.status_code == 201, r.text
+    body = http.get(server.main + r.json()["base"] + "/file").content
+    assert body == open(os.path.join(os.path.dirname(path), "data.bin"), "rb").read()
+    assert body == b"\x00\x01binary\xff"
