@@ -66,6 +66,7 @@ check: deps deps-browsers
 	$(MAKE) format-check
 	$(MAKE) integration-tests
 
+CONFORMANCE_ARGS ?= -n 2
 conformance: deps deps-browsers
 	$(MAKE) harness
 	PYTHONPATH=drivers HARNESS_BIN=$(abspath $(BUILD)/harness) $(PYTHON) -m pytest \

@@ -31,6 +31,7 @@ import itertools
 import os
 import re
 import secrets
+import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -614,6 +615,14 @@ class Recorder:
         if hasattr(config, "workerinput") or config.getoption("no_reports") \
                 or config.getoption("collectonly"):
             return
+        if not state.harness_version:
+            # under xdist the controller runs no server: ask the binary
+            try:
+                out = subprocess.run([state.harness_bin, "--version"], capture_output=True,
+                                     text=True, timeout=10).stdout.split()
+                state.harness_version = out[-1] if out else None
+            except (OSError, subprocess.SubprocessError):
+                pass
         if state.harness_version:
             _junit_property(config, "harness.version", state.harness_version)
         ids = {r["id"] for r in state.records}
