@@ -25,8 +25,8 @@ TEST_SRC := $(wildcard harness/tests/test_*.c)
 TEST_BIN := $(patsubst harness/tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 FUZZ_SRC := $(wildcard harness/fuzz/fuzz_*.c)
 
-.PHONY: all harness deps deps-browsers check unit-tests integration-tests conformance \
-        format format-check bench fuzz clean
+.PHONY: all harness deps deps-browsers check unit-tests integration-tests sanitizer-tests \
+        conformance format format-check bench fuzz clean
 
 all: harness
 
@@ -61,10 +61,18 @@ integration-tests: $(BUILD)/harness
 	HARNESS_BIN=$(abspath $(BUILD)/harness) $(PYTHON) -m pytest -q -p no:cacheprovider -n 2 \
 	    drivers/tests
 
+# The unit and server tests again with AddressSanitizer and UBSan (leaks fail the run: the
+# server must exit 0 after freeing everything).
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+sanitizer-tests:
+	$(MAKE) BUILD=$(BUILD)-asan CFLAGS="$(SAN_FLAGS)" harness unit-tests
+	HARNESS_BIN=$(abspath $(BUILD)-asan/harness) $(PYTHON) -m pytest -q -p no:cacheprovider tests
+
 check: deps deps-browsers
 	$(MAKE) harness unit-tests
 	$(MAKE) format-check
 	$(MAKE) integration-tests
+	$(MAKE) sanitizer-tests
 
 CONFORMANCE_ARGS ?= -n 2
 conformance: deps deps-browsers
@@ -98,6 +106,6 @@ format-check:
 	clang-format --dry-run --Werror $(wildcard harness/src/*.[ch] harness/tests/*.[ch] harness/fuzz/*.[ch])
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(BUILD)-asan
 
 -include $(wildcard $(BUILD)/obj/*.d)
