@@ -374,16 +374,21 @@ def test_handshake_faults_with_node_ws(server, case):
     assert not [e for e in got["events"] if e["type"] == "message"]
 
 
-@pytest.mark.parametrize("case", sorted(MALFORMED))
-def test_malformed_frames_with_node_ws(server, case):
+def run_malformed_node(server, step):
+    """run_malformed() for Node ws: what it observed, and the journal's session."""
     base = server.load("""
         server:
           routes:
             - match: {path: /ws}
               response: {websocket: {script: [%s, {wait: 1500}], linger: 500}}
-    """ % MALFORMED[case])
+    """ % step)
     got = node_ws(ws_url(base, "/ws"), ms=4000)
-    w = wait_end(server)["websocket"]
+    return got, wait_end(server)["websocket"]
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_frames_with_node_ws(server, case):
+    got, w = run_malformed_node(server, MALFORMED[case])
     code = client_close_code(w)
     want = 1007 if "utf8" in case else 1002
     # ws fails the connection with the code RFC 6455 asks for, and the journal shows it

@@ -12,8 +12,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conftest import ROOT, Server  # noqa: E402
-from test_websocket import (MALFORMED, client_close_code, node_ws, run_malformed,  # noqa: E402
-                            wait_end, ws_url)
+from test_websocket import (MALFORMED, client_close_code, run_malformed,  # noqa: E402
+                            run_malformed_node)
 
 WANT = {"invalid-utf8-text": 1007, "close-reason-invalid-utf8": 1007}
 
@@ -29,14 +29,7 @@ def main():
             cells = []
             for client in clients:
                 if client == "node-ws":
-                    base = server.load("""
-        server:
-          routes:
-            - match: {path: /ws}
-              response: {websocket: {script: [%s, {wait: 1500}], linger: 500}}
-    """ % MALFORMED[case])
-                    got = node_ws(ws_url(base, "/ws"), ms=4000)
-                    w = wait_end(server)["websocket"]
+                    got, w = run_malformed_node(server, MALFORMED[case])
                     seen = "close %s" % [e.get("code") for e in got["events"]
                                          if e["type"] == "close"]
                 else:

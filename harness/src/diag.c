@@ -20,7 +20,7 @@ void diag_free(struct diag_list *d)
     memset(d, 0, sizeof *d);
 }
 
-void diag_add(struct diag_list *d, struct src_loc loc, const char *fmt, ...)
+void diag_addv(struct diag_list *d, struct src_loc loc, const char *fmt, va_list ap)
 {
     if (d->n == d->cap) {
         d->cap = d->cap ? d->cap * 2 : 8;
@@ -28,12 +28,9 @@ void diag_add(struct diag_list *d, struct src_loc loc, const char *fmt, ...)
         if (!d->items)
             abort();
     }
-    va_list ap;
-    va_start(ap, fmt);
     char *msg = NULL;
     if (vasprintf(&msg, fmt, ap) < 0)
         abort();
-    va_end(ap);
     struct diag *it = &d->items[d->n++];
     it->file = strdup(loc.file ? loc.file : "<input>");
     if (!it->file)
@@ -41,6 +38,14 @@ void diag_add(struct diag_list *d, struct src_loc loc, const char *fmt, ...)
     it->line = loc.line;
     it->col = loc.col;
     it->message = msg;
+}
+
+void diag_add(struct diag_list *d, struct src_loc loc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    diag_addv(d, loc, fmt, ap);
+    va_end(ap);
 }
 
 void diag_print(const struct diag_list *d, FILE *out)

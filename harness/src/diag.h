@@ -7,6 +7,7 @@
 #ifndef HARNESS_DIAG_H
 #define HARNESS_DIAG_H
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stddef.h>
 
@@ -34,6 +35,9 @@ void diag_free(struct diag_list *d);
 /* Append a message at loc (printf-style). Never fails silently: aborts on out-of-memory. */
 void diag_add(struct diag_list *d, struct src_loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same with a va_list. */
+void diag_addv(struct diag_list *d, struct src_loc loc, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 /* Print every entry as "file:line:column: message\n". */
 void diag_print(const struct diag_list *d, FILE *out);
 

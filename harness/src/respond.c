@@ -728,9 +728,10 @@ static void hang(struct exchange *ex)
 
 /* ---------------------------------------------------------------- the content reader */
 
-static ssize_t fault_now(struct exchange *ex)
+/* End the body as a fault says: a reset, a hang, or a close (FIN) before the body is done. */
+static ssize_t end_with(struct exchange *ex, enum fault_action action)
 {
-    switch (ex->plan.fault) {
+    switch (action) {
     case FAULT_RESET:
         ex->end = "fault_reset";
         reset_connection(ex);
@@ -745,20 +746,12 @@ static ssize_t fault_now(struct exchange *ex)
     }
 }
 
+/* After a stream's last piece: the terminating chunk, or a hang or reset. */
 static ssize_t stream_end(struct exchange *ex)
 {
-    switch (ex->plan.then) {
-    case END_RESET:
-        ex->end = "fault_reset";
-        reset_connection(ex);
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-    case END_HANG:
-        hang(ex);
-        return 0;
-    case END_CLOSE:
-    default:
+    if (ex->plan.then == END_CLOSE)
         return MHD_CONTENT_READER_END_OF_STREAM;
-    }
+    return end_with(ex, ex->plan.then == END_RESET ? FAULT_RESET : FAULT_HANG);
 }
 
 static void count_sent(struct exchange *ex, size_t n, uint64_t now)
@@ -834,7 +827,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
     if (pos >= limit) {
         if (pos >= p->body_len)
             return MHD_CONTENT_READER_END_OF_STREAM;
-        return fault_now(ex);
+        return end_with(ex, p->fault);
     }
     if (pos >= allowed) {
         uint64_t every = p->trickle_every_ms * 1000u;

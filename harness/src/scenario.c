@@ -28,12 +28,8 @@ void ld_err(struct ld *ld, const struct ynode *n, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *msg = NULL;
-    if (vasprintf(&msg, fmt, ap) < 0)
-        abort();
+    diag_addv(ld->d, n ? n->loc : (struct src_loc){ld->file, 1, 1}, fmt, ap);
     va_end(ap);
-    diag_add(ld->d, n ? n->loc : (struct src_loc){ld->file, 1, 1}, "%s", msg);
-    free(msg);
 }
 
 void *ld_alloc(size_t n, size_t size)
