@@ -23,11 +23,13 @@
 #define SEND_STALL_US (30u * 1000000u) /* a client that reads nothing for this long is gone */
 #define READ_AHEAD_LIMIT (32u * 1024u * 1024u)
 #define FINAL_CLOSE_WAIT_MS 2000u
+#define QUEUE_MAX_MESSAGES 1024u
+#define QUEUE_MAX_BYTES (64u * 1024u * 1024u)
 
 enum pump_result {
     R_OK,      /* nothing special: go on */
     R_TIMEOUT, /* the deadline passed */
-    R_MESSAGE, /* a complete message came (s->last) */
+    R_MESSAGE, /* a complete message is queued (s->queue) */
     R_CLOSED,  /* the client's close frame came */
     R_GONE,    /* the connection ended or broke */
     R_STOP,    /* the server is stopping */
@@ -41,12 +43,15 @@ struct session {
     size_t step; /* the step running (for events) */
     struct ws_parser parser;
     struct ws_assembler as;
-    bool eof;               /* the client will send nothing more */
-    bool broken;            /* a frame went out partly: nothing more may be sent */
-    bool sent_close;        /* our close frame went out */
-    bool got_close;         /* the client's close frame came */
-    bool client_first;      /* ... before ours went out */
-    struct ws_message last; /* the last complete message (data NULL if none) */
+    bool eof;          /* the client will send nothing more */
+    bool broken;       /* a frame went out partly: nothing more may be sent */
+    bool sent_close;   /* our close frame went out */
+    bool got_close;    /* the client's close frame came */
+    bool client_first; /* ... before ours went out */
+    /* messages no receive or echo step has taken yet, oldest first (all are recorded as
+     * they come; the queue only decides what the next receive/echo step sees) */
+    struct ws_message *queue;
+    size_t q_head, q_len, q_cap, q_bytes;
 };
 
 static uint64_t deadline_after(uint64_t ms)
@@ -131,17 +136,19 @@ static void step_timeout(struct session *s, const char *waiting)
 
 /* ----------------------------------------------------------------------------- sending */
 
-/* Read what the client sent into the parser without acting on it (while a send waits). */
-static void read_ahead(struct session *s)
+/* Read what the client sent into the parser without acting on it (while a send waits,
+ * and before a step starts); true if anything came. */
+static bool read_ahead(struct session *s)
 {
     if (s->eof || ws_parser_pending(&s->parser) > READ_AHEAD_LIMIT)
-        return;
+        return false;
     unsigned char buf[16384];
     ssize_t n = recv(s->fd, buf, sizeof buf, MSG_DONTWAIT);
     if (n > 0)
         ws_parser_feed(&s->parser, buf, (size_t)n);
     else if (n == 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
         s->eof = true;
+    return n > 0;
 }
 
 static enum pump_result send_bytes(struct session *s, const unsigned char *data, size_t len)
@@ -261,6 +268,47 @@ static void record_message(struct session *s, const struct ws_message *m)
     emit(s, ev);
 }
 
+/* ------------------------------------------------------------------------------ queue */
+
+static void queue_drop_oldest(struct session *s)
+{
+    struct ws_message *m = &s->queue[s->q_head];
+    s->q_bytes -= m->len;
+    free(m->data);
+    s->q_head = (s->q_head + 1) % s->q_cap;
+    s->q_len--;
+}
+
+static void queue_push(struct session *s, struct ws_message m)
+{
+    while (s->q_len && (s->q_len >= QUEUE_MAX_MESSAGES || s->q_bytes + m.len > QUEUE_MAX_BYTES))
+        queue_drop_oldest(s); /* recorded already; a script that never receives loses them */
+    if (s->q_len == s->q_cap) {
+        size_t cap = s->q_cap ? s->q_cap * 2 : 8;
+        struct ws_message *q = malloc(cap * sizeof *q);
+        if (!q)
+            abort();
+        for (size_t i = 0; i < s->q_len; i++)
+            q[i] = s->queue[(s->q_head + i) % s->q_cap];
+        free(s->queue);
+        s->queue = q;
+        s->q_cap = cap;
+        s->q_head = 0;
+    }
+    s->queue[(s->q_head + s->q_len) % s->q_cap] = m;
+    s->q_len++;
+    s->q_bytes += m.len;
+}
+
+/* Take the oldest message out (the caller frees m->data). */
+static void queue_pop(struct session *s, struct ws_message *m)
+{
+    *m = s->queue[s->q_head];
+    s->q_bytes -= m->len;
+    s->q_head = (s->q_head + 1) % s->q_cap;
+    s->q_len--;
+}
+
 /* One frame from the client. */
 static enum pump_result on_frame(struct session *s, const struct ws_frame *f)
 {
@@ -280,8 +328,7 @@ static enum pump_result on_frame(struct session *s, const struct ws_frame *f)
         return R_OK;
     case WS_ASM_MESSAGE:
         record_message(s, &m);
-        free(s->last.data);
-        s->last = m;
+        queue_push(s, m);
         return R_MESSAGE;
     case WS_ASM_TOO_BIG:
         violation(s, "message over the harness's limit",
@@ -299,6 +346,8 @@ static enum pump_result on_frame(struct session *s, const struct ws_frame *f)
  * client's close, the end of the connection, or a stop. */
 static enum pump_result pump(struct session *s, uint64_t deadline_us, bool want_message)
 {
+    if (want_message && s->q_len)
+        return R_MESSAGE;
     for (;;) {
         struct ws_frame f;
         enum ws_parse_result pr;
@@ -415,17 +464,25 @@ static const char *run_step(struct session *s, const struct ws_step *st)
         break;
     case WS_RECEIVE:
         r = pump(s, deadline_after(st->ms), true);
-        if (r == R_TIMEOUT)
-            step_timeout(s, "a message");
-        if (r == R_TIMEOUT || r == R_MESSAGE)
+        if (r == R_MESSAGE) {
+            struct ws_message m;
+            queue_pop(s, &m);
+            free(m.data);
             r = R_OK;
+        } else if (r == R_TIMEOUT) {
+            step_timeout(s, "a message");
+            r = R_OK;
+        }
         break;
     case WS_ECHO:
         for (unsigned done = 0; st->count == 0 || done < st->count; done++) {
             r = pump(s, deadline_after(st->ms), true);
             if (r != R_MESSAGE)
                 break;
-            r = send_simple(s, s->last.opcode, s->last.data, s->last.len);
+            struct ws_message m;
+            queue_pop(s, &m);
+            r = send_simple(s, m.opcode, m.data, m.len);
+            free(m.data);
             if (r != R_OK)
                 break;
         }
@@ -474,8 +531,13 @@ const char *ws_session_run(const struct ws_spec *spec, int fd, const unsigned ch
                            (unsigned)st->kind < sizeof STEP_NAMES / sizeof STEP_NAMES[0]
                                ? STEP_NAMES[st->kind]
                                : "?"));
-        if (stopping(&s))
-            end = ended(&s, R_STOP);
+        /* first what the client sent meanwhile: a close ends the script before this step
+         * acts, pings are answered, messages queued */
+        for (int k = 0; k < 64 && read_ahead(&s); k++)
+            ;
+        enum pump_result r = pump(&s, 0, false);
+        if (r != R_TIMEOUT)
+            end = ended(&s, r);
         else
             end = run_step(&s, st);
     }
@@ -490,7 +552,9 @@ const char *ws_session_run(const struct ws_spec *spec, int fd, const unsigned ch
         }
         end = ended(&s, r);
     }
-    free(s.last.data);
+    while (s.q_len)
+        queue_drop_oldest(&s);
+    free(s.queue);
     ws_assembler_free(&s.as);
     ws_parser_free(&s.parser);
     return end;

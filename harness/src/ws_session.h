@@ -8,7 +8,9 @@
  * gets a close echoing its code (1002 if the close itself broke the rules, 1007 for a reason
  * that is not UTF-8), and then the session ends. After the last step the session waits up to
  * spec->linger_ms for the client to close, then closes with 1000 and waits 2 s for the
- * answer.
+ * answer. Before each step, what the client sent meanwhile is handled first (so a close
+ * that came during a send ends the script there). Complete messages are queued: a receive
+ * or echo step takes the oldest one not yet taken, even if it came during an earlier step.
  *
  * Everything is recorded through the recorder as jansson objects, each with "t" (ms since
  * the session started, a real) and "kind":

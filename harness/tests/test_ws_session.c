@@ -839,6 +839,78 @@ static void test_send_and_receive_at_once(void **state)
     free(big);
 }
 
+static void client_replies_at_once(struct client *c)
+{
+    c_expect_text(c, WS_OP_TEXT, "go");
+    c_send(c, WS_OP_TEXT, "reply"); /* arrives while the server waits */
+    c_send(c, WS_OP_TEXT, "second");
+    c_expect_text(c, WS_OP_TEXT, "second"); /* the echo step takes the second one */
+    c_expect(c, WS_OP_CLOSE, true, "\x03\xe8", 2);
+    c_send(c, WS_OP_CLOSE, "\x03\xe8");
+    c_wait_eof(c, 3000);
+}
+
+static void test_messages_wait_for_receive(void **state)
+{
+    (void)state;
+    struct ws_step steps[5] = {step(WS_SEND), step(WS_WAIT), step(WS_RECEIVE), step(WS_ECHO),
+                               step(WS_CLOSE)};
+    steps[0].payload = text("go");
+    steps[1].ms = 300;
+    steps[2].ms = 50;
+    steps[3].count = 1;
+    steps[3].ms = 50;
+    steps[4].has_code = true;
+    steps[4].code = 1000;
+    struct ws_spec spec = spec_of(steps, 5, 100);
+    struct run r = run_session(&spec, client_replies_at_once, NULL, 0);
+    assert_client_ok(&r);
+    assert_string_equal(r.end, "closed_by_server");
+    json_t *t = events(&r, "timeout", NULL);
+    assert_int_equal(json_array_size(t), 0);
+    json_decref(t);
+    run_free(&r);
+}
+
+#define HALF_MIB (512u * 1024u)
+
+static void client_closes_during_a_send(struct client *c)
+{
+    c_expect_text(c, WS_OP_TEXT, "a");
+    c_send(c, WS_OP_CLOSE, "\x03\xe8");
+    usleep(100000); /* the server is still sending the big message */
+    struct ws_frame f;
+    if (c_recv(c, &f, 3000)) {
+        CHECK(c, f.opcode == WS_OP_BINARY && f.len == HALF_MIB * 4, "not the big message");
+        free(f.payload);
+    }
+    c_expect(c, WS_OP_CLOSE, true, "\x03\xe8", 2); /* echoed before "after" */
+    c_wait_eof(c, 3000);
+}
+
+static void test_client_close_between_steps(void **state)
+{
+    (void)state;
+    unsigned char *big = calloc(HALF_MIB * 4, 1);
+    struct ws_step steps[3] = {step(WS_SEND), step(WS_SEND), step(WS_SEND)};
+    steps[0].payload = text("a");
+    steps[1].binary = true;
+    steps[1].payload = (struct bytes){big, HALF_MIB * 4};
+    steps[2].payload = text("after");
+    struct ws_spec spec = spec_of(steps, 3, 1000);
+    struct run r = run_session(&spec, client_closes_during_a_send, NULL, 0);
+    assert_client_ok(&r);
+    assert_string_equal(r.end, "closed_by_client");
+    json_t *st = events(&r, "step", NULL);
+    assert_int_equal(json_array_size(st), 3);
+    json_decref(st);
+    json_t *out = events(&r, "frame", "out");
+    assert_int_equal(json_array_size(out), 3); /* a, big, the close: not "after" */
+    json_decref(out);
+    run_free(&r);
+    free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -858,6 +930,8 @@ int main(void)
         cmocka_unit_test(test_extra_bytes),
         cmocka_unit_test(test_too_big),
         cmocka_unit_test(test_send_and_receive_at_once),
+        cmocka_unit_test(test_messages_wait_for_receive),
+        cmocka_unit_test(test_client_close_between_steps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
