@@ -2,7 +2,9 @@
  * cut into slices whose sizes come from its first byte, must parse without crashing, leaking
  * or reading out of bounds; every frame that comes out must encode back (in the length form
  * it came in) to the same bytes it was parsed from, and the assembler's messages must be
- * exactly the concatenation of their fragments.
+ * exactly the concatenation of their fragments. The UTF-8 validator is checked against a
+ * plain decoder (a different algorithm: decode, then reject overlongs, surrogates and code
+ * points over U+10FFFF), whole and fed in two pieces.
  *
  *   make fuzz FUZZ_SECONDS=120
  */
@@ -11,6 +13,56 @@
 #include "ws_frame.h"
 
 #define MAX_PAYLOAD (1u << 16)
+
+static bool reference_utf8(const unsigned char *s, size_t n)
+{
+    static const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        uint32_t cp;
+        size_t k;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            k = 1;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            k = 2;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            k = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (n - i <= k)
+            return false;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + j] & 0x3F);
+        }
+        if (cp < min[k] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += k + 1;
+    }
+    return true;
+}
+
+static void check_utf8(const unsigned char *s, size_t n, size_t cut)
+{
+    bool want = reference_utf8(s, n);
+    if (ws_utf8_valid(s, n) != want)
+        abort();
+    if (cut > n)
+        cut = n;
+    struct ws_utf8 u = {0};
+    ws_utf8_feed(&u, s, cut);
+    if ((ws_utf8_feed(&u, s + cut, n - cut) == WS_UTF8_OK) != want)
+        abort();
+}
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
@@ -47,6 +99,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
             if (consumed + ws_parser_pending(&p) != fed)
                 abort();
             free(again);
+            check_utf8(f.payload, f.len, slice);
             /* a model of the assembler for well-ordered data frames */
             bool data_frame = f.opcode == WS_OP_TEXT || f.opcode == WS_OP_BINARY;
             if (data_frame || (f.opcode == WS_OP_CONT && msg_open)) {

@@ -204,7 +204,7 @@ static enum pump_result send_frame(struct session *s, struct ws_frame *f, const 
     }
     enum pump_result r = send_bytes(s, out, out_len);
     free(out);
-    if (r == R_OK || (r == R_GONE && !s->broken)) {
+    if (r == R_OK) { /* recorded once it is on the wire */
         struct ws_frame rec = *f;
         rec.payload = (unsigned char *)payload;
         rec.len = len;
