@@ -493,14 +493,15 @@ def _request_checks(label, selected, spec, path):
 def _route_sequence(entries, names):
     """Arrival-order route names among names, consecutive repeats collapsed.
 
-    The name "preflight" also stands for preflight requests when no route has that name.
+    The name "preflight" also stands for preflight requests when no route has that name
+    (the journal names the route whose CORS policy answered a preflight, so a preflight and
+    its actual request would otherwise look the same).
     """
     routes = {e.get("route") for e in entries}
     seq = []
     for e in sorted(entries, key=lambda e: (e.get("arrived", 0), e.get("seq", 0))):
         name = e.get("route")
-        if name not in names and "preflight" in names and "preflight" not in routes \
-                and is_preflight(e):
+        if "preflight" in names and "preflight" not in routes and is_preflight(e):
             name = "preflight"
         if name in names and (not seq or seq[-1] != name):
             seq.append(name)
