@@ -1,0 +1,47 @@
+"""The catalogue catches broken clients: an EventSource written from the HTML standard
+(drivers/tests/fakes/eventsource_py.py) passes the SSE scenarios of scenarios/sse/ that
+apply to a non-browser client, and each of its mutants fails exactly the scenarios aimed at
+the rule it breaks. (The sse.cors.* scenarios are a browser's protocol and are left out.)"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+DRIVERS = os.path.dirname(TESTS)
+ROOT = os.path.dirname(DRIVERS)
+CLIENTS = os.path.join(TESTS, "fakes", "clients.yaml")
+
+CAUGHT = {
+    "eventsource-py": set(),
+    "eventsource-py-ignore-cr": {
+        "sse.parse.cr-line-endings", "sse.parse.crlf-line-endings",
+        "sse.parse.mixed-line-endings", "sse.parse.crlf-split-across-chunks",
+        "sse.parse.invalid-utf8-replaced",  # its raw bytes end their lines with CRLF
+    },
+    "eventsource-py-no-last-event-id": {"sse.reconnect.last-event-id",
+                                        "sse.reconnect.newest-id-sent"},
+    "eventsource-py-reconnect-after-204": {"sse.reconnect.204-stops"},
+}
+
+
+@pytest.mark.parametrize("client", sorted(CAUGHT))
+def test_mutant_fails_exactly_the_scenarios_aimed_at_it(harness_bin, tmp_path, client):
+    results = tmp_path / "results"
+    env = dict(os.environ, PYTHONPATH=DRIVERS)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-c",
+         os.path.join(DRIVERS, "pytest.ini"), "--rootdir", ROOT, "-p", "comet_harness.plugin",
+         "--harness-bin", harness_bin, "--clients-file", CLIENTS, "--client", client,
+         "--expectations", str(tmp_path / "no-expectations"), "--scenarios",
+         os.path.join(ROOT, "scenarios", "sse"), "--results", str(results), "-q",
+         "-k", "not cors", os.path.join(ROOT, "scenarios", "sse")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    doc = json.loads((results / "results.json").read_text())
+    outcomes = {r["id"]: r["outcome"] for r in doc["results"]}
+    assert len(outcomes) >= 40, proc.stdout[-3000:]
+    failed = {i for i, o in outcomes.items() if o == "fail"}
+    assert failed == CAUGHT[client], proc.stdout[-5000:]
+    assert set(outcomes.values()) <= {"pass", "fail"}, outcomes
