@@ -11,7 +11,7 @@ The registry maps a client name to the command that starts its adapter. The buil
 clients are below; drivers/clients.yaml adds or overrides clients and may change which
 are run by default:
 
-    default: [chromium, firefox, node-eventsource, python-requests]
+    default: [chromium, firefox, webkit, node-eventsource, python-requests]
     clients:
       curl:
         command: [/usr/bin/python3, drivers/adapters/curl.py]   # cwd: the repository root
@@ -64,6 +64,8 @@ def builtin_clients():
                                             "chromium"], True, 60, "Chromium, headless, via puppeteer-core"),
         "firefox": ClientSpec("firefox", ["node", "drivers/adapters/puppeteer.mjs", "--browser",
                                           "firefox"], True, 90, "Firefox ESR, headless, via WebDriver BiDi"),
+        "webkit": ClientSpec("webkit", [PYTHON, "drivers/adapters/webkit.py"], True, 90,
+                             "WebKitGTK (MiniBrowser) under Xvfb, via WebKitWebDriver"),
         "node-eventsource": ClientSpec("node-eventsource", ["node", "drivers/adapters/node-eventsource.mjs"],
                                        True, 30, "the eventsource npm package on Node"),
         "python-requests": ClientSpec("python-requests", [PYTHON, "drivers/adapters/python_requests.py"],

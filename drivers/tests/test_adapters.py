@@ -71,6 +71,11 @@ ADAPTERS = {
         "capabilities": BROWSER_CAPS, "needs": ["node_modules", "/usr/bin/firefox-esr"],
         "start_timeout": 90,
     },
+    "webkit": {
+        "argv": [PYTHON, "drivers/adapters/webkit.py"],
+        "capabilities": BROWSER_CAPS, "needs": ["/usr/bin/WebKitWebDriver", "/usr/bin/Xvfb"],
+        "start_timeout": 90,
+    },
     "node-eventsource": {
         "argv": [NODE, "drivers/adapters/node-eventsource.mjs"],
         "capabilities": ["eventsource"], "needs": ["node_modules"], "start_timeout": 30,
@@ -559,6 +564,7 @@ CASES = [
 HANG_CLIENT = {
     "chromium": {"xhr": {"url": "/hang"}},
     "firefox": {"xhr": {"url": "/hang"}},
+    "webkit": {"xhr": {"url": "/hang"}},
     "node-eventsource": {"eventsource": {"url": "/hang"}},
     "python-requests": {"http": {"url": "/hang"}},
 }
@@ -566,7 +572,8 @@ HANG_CLIENT = {
 QUICK = {case[0]: case for case in CASES
          if (case[0], case[1]) in {("xhr", "abort-after"), ("eventsource", "messages"), ("http", "get")}}
 # An action the adapter lacks.
-LACKING = {"chromium": "http", "firefox": "http", "node-eventsource": "xhr", "python-requests": "xhr"}
+LACKING = {"chromium": "http", "firefox": "http", "webkit": "http", "node-eventsource": "xhr",
+           "python-requests": "xhr"}
 
 
 def quick_case(name):
