@@ -11,7 +11,7 @@ The registry maps a client name to the command that starts its adapter. The buil
 clients are below; drivers/clients.yaml adds or overrides clients and may change which
 are run by default:
 
-    default: [chromium, firefox, webkit, node-eventsource, python-requests]
+    default: [chromium, firefox, webkit, node-eventsource, node-ws, node-fetch, python-requests]
     clients:
       curl:
         command: [/usr/bin/python3, drivers/adapters/curl.py]   # cwd: the repository root
@@ -68,6 +68,14 @@ def builtin_clients():
                              "WebKitGTK (MiniBrowser) under Xvfb, via WebKitWebDriver"),
         "node-eventsource": ClientSpec("node-eventsource", ["node", "drivers/adapters/node-eventsource.mjs"],
                                        True, 30, "the eventsource npm package on Node"),
+        "node-ws": ClientSpec("node-ws", ["node", "drivers/adapters/node-lib.mjs", "--lib", "ws"],
+                              True, 30, "the ws npm package on Node"),
+        "node-fetch": ClientSpec("node-fetch", ["node", "drivers/adapters/node-lib.mjs", "--lib",
+                                                "fetch"], True, 30, "Node's built-in fetch (undici)"),
+        # not run by default: xhr2 is a partial XMLHttpRequest (no XML, no CORS, no sync
+        # requests...) and fails 35 scenarios of the catalogue; --client node-xhr2 runs it
+        "node-xhr2": ClientSpec("node-xhr2", ["node", "drivers/adapters/node-lib.mjs", "--lib",
+                                              "xhr2"], False, 30, "the xhr2 npm package on Node"),
         "python-requests": ClientSpec("python-requests", [PYTHON, "drivers/adapters/python_requests.py"],
                                       True, 30, "Python requests"),
     }
