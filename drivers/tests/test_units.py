@@ -105,7 +105,9 @@ def test_expect_templates():
 
 def test_builtin_registry():
     clients, default = adapters.load_registry(os.path.join(TESTS, "no-such-file.yaml"))
-    assert default == ["chromium", "firefox", "node-eventsource", "python-requests"]
+    assert default == ["chromium", "firefox", "webkit", "node-eventsource", "node-ws",
+                       "node-fetch", "python-requests"]
+    assert "node-xhr2" in clients and "node-xhr2" not in default
     assert clients["firefox"].command[-2:] == ["--browser", "firefox"]
     assert clients["python-requests"].command[0] == "/usr/bin/python3"
 
