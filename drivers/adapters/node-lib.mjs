@@ -7,6 +7,9 @@
  *     node drivers/adapters/node-lib.mjs --lib fetch   # Node's own fetch (undici)
  *     node drivers/adapters/node-lib.mjs --lib xhr2    # the `xhr2` package as XMLHttpRequest
  *
+ * `--mutant no-pong` (with --lib ws, used only by the tests) makes a client that never
+ * answers pings, which the catalogue must catch.
+ *
  * Each installs its library as the global the runner uses (WebSocket, fetch,
  * XMLHttpRequest), so the listeners, the rules of the client part and the observations are
  * the browsers' own, and a difference in verdict is the library's. One capability each.
@@ -30,7 +33,11 @@ function pkgVersion(name) {
 
 const LIBS = {
     ws: () => {
-        globalThis.WebSocket = require('ws');
+        const WS = require('ws');
+        // --mutant no-pong (tests only): a client that never answers pings
+        globalThis.WebSocket = process.argv.includes('no-pong')
+            ? class extends WS { constructor(url, protocols) { super(url, protocols, { autoPong: false }); } }
+            : WS;
         const v = pkgVersion('ws');
         return { name: 'node-ws', capability: 'websocket', version: v, implementation: `ws ${v}` };
     },

@@ -534,6 +534,51 @@ def grade_server(expect_server, journal):
         checks.append(Check("server.order", ok, strict, expected, observed,
                             "" if ok else "routes arrived in the order %s, expected %s"
                             % (render(observed), render(expected)), kind="server"))
+    if "websocket" in expect_server:
+        checks += _websocket_checks(expect_server["websocket"] or {}, entries)
+    return checks
+
+
+def websocket_view(entries):
+    """What the client did on the (first) WebSocket session of the journal, as values a
+    scenario can match: the pongs it sent (payloads), its messages, the code of its close
+    frame, whether it masked every frame, and the protocol violations it committed."""
+    for e in entries:
+        w = e.get("websocket")
+        if not isinstance(w, dict) or not w.get("upgraded"):
+            continue
+        events = w.get("events") or []
+        inbound = [x for x in events if x.get("kind") == "frame" and x.get("dir") == "in"]
+        closes = [x for x in events if x.get("kind") == "close" and x.get("dir") == "in"]
+        return {
+            "pongs": [x.get("payload", x.get("payload_base64")) for x in inbound
+                      if x.get("opcode") == 10],
+            "messages": [x.get("data", x.get("data_base64")) for x in events
+                         if x.get("kind") == "message" and x.get("dir") == "in"],
+            "close_code": closes[0].get("code") if closes else MISSING,
+            "masked": all(x.get("masked") for x in inbound) if inbound else MISSING,
+            "violations": [x.get("what") for x in events if x.get("kind") == "violation"],
+            "end": w.get("end", MISSING),
+        }
+    return None
+
+
+def _websocket_checks(spec, entries):
+    """`expect.server.websocket`: the client's side of the session, from the journal."""
+    view = websocket_view(entries)
+    strict_all = is_strict(spec)
+    if view is None:
+        return [Check("server.websocket", False, strict_all, spec, MISSING,
+                      "no upgraded WebSocket session in the journal", kind="server")]
+    checks = []
+    for key, expected in spec.items():
+        if key == "strict":
+            continue
+        observed = view.get(key, MISSING)
+        why = match(expected, observed)
+        checks.append(Check("server.websocket." + key, why is None,
+                            strict_all and is_strict(expected), expected, observed,
+                            why and "the client's %s: %s" % (key, why) or "", kind="server"))
     return checks
 
 

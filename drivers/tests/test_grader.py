@@ -302,3 +302,47 @@ def test_long_event_diffs_keep_both_ends():
     lines = c.detail.splitlines()
     assert len(lines) <= grader.MAX_DIFF_LINES + 1
     assert "- " in lines[1] and "lines …" in c.detail and "{type: load}" in lines[-1]
+
+
+# --------------------------------------------------------------- expect.server.websocket
+
+def ws_journal(events, upgraded=True, end="closed_by_server"):
+    return {"entries": [{"seq": 1, "route": "ws", "method": "GET", "headers": [],
+                         "websocket": {"upgraded": upgraded, "events": events, "end": end}}]}
+
+
+WS_EVENTS = [
+    {"kind": "frame", "dir": "out", "opcode": 9, "payload": "p", "masked": False},
+    {"kind": "frame", "dir": "in", "opcode": 10, "payload": "p", "masked": True},
+    {"kind": "frame", "dir": "in", "opcode": 1, "payload": "hi", "masked": True},
+    {"kind": "message", "dir": "in", "type": "text", "data": "hi"},
+    {"kind": "close", "dir": "in", "code": 1000, "reason": ""},
+]
+
+
+def test_websocket_client_side_passes():
+    spec = {"pongs": ["p"], "messages": ["hi"], "close_code": 1000, "masked": True,
+            "violations": [], "end": "closed_by_server"}
+    checks = grader.grade_server({"websocket": spec}, ws_journal(WS_EVENTS))
+    assert len(checks) == 6 and all(c.ok for c in checks)
+
+
+def test_websocket_client_side_failures_name_what_differs():
+    events = WS_EVENTS[2:] + [{"kind": "violation", "what": "unmasked client frame"}]
+    events[0] = dict(events[0], masked=False)
+    checks = grader.grade_server({"websocket": {"pongs": ["p"], "masked": True,
+                                                "violations": []}}, ws_journal(events))
+    bad = {c.path for c in checks if not c.ok}
+    assert bad == {"server.websocket.pongs", "server.websocket.masked",
+                   "server.websocket.violations"}
+
+
+def test_websocket_without_a_session_fails_once():
+    checks = grader.grade_server({"websocket": {"pongs": []}}, ws_journal([], upgraded=False))
+    assert len(checks) == 1 and not checks[0].ok and "no upgraded" in checks[0].message
+
+
+def test_websocket_non_strict_close_code():
+    checks = grader.grade_server({"websocket": {"close_code": {"equals": 4002, "strict": False}}},
+                                 ws_journal(WS_EVENTS))
+    assert len(checks) == 1 and not checks[0].ok and not checks[0].strict

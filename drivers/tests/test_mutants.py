@@ -1,7 +1,9 @@
 """The catalogue catches broken clients: an EventSource written from the HTML standard
 (drivers/tests/fakes/eventsource_py.py) passes the SSE scenarios of scenarios/sse/ that
 apply to a non-browser client, and each of its mutants fails exactly the scenarios aimed at
-the rule it breaks. (The sse.cors.* scenarios are a browser's protocol and are left out.)"""
+the rule it breaks (the sse.cors.* scenarios are a browser's protocol and are left out);
+the same for the `ws` package against scenarios/websocket/, and its mutant that does not
+answer pings."""
 import json
 import os
 import subprocess
@@ -27,6 +29,14 @@ CAUGHT = {
 }
 
 
+AREA = {name: "sse" for name in CAUGHT}
+CAUGHT.update({
+    "node-ws": set(),
+    "node-ws-no-pong": {"websocket.client.pong-echoes-ping-payload"},
+})
+AREA.update({"node-ws": "websocket", "node-ws-no-pong": "websocket"})
+
+
 @pytest.mark.parametrize("client", sorted(CAUGHT))
 def test_mutant_fails_exactly_the_scenarios_aimed_at_it(harness_bin, tmp_path, client):
     results = tmp_path / "results"
@@ -36,8 +46,8 @@ def test_mutant_fails_exactly_the_scenarios_aimed_at_it(harness_bin, tmp_path, c
          os.path.join(DRIVERS, "pytest.ini"), "--rootdir", ROOT, "-p", "comet_harness.plugin",
          "--harness-bin", harness_bin, "--clients-file", CLIENTS, "--client", client,
          "--expectations", str(tmp_path / "no-expectations"), "--scenarios",
-         os.path.join(ROOT, "scenarios", "sse"), "--results", str(results), "-q",
-         "-k", "not cors", os.path.join(ROOT, "scenarios", "sse")],
+         os.path.join(ROOT, "scenarios", AREA[client]), "--results", str(results), "-q",
+         "-k", "not cors", os.path.join(ROOT, "scenarios", AREA[client])],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     doc = json.loads((results / "results.json").read_text())
     outcomes = {r["id"]: r["outcome"] for r in doc["results"]}

@@ -290,7 +290,10 @@ static void check_expect_server(struct ld *ld, const struct ynode *n)
 {
     if (!ld_is_map(ld, n, "expect.server"))
         return;
-    static const char *const keys[] = {"requests", "preflights", "order", "strict", NULL};
+    static const char *const keys[] = {"requests",  "preflights", "order",
+                                       "websocket", "strict",     NULL};
+    static const char *const ws_keys[] = {"pongs",      "messages", "close_code", "masked",
+                                          "violations", "end",      "strict",     NULL};
     static const char *const req_keys[] = {"route",  "count", "headers", "preflight", "strict",
                                            "method", "path",  "query",   "body",      NULL};
     ld_keys(ld, n, keys, "expect.server");
@@ -318,6 +321,11 @@ static void check_expect_server(struct ld *ld, const struct ynode *n)
     }
     if ((v = ymap_get(n, "preflights")))
         check_value(ld, v);
+    if ((v = ymap_get(n, "websocket")) && ld_is_map(ld, v, "expect.server.websocket")) {
+        ld_keys(ld, v, ws_keys, "expect.server.websocket");
+        for (size_t i = 0; i < v->n; i++)
+            check_value(ld, v->values[i]);
+    }
     if ((v = ymap_get(n, "order"))) {
         if (v->kind == Y_SEQ) {
             for (size_t i = 0; i < v->n; i++)
