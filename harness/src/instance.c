@@ -6,14 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "timer.h"
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p)
-        abort();
-    return p;
-}
+#include "xalloc.h"
 
 void registry_init(struct registry *reg, size_t journal_limit)
 {

@@ -1,25 +1,10 @@
 /* request — see request.h. */
 #include "request.h"
+#include "xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static void *xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n);
-    if (!p && n)
-        abort();
-    return p;
-}
-
-static char *xstrndup(const char *s, size_t n)
-{
-    char *d = strndup(s, n);
-    if (!d)
-        abort();
-    return d;
-}
 
 static int hexval(int c)
 {

@@ -26,26 +26,11 @@
 #include "route.h"
 #include "server.h"
 #include "sse_encode.h"
+#include "xalloc.h"
 
 #define PROBE_EVERY_US 200000u
 
 /* ---------------------------------------------------------------- small helpers */
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p)
-        abort();
-    return p;
-}
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (!d)
-        abort();
-    return d;
-}
 
 void plan_free(struct plan *p)
 {

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <microhttpd.h>
 #include "scenario_load.h"
+#include "xalloc.h"
 #include "yamldoc.h"
 
 /* ------------------------------------------------------------------ readers */
@@ -34,18 +35,12 @@ void ld_err(struct ld *ld, const struct ynode *n, const char *fmt, ...)
 
 void *ld_alloc(size_t n, size_t size)
 {
-    void *p = calloc(n ? n : 1, size);
-    if (!p)
-        abort();
-    return p;
+    return xcalloc(n, size);
 }
 
 char *ld_strdup(const char *s)
 {
-    char *d = strdup(s ? s : "");
-    if (!d)
-        abort();
-    return d;
+    return xstrdup(s ? s : "");
 }
 
 void ld_keys(struct ld *ld, const struct ynode *map, const char *const *allowed, const char *where)

@@ -10,25 +10,10 @@
  * lazily, when they are more than half of the buffer.
  */
 #include "ws_frame.h"
+#include "xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p)
-        abort();
-    return p;
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n ? n : 1);
-    if (!p)
-        abort();
-    return p;
-}
 
 /* ---------------------------------------------------------------------------- encoding */
 

@@ -1,5 +1,6 @@
 /* ws_handshake — the server side of RFC 6455's opening handshake; see ws_handshake.h. */
 #include "ws_handshake.h"
+#include "xalloc.h"
 
 #include <ctype.h>
 #include <nettle/base64.h>
@@ -8,22 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p)
-        abort();
-    return p;
-}
-
-static char *xstrdup(const char *s)
-{
-    size_t n = strlen(s);
-    char *d = xmalloc(n + 1);
-    memcpy(d, s, n + 1);
-    return d;
-}
 
 static void accept_digest(const char *key, uint8_t digest[SHA1_DIGEST_SIZE])
 {
