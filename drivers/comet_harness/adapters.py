@@ -78,6 +78,10 @@ def builtin_clients():
                                               "xhr2"], False, 30, "the xhr2 npm package on Node"),
         "python-requests": ClientSpec("python-requests", [PYTHON, "drivers/adapters/python_requests.py"],
                                       True, 30, "Python requests"),
+        "python-httpx": ClientSpec("python-httpx", [PYTHON, "drivers/adapters/python_httpx.py"],
+                                   True, 30, "Python httpx (synchronous client)"),
+        "python-aiohttp": ClientSpec("python-aiohttp", [PYTHON, "drivers/adapters/python_aiohttp.py"],
+                                     True, 30, "Python aiohttp (client)"),
     }
 
 

@@ -96,6 +96,26 @@ ADAPTERS = {
         "argv": [PYTHON, "drivers/adapters/python_requests.py"],
         "capabilities": ["http"], "needs": [], "start_timeout": 30,
     },
+    "python-httpx": {
+        "argv": [PYTHON, "drivers/adapters/python_httpx.py"],
+        "capabilities": ["http"], "needs": [], "start_timeout": 30,
+    },
+    "python-aiohttp": {
+        "argv": [PYTHON, "drivers/adapters/python_aiohttp.py"],
+        "capabilities": ["http"], "needs": [], "start_timeout": 30,
+    },
+    "python-websocket-client": {
+        "argv": [PYTHON, "drivers/adapters/python_websocket_client.py"],
+        "capabilities": ["websocket"], "needs": [], "start_timeout": 30,
+    },
+    "python-websockets": {
+        "argv": [PYTHON, "drivers/adapters/python_websockets.py"],
+        "capabilities": ["websocket"], "needs": [], "start_timeout": 30,
+    },
+    "curl": {
+        "argv": [PYTHON, "drivers/adapters/curl.py"],
+        "capabilities": ["http"], "needs": ["/usr/bin/curl"], "start_timeout": 30,
+    },
 }
 
 BROWSERS = {"chromium", "firefox", "webkit"}
@@ -103,6 +123,9 @@ BROWSERS = {"chromium", "firefox", "webkit"}
 # What each HTTP client names its failures (the library's exception, or curl's exit code).
 HTTP_ERRORS = {
     "python-requests": {"read-timeout": "ReadTimeout", "refused": "ConnectionError"},
+    "python-httpx": {"read-timeout": "ReadTimeout", "refused": "ConnectError"},
+    "python-aiohttp": {"read-timeout": "ServerTimeoutError", "refused": "ClientConnectorError"},
+    "curl": {"read-timeout": "CURLE_OPERATION_TIMEDOUT (28)", "refused": "CURLE_COULDNT_CONNECT (7)"},
 }
 
 
@@ -624,6 +647,11 @@ HANG_CLIENT = {
     "node-fetch": {"fetch": {"url": "/hang"}},
     "node-xhr2": {"xhr": {"url": "/hang"}},
     "python-requests": {"http": {"url": "/hang"}},
+    "python-httpx": {"http": {"url": "/hang"}},
+    "python-aiohttp": {"http": {"url": "/hang"}},
+    "python-websocket-client": {"websocket": {"url": "/hang"}},
+    "python-websockets": {"websocket": {"url": "/hang"}},
+    "curl": {"http": {"url": "/hang"}},
 }
 # A quick run per adapter (for concurrency).
 QUICK = {case[0]: case for case in CASES
@@ -631,7 +659,9 @@ QUICK = {case[0]: case for case in CASES
                                    ("websocket", "harness-script"), ("fetch", "stream")}}
 # An action the adapter lacks.
 LACKING = {"chromium": "http", "firefox": "http", "webkit": "http", "node-eventsource": "xhr",
-           "node-ws": "xhr", "node-fetch": "xhr", "node-xhr2": "fetch", "python-requests": "xhr"}
+           "node-ws": "xhr", "node-fetch": "xhr", "node-xhr2": "fetch", "python-requests": "xhr",
+           "python-httpx": "xhr", "python-aiohttp": "websocket", "python-websocket-client": "http",
+           "python-websockets": "fetch", "curl": "xhr"}
 
 # Cases that need a page (an origin, CORS, FormData, synchronous XHR): a client outside a
 # browser answers them `unsupported`.
@@ -895,7 +925,7 @@ def test_schema_is_valid():
 
 # The adapters added to the built-in registry by issue 6 (and WebKit): each is shown to be
 # restarted by the plugin's pool after a crash.
-RESTARTED = ["webkit", "node-ws", "node-fetch", "node-xhr2"]
+RESTARTED = ["webkit", "node-ws", "node-fetch", "node-xhr2", "python-httpx", "python-aiohttp"]
 
 
 @pytest.mark.parametrize("name", RESTARTED)
