@@ -427,3 +427,35 @@ def serve(adapter):
     except (BrokenPipeError, ValueError):
         pass
     os._exit(0)
+
+
+# ------------------------------------------------------------------ WebSocket helpers
+
+def ws_protocols(spec):
+    """client.websocket.protocols as a list (None when not given)."""
+    p = spec.get("protocols")
+    if p is None:
+        return None
+    return [p] if isinstance(p, str) else [str(x) for x in p]
+
+
+def ws_steps(spec):
+    """The send script as a list of step objects, with client.websocket.close appended as a
+    last {close: ...} step (the runner's order)."""
+    steps = [{"text": raw} if isinstance(raw, str) else dict(raw) for raw in spec.get("send") or []]
+    if spec.get("close") is not None:
+        steps.append({"close": spec["close"]})
+    return steps
+
+
+def ws_lacks(action, spec):
+    if spec.get("binary_type") not in (None, "arraybuffer"):
+        return "no binaryType %r in Python: binary messages are bytes" % spec.get("binary_type")
+    return None
+
+
+def close_payload_fields(data):
+    """A received close frame's payload → (code, reason): 1005 when it has no code."""
+    if not data or len(data) < 2:
+        return 1005, ""
+    return int.from_bytes(data[:2], "big"), data[2:].decode("utf-8", errors="replace")

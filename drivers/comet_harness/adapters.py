@@ -82,6 +82,11 @@ def builtin_clients():
                                    True, 30, "Python httpx (synchronous client)"),
         "python-aiohttp": ClientSpec("python-aiohttp", [PYTHON, "drivers/adapters/python_aiohttp.py"],
                                      True, 30, "Python aiohttp (client)"),
+        "python-websocket-client": ClientSpec("python-websocket-client",
+                                              [PYTHON, "drivers/adapters/python_websocket_client.py"],
+                                              True, 30, "Python websocket-client"),
+        "python-websockets": ClientSpec("python-websockets", [PYTHON, "drivers/adapters/python_websockets.py"],
+                                        True, 30, "Python websockets (asyncio client)"),
     }
 
 

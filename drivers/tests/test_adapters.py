@@ -925,7 +925,8 @@ def test_schema_is_valid():
 
 # The adapters added to the built-in registry by issue 6 (and WebKit): each is shown to be
 # restarted by the plugin's pool after a crash.
-RESTARTED = ["webkit", "node-ws", "node-fetch", "node-xhr2", "python-httpx", "python-aiohttp"]
+RESTARTED = ["webkit", "node-ws", "node-fetch", "node-xhr2", "python-httpx", "python-aiohttp",
+             "python-websocket-client", "python-websockets"]
 
 
 @pytest.mark.parametrize("name", RESTARTED)
