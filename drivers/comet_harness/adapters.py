@@ -87,6 +87,8 @@ def builtin_clients():
                                               True, 30, "Python websocket-client"),
         "python-websockets": ClientSpec("python-websockets", [PYTHON, "drivers/adapters/python_websockets.py"],
                                         True, 30, "Python websockets (asyncio client)"),
+        "curl": ClientSpec("curl", [PYTHON, "drivers/adapters/curl.py"], True, 30,
+                           "the curl command-line tool"),
     }
 
 

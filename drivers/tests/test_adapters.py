@@ -122,10 +122,14 @@ BROWSERS = {"chromium", "firefox", "webkit"}
 
 # What each HTTP client names its failures (the library's exception, or curl's exit code).
 HTTP_ERRORS = {
-    "python-requests": {"read-timeout": "ReadTimeout", "refused": "ConnectionError"},
-    "python-httpx": {"read-timeout": "ReadTimeout", "refused": "ConnectError"},
-    "python-aiohttp": {"read-timeout": "ServerTimeoutError", "refused": "ClientConnectorError"},
-    "curl": {"read-timeout": "CURLE_OPERATION_TIMEDOUT (28)", "refused": "CURLE_COULDNT_CONNECT (7)"},
+    "python-requests": {"read-timeout": "ReadTimeout", "refused": "ConnectionError",
+                        "truncated": None},  # urllib3 1.26 does not enforce Content-Length
+    "python-httpx": {"read-timeout": "ReadTimeout", "refused": "ConnectError",
+                     "truncated": "RemoteProtocolError"},
+    "python-aiohttp": {"read-timeout": "ServerTimeoutError", "refused": "ClientConnectorError",
+                       "truncated": "ClientPayloadError"},
+    "curl": {"read-timeout": "CURLE_OPERATION_TIMEDOUT (28)", "refused": "CURLE_COULDNT_CONNECT (7)",
+             "truncated": "CURLE_PARTIAL_FILE (18)"},
 }
 
 
@@ -542,6 +546,16 @@ def check_http_refused(obs, name):
     assert obs["events"][0]["name"] == HTTP_ERRORS[name]["refused"], obs
 
 
+def check_http_truncated(obs, name):
+    if HTTP_ERRORS[name]["truncated"] is None:  # the short body is taken as the whole
+        assert types(obs) == ["response", "done"] and obs["responseText"] == "0123", obs
+        return
+    assert types(obs) == ["response", "error"], obs
+    assert obs["events"][1]["name"] == HTTP_ERRORS[name]["truncated"], obs
+    if name == "curl":
+        assert obs["events"][1]["message"].startswith("curl: (18) "), obs
+
+
 def check_http_post_echo(obs):
     assert obs["status"] == 200, obs
     assert obs["responseText"] == "POST data=1", obs
@@ -633,6 +647,9 @@ CASES = [
      check_http_post_echo),
     ("http", "read-timeout", [route("slow", "/slow", body="late", delay=1500)],
      {"http": {"url": "/slow", "timeout": 200}}, check_http_read_timeout),
+    ("http", "truncated",
+     [route("short", "/short", body="0123456789", fault={"action": "close", "after_bytes": 4})],
+     {"http": {"url": "/short"}}, check_http_truncated),
     ("http", "refused", [],
      {"http": {"url": "http://127.0.0.1:%d/x" % closed_port(), "timeout": 2000}}, check_http_refused),
 ]
@@ -926,7 +943,7 @@ def test_schema_is_valid():
 # The adapters added to the built-in registry by issue 6 (and WebKit): each is shown to be
 # restarted by the plugin's pool after a crash.
 RESTARTED = ["webkit", "node-ws", "node-fetch", "node-xhr2", "python-httpx", "python-aiohttp",
-             "python-websocket-client", "python-websockets"]
+             "python-websocket-client", "python-websockets", "curl"]
 
 
 @pytest.mark.parametrize("name", RESTARTED)
