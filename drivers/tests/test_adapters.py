@@ -1002,3 +1002,19 @@ def test_restarted_after_a_crash(harness, name):
         call_check(check, obs, name, (cap, case_id))
     finally:
         pool.close()
+
+
+def test_webkit_unresponsive_page_then_recovers(sessions):
+    """A synchronous XHR to a server that never answers blocks the page's only thread: the
+    adapter gives up 3 s after the deadline (pageUnresponsive), then replaces its session,
+    and the next run works."""
+    session = sessions("webkit")
+    session.get()
+    client = {"xhr": {"url": "/hang", "async": False}}
+    t0 = time.monotonic()
+    answer = session.run(scenario(HANG, client), client, deadline_ms=1000)
+    took = time.monotonic() - t0
+    assert answer["observations"] == {"events": [], "deadline": True, "pageUnresponsive": True}
+    assert took < 1.0 + 3.0 + 3.0, took
+    _cap, _id, routes, client, check = QUICK["xhr"]
+    check(session.run(scenario(routes, client), client)["observations"])
