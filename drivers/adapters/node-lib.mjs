@@ -1,19 +1,29 @@
 #!/usr/bin/env node
 /*
- * node-lib.mjs — adapters for Node libraries that implement a web API, run through the
- * browsers' in-page runner (browser/runner.js) unchanged (docs/adapters.md):
+ * node-lib.mjs — the adapters for Node libraries that implement a web API
+ * (docs/adapters.md). One library per process, chosen on the command line:
  *
- *     node drivers/adapters/node-lib.mjs --lib ws      # the `ws` package as WebSocket
- *     node drivers/adapters/node-lib.mjs --lib fetch   # Node's own fetch (undici)
- *     node drivers/adapters/node-lib.mjs --lib xhr2    # the `xhr2` package as XMLHttpRequest
+ *     node drivers/adapters/node-lib.mjs --lib ws      # node-ws:    the `ws` package as WebSocket
+ *     node drivers/adapters/node-lib.mjs --lib fetch   # node-fetch: Node's built-in fetch (undici)
+ *     node drivers/adapters/node-lib.mjs --lib xhr2    # node-xhr2:  the `xhr2` package as XMLHttpRequest
+ *
+ * Each library is installed as the global the browsers' in-page runner (browser/runner.js)
+ * uses — WebSocket, fetch, XMLHttpRequest — and the runner's cometRun() does the run, as
+ * node-eventsource.mjs does for the eventsource package: the same listeners, the same rules
+ * of the client part, the same observations as in a browser, so that a difference in
+ * verdict is the library's. One capability each.
+ *
+ * What a library lacks is answered `unsupported` before anything is sent (see LIBS[].lacks):
+ * Node has no page origin, so a run aimed at another origin (`origin: cross | alt`, a CORS
+ * check in a browser) or at credentials (cookies: no cookie jar) is unsupported for the
+ * HTTP libraries; xhr2 has no synchronous mode, no FormData bodies and no "blob" or
+ * "document" responses.
+ *
+ * Runs go on concurrently in this one process; each run's request or socket is stopped
+ * when its run ends (the runner's cleanup).
  *
  * `--mutant no-pong` (with --lib ws, used only by the tests) makes a client that never
  * answers pings, which the catalogue must catch.
- *
- * Each installs its library as the global the runner uses (WebSocket, fetch,
- * XMLHttpRequest), so the listeners, the rules of the client part and the observations are
- * the browsers' own, and a difference in verdict is the library's. One capability each.
- * Runs go on concurrently.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -25,53 +35,117 @@ import { serve, runDeadline, clientAction } from './protocol.mjs';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RUNNER_FILE = path.join(HERE, 'browser', 'runner.js');
 const require = createRequire(path.join(HERE, '..', 'package.json'));
-const lib = process.argv[process.argv.indexOf('--lib') + 1];
 
 function pkgVersion(name) {
-    return require(`${name}/package.json`).version;
+    // The package's own package.json (not exported by every package: read the file).
+    const main = require.resolve(name);
+    let dir = path.dirname(main);
+    while (!fs.existsSync(path.join(dir, 'package.json')) || path.basename(dir) === 'lib') {
+        dir = path.dirname(dir);
+    }
+    return JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version;
+}
+
+// A run aimed at an origin of its own makes sense only where there is a page origin.
+function originLack(s) {
+    if (s.origin !== undefined && s.origin !== 'main') {
+        return `Node has no page origin: a request to the "${s.origin}" origin is not cross-origin here (no CORS)`;
+    }
+    return null;
 }
 
 const LIBS = {
-    ws: () => {
-        const WS = require('ws');
-        // --mutant no-pong (tests only): a client that never answers pings
-        globalThis.WebSocket = process.argv.includes('no-pong')
-            ? class extends WS { constructor(url, protocols) { super(url, protocols, { autoPong: false }); } }
-            : WS;
-        const v = pkgVersion('ws');
-        return { name: 'node-ws', capability: 'websocket', version: v, implementation: `ws ${v}` };
+    ws: {
+        name: 'node-ws',
+        capability: 'websocket',
+        install() {
+            const WS = require('ws');
+            // --mutant no-pong (tests only): a client that never answers pings
+            globalThis.WebSocket = process.argv.includes('no-pong')
+                ? class extends WS { constructor(url, protocols) { super(url, protocols, { autoPong: false }); } }
+                : WS;
+            const v = pkgVersion('ws');
+            return { version: v, implementation: `ws ${v}` };
+        },
+        lacks(s) {
+            if (s.binary_type !== undefined && !['arraybuffer', 'blob'].includes(s.binary_type)) {
+                return `ws has no binaryType "${s.binary_type}"`;
+            }
+            return null;
+        },
     },
-    fetch: () => {
-        const v = process.versions.undici;
-        return { name: 'node-fetch', capability: 'fetch', version: v,
-                 implementation: `Node ${process.version} built-in fetch (undici ${v})` };
+    fetch: {
+        name: 'node-fetch',
+        capability: 'fetch',
+        install() {
+            if (typeof fetch !== 'function') throw new Error('this Node has no built-in fetch');
+            const v = process.versions.undici;
+            return { version: v, implementation: `Node ${process.version} built-in fetch (undici ${v})` };
+        },
+        lacks(s) {
+            const o = originLack(s);
+            if (o) return o;
+            if (s.credentials !== undefined && s.credentials !== 'omit') {
+                return 'Node\'s fetch keeps no cookies (credentials)';
+            }
+            if (s.mode !== undefined && s.mode !== 'cors') return `Node's fetch has no mode "${s.mode}" (no page origin)`;
+            return null;
+        },
     },
-    xhr2: () => {
-        globalThis.XMLHttpRequest = require('xhr2');
-        const v = pkgVersion('xhr2');
-        return { name: 'node-xhr2', capability: 'xhr', version: v, implementation: `xhr2 ${v}` };
+    xhr2: {
+        name: 'node-xhr2',
+        capability: 'xhr',
+        install() {
+            globalThis.XMLHttpRequest = require('xhr2');
+            const v = pkgVersion('xhr2');
+            return { version: v, implementation: `xhr2 ${v}` };
+        },
+        lacks(s) {
+            const o = originLack(s);
+            if (o) return o;
+            if (s.async === false) return 'xhr2 has no synchronous requests ("Synchronous XHR processing not implemented")';
+            if (s.form !== undefined && s.form !== null) return 'xhr2 cannot send a FormData body';
+            if (s.response_type === 'blob' || s.response_type === 'document') {
+                return `xhr2 has no responseType "${s.response_type}"`;
+            }
+            if (s.with_credentials) return 'xhr2 keeps no cookies (withCredentials)';
+            return null;
+        },
     },
 };
-if (!LIBS[lib]) {
-    console.error(`node-lib.mjs: --lib must be one of ${Object.keys(LIBS).join(', ')}`);
+
+const at = process.argv.indexOf('--lib');
+const lib = LIBS[at >= 0 ? process.argv[at + 1] : undefined];
+if (!lib) {
+    process.stderr.write(`usage: node-lib.mjs --lib ${Object.keys(LIBS).join('|')}\n`);
     process.exit(2);
 }
-const info = LIBS[lib]();
+const info = lib.install();
 vm.runInThisContext(fs.readFileSync(RUNNER_FILE, 'utf8'), { filename: RUNNER_FILE });
 const cometRun = globalThis.cometRun;
-const running = new Set();
+const running = new Set(); // the AbortControllers of the runs in flight
 
 serve({
     async start() {
-        return { name: info.name, version: info.version,
-                 implementation: `${info.implementation} on Node ${process.version}`,
-                 capabilities: [info.capability], details: { node: process.version } };
+        return {
+            name: lib.name,
+            version: info.version,
+            implementation: `${info.implementation} on Node ${process.version}`,
+            capabilities: [lib.capability],
+            details: { node: process.version, undici: process.versions.undici },
+        };
     },
     async run(msg) {
         const action = clientAction(msg);
-        if (action !== info.capability) {
-            return { type: 'unsupported', reason: `${info.name} has no "${action}" capability` };
+        if (action !== lib.capability) {
+            return { type: 'unsupported', reason: `${lib.name} has no "${action}" capability` };
         }
+        const spec = msg.client[action];
+        if (spec === null || typeof spec !== 'object' || typeof spec.url !== 'string') {
+            throw new Error(`client.${action}.url must be a string`);
+        }
+        const lack = lib.lacks(spec);
+        if (lack) return { type: 'unsupported', reason: lack };
         const ctrl = new AbortController();
         running.add(ctrl);
         try {
@@ -83,6 +157,7 @@ serve({
         }
     },
     async stop() {
+        // End the runs in flight (each stops its request or socket); they answer "error".
         for (const ctrl of running) ctrl.abort();
     },
 });

@@ -1,0 +1,461 @@
+"""pyproto.py — the adapter side of the adapter protocol (docs/adapters.md), for the
+adapters written in Python (python_requests.py, python_httpx.py, python_aiohttp.py,
+python_websocket_client.py, python_websockets.py, curl.py).
+
+    from pyproto import Adapter, Run, serve
+
+    class MyRun(Run):
+        def execute(self):          # in the run's own thread; record with event()/set()
+            ...
+
+    serve(Adapter(name=..., version=..., implementation=..., capabilities=["http"],
+                  run_class=MyRun, lacks=lambda action, spec: None))
+
+What it does, so that each adapter only has to make its library do one action:
+
+- stdout carries only protocol messages: a private handle on the original stdout is kept
+  and sys.stdout is pointed at stderr, so that a stray print() cannot corrupt the stream.
+- The loop reads newline-delimited JSON from stdin; a bad line or an unknown message type
+  is answered with an error and the loop goes on. `start` is answered `started`; each
+  `run` is checked (exactly one action key, a declared capability, a string `url`, and
+  the adapter's `lacks(action, spec)` which names a missing sub-feature: `unsupported`)
+  and then carried out by a Run in a thread of its own, concurrently with the others;
+  `stop` abandons the runs in flight (answered `error`), answers `stopped` and exits 0;
+  end of stdin does the same quietly.
+- Deadlines: Run.answer() waits for the run until deadline_ms; when it passes, nothing
+  more is recorded, the observations so far are answered with "deadline": true, and the
+  run is cancelled: every socket the run's thread connected is shut down (the connect()
+  of socket.socket is wrapped to note them; nothing else about the libraries is changed),
+  which unblocks the library, and Run.cancel() may do more (AsyncRun cancels its task,
+  curl.py kills its process).
+- A failure of the adapter's own code in a run is answered `error` for that run; the
+  library's failures are observations, recorded by each adapter as it sees fit.
+"""
+import asyncio
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import traceback
+
+PROTOCOL_VERSION = 1
+STOP_GRACE_S = 3.0
+
+# --------------------------------------------------------------------- protocol output
+
+_out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
+sys.stdout = sys.stderr
+_out_lock = threading.Lock()
+
+
+def write(msg):
+    line = json.dumps(msg, ensure_ascii=False, allow_nan=False)
+    with _out_lock:
+        try:
+            _out.write(line + "\n")
+            _out.flush()
+        except (BrokenPipeError, ValueError):
+            pass  # the driver went away
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------- sockets of each run
+
+_current = threading.local()  # .run: the Run whose action this thread carries out
+_orig_connect = socket.socket.connect
+
+
+def _tracking_connect(self, address):
+    run = getattr(_current, "run", None)
+    if run is not None:
+        run.sockets.append(self)
+    return _orig_connect(self, address)
+
+
+socket.socket.connect = _tracking_connect
+
+
+# --------------------------------------------------------------------------- helpers
+
+def duration_ms(v):
+    """A duration in ms: a number, or "500", "500ms", "1.5s" as the scenario format writes
+    them (the driver sends numbers; strings are accepted too)."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    text = str(v).strip()
+    if text.endswith("ms"):
+        return float(text[:-2])
+    if text.endswith("s"):
+        return float(text[:-1]) * 1000.0
+    return float(text)
+
+
+def deadline_ms(msg):
+    d = msg.get("deadline_ms")
+    if isinstance(d, (int, float)) and not isinstance(d, bool) and d > 0:
+        return d
+    action = next(iter((msg.get("client") or {}).values()), None) or {}
+    d = action.get("deadline") if isinstance(action, dict) else None
+    if isinstance(d, (int, float)) and not isinstance(d, bool) and d > 0:
+        return d
+    return 10000
+
+
+def header_pairs(headers):
+    """Scenario headers (a mapping, or a list of one-entry mappings) → [(name, value)], in
+    order, names possibly repeated."""
+    out = []
+    if not headers:
+        return out
+    entries = headers if isinstance(headers, list) else [headers]
+    for entry in entries:
+        pairs = [entry] if isinstance(entry, list) else list(entry.items())
+        for name, value in pairs:
+            out.append((str(name), str(value)))
+    return out
+
+
+def header_dict(headers):
+    """Scenario headers → a dict; a name given twice is sent once, its values joined with
+    ", " (for libraries that take a mapping)."""
+    out = {}
+    for name, value in header_pairs(headers):
+        key = next((k for k in out if k.lower() == name.lower()), None)
+        if key is None:
+            out[name] = value
+        else:
+            out[key] = out[key] + ", " + value
+    return out
+
+
+def lower_headers(pairs):
+    """Response header pairs → {lower-case name: value}, repeated names joined with ", "."""
+    out = {}
+    for name, value in pairs:
+        key = name.lower()
+        out[key] = out[key] + ", " + value if key in out else value
+    return out
+
+
+def charset_of(content_type, default="utf-8"):
+    """The charset parameter of a Content-Type value, else default."""
+    for param in (content_type or "").split(";")[1:]:
+        key, _, value = param.strip().partition("=")
+        if key.strip().lower() == "charset" and value.strip():
+            return value.strip().strip('"')
+    return default
+
+
+def error_info(err):
+    return {"name": type(err).__name__, "message": str(err)}
+
+
+# --------------------------------------------------------------------------- a run
+
+class Run:
+    """One run: the action in a worker thread, the observations, the deadline.
+
+    Subclasses implement execute() (blocking, in the worker thread) and may extend
+    cancel(). self.spec is the action's part of the client part, self.action its key.
+    """
+
+    def __init__(self, msg, adapter):
+        self.msg = msg
+        self.adapter = adapter
+        self.id = msg.get("id")
+        self.action = next(iter(msg["client"]))
+        self.spec = msg["client"][self.action] or {}
+        self.deadline_s = deadline_ms(msg) / 1000.0
+        self.obs = {"events": []}
+        self.lock = threading.Lock()
+        self.frozen = False   # the deadline hit (or stop): nothing more is recorded
+        self.stopped = False  # the adapter is stopping: the run is answered as an error
+        self.sockets = []
+        self.done = threading.Event()
+        self.failure = None   # an exception of the adapter's own code
+        self.t0 = time.monotonic()
+
+    # -- recording (from the worker thread)
+
+    def now(self):
+        return round(max(0.0, (time.monotonic() - self.t0) * 1000.0), 3)
+
+    def event(self, type_, **fields):
+        with self.lock:
+            if not self.frozen:
+                self.obs["events"].append(dict({"type": type_, "t": self.now()}, **fields))
+
+    def set(self, **fields):
+        with self.lock:
+            if not self.frozen:
+                self.obs.update(fields)
+
+    @property
+    def ended(self):
+        return self.frozen
+
+    # -- running
+
+    def answer(self):
+        """Carries out the run and returns the answer message (without the id)."""
+        worker = threading.Thread(target=self.work, name="run-%s" % self.id, daemon=True)
+        worker.start()
+        finished = self.done.wait(self.deadline_s)
+        if not finished:
+            with self.lock:
+                self.frozen = True
+                self.obs["deadline"] = True
+            self.cancel()
+        if self.stopped:
+            return {"type": "error", "message": "the adapter was stopped before the run finished"}
+        if self.failure is not None:
+            err = self.failure
+            return {"type": "error", "message": "%s: %s" % (type(err).__name__, err),
+                    "stack": "".join(traceback.format_exception(err))}
+        with self.lock:
+            return {"type": "result", "observations": json.loads(json.dumps(self.obs))}
+
+    def abandon(self):
+        """The adapter is stopping: record nothing more, unblock the worker, answer error."""
+        with self.lock:
+            self.frozen = True
+            self.stopped = True
+        self.cancel()
+        self.done.set()
+
+    def cancel(self):
+        """Stop the action: shut down the run's sockets so a blocking call returns."""
+        for sock in list(self.sockets):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def work(self):
+        _current.run = self
+        try:
+            self.execute()
+        except BaseException as err:  # the adapter's own code failed
+            if not self.frozen:
+                self.failure = err
+            else:
+                log("run %s: after its end: %s: %s" % (self.id, type(err).__name__, err))
+        finally:
+            _current.run = None
+            self.done.set()
+
+    def execute(self):
+        raise NotImplementedError
+
+
+class AsyncRun(Run):
+    """A run whose action is a coroutine (asyncio libraries): aexecute() runs in an event
+    loop of the run's own thread; cancel() cancels it."""
+
+    loop = None
+    task = None
+
+    def execute(self):
+        self.loop = asyncio.new_event_loop()
+        try:
+            self.task = self.loop.create_task(self.aexecute())
+            try:
+                self.loop.run_until_complete(self.task)
+            except asyncio.CancelledError:
+                pass
+        finally:
+            try:
+                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            except Exception:  # noqa: BLE001 - closing anyway
+                pass
+            self.loop.close()
+
+    def cancel(self):
+        loop, task = self.loop, self.task
+        if loop is not None and task is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(task.cancel)
+            except RuntimeError:
+                pass  # the loop has just closed
+        super().cancel()
+
+    async def aexecute(self):
+        raise NotImplementedError
+
+
+# ------------------------------------------------------------------------ the loop
+
+class Adapter:
+    def __init__(self, name, version, implementation, capabilities, run_class, details=None,
+                 lacks=None, on_stop=None):
+        self.name = name
+        self.version = version
+        self.implementation = implementation
+        self.capabilities = list(capabilities)
+        self.run_class = run_class
+        self.details = details
+        self.lacks = lacks or (lambda action, spec: None)
+        self.on_stop = on_stop
+        self.inflight = {}  # id → Run
+        self.lock = threading.Lock()
+        self.stopping = False
+
+    def started(self, msg):
+        answer = {"id": msg.get("id"), "type": "started", "protocol": PROTOCOL_VERSION,
+                  "name": self.name, "version": self.version,
+                  "implementation": self.implementation, "capabilities": self.capabilities}
+        if self.details:
+            answer["details"] = self.details
+        return answer
+
+    def start_run(self, msg):
+        rid = msg.get("id")
+        client = msg.get("client")
+        if not isinstance(client, dict) or len(client) != 1:
+            write({"id": rid, "type": "error",
+                   "message": "run.client must be an object with exactly one action key"})
+            return
+        action = next(iter(client))
+        if action not in self.capabilities:
+            write({"id": rid, "type": "unsupported",
+                   "reason": '%s has no "%s" capability' % (self.name, action)})
+            return
+        spec = client[action]
+        if not isinstance(spec, dict) or not isinstance(spec.get("url"), str):
+            write({"id": rid, "type": "error", "message": "client.%s.url must be a string" % action})
+            return
+        reason = self.lacks(action, spec)
+        if reason:
+            write({"id": rid, "type": "unsupported", "reason": reason})
+            return
+        run = self.run_class(msg, self)
+        with self.lock:
+            self.inflight[rid] = run
+        threading.Thread(target=self.finish_run, args=(run,), name="answer-%s" % rid,
+                         daemon=True).start()
+
+    def finish_run(self, run):
+        try:
+            answer = run.answer()
+        except Exception as err:  # noqa: BLE001 - the adapter's fault: an error answer
+            answer = {"type": "error", "message": "%s: %s" % (type(err).__name__, err),
+                      "stack": traceback.format_exc()}
+        with self.lock:
+            if self.inflight.pop(run.id, None) is None:
+                return  # already answered by stop
+        write(dict({"id": run.id}, **answer))
+
+    def stop(self):
+        with self.lock:
+            self.stopping = True
+            runs = list(self.inflight.values())
+        for run in runs:
+            run.abandon()
+        end = time.monotonic() + STOP_GRACE_S
+        while time.monotonic() < end:
+            with self.lock:
+                if not self.inflight:
+                    break
+            time.sleep(0.02)
+        with self.lock:
+            left = list(self.inflight)
+            self.inflight.clear()
+        for run_id in left:
+            write({"id": run_id, "type": "error",
+                   "message": "the adapter was stopped before the run finished"})
+        if self.on_stop is not None:
+            try:
+                self.on_stop()
+            except Exception as err:  # noqa: BLE001 - stopping anyway
+                log("%s: stop: %s" % (self.name, err))
+
+    def handle(self, msg):
+        rid = msg.get("id")
+        kind = msg.get("type")
+        if kind == "start":
+            write(self.started(msg))
+        elif kind == "run":
+            if self.stopping:
+                write({"id": rid, "type": "error", "message": "the adapter is stopping"})
+            else:
+                self.start_run(msg)
+        elif kind == "stop":
+            self.stop()
+            write({"id": rid, "type": "stopped"})
+            return False
+        else:
+            write({"id": rid, "type": "error", "message": "unknown message type %r" % (kind,)})
+        return True
+
+    def serve(self):
+        for raw in sys.stdin.buffer:
+            line = raw.decode("utf-8", errors="replace").strip()
+            if not line:
+                continue
+            try:
+                msg = json.loads(line)
+            except ValueError as err:
+                write({"id": None, "type": "error", "message": "not a JSON line: %s" % err})
+                continue
+            if not isinstance(msg, dict):
+                write({"id": None, "type": "error", "message": "a message must be a JSON object"})
+                continue
+            try:
+                if not self.handle(msg):
+                    return
+            except Exception as err:  # noqa: BLE001 - never die on a message
+                write({"id": msg.get("id"), "type": "error",
+                       "message": "%s: %s" % (type(err).__name__, err),
+                       "stack": traceback.format_exc()})
+        # end of stdin: stop quietly
+        self.stop()
+
+
+def serve(adapter):
+    """Serve the protocol until stop or end of stdin, then exit 0."""
+    try:
+        adapter.serve()
+    except KeyboardInterrupt:
+        pass
+    try:
+        _out.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+    os._exit(0)
+
+
+# ------------------------------------------------------------------ WebSocket helpers
+
+def ws_protocols(spec):
+    """client.websocket.protocols as a list (None when not given)."""
+    p = spec.get("protocols")
+    if p is None:
+        return None
+    return [p] if isinstance(p, str) else [str(x) for x in p]
+
+
+def ws_steps(spec):
+    """The send script as a list of step objects, with client.websocket.close appended as a
+    last {close: ...} step (the runner's order)."""
+    steps = [{"text": raw} if isinstance(raw, str) else dict(raw) for raw in spec.get("send") or []]
+    if spec.get("close") is not None:
+        steps.append({"close": spec["close"]})
+    return steps
+
+
+def ws_lacks(action, spec):
+    if spec.get("binary_type") not in (None, "arraybuffer"):
+        return "no binaryType %r in Python: binary messages are bytes" % spec.get("binary_type")
+    return None
+
+
+def close_payload_fields(data):
+    """A received close frame's payload → (code, reason): 1005 when it has no code."""
+    if not data or len(data) < 2:
+        return 1005, ""
+    return int.from_bytes(data[:2], "big"), data[2:].decode("utf-8", errors="replace")

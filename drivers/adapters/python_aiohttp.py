@@ -1,0 +1,147 @@
+#!/usr/bin/python3
+"""python_aiohttp.py — the adapter for Python `aiohttp`'s client (docs/adapters.md).
+Capability: http.
+
+    /usr/bin/python3 drivers/adapters/python_aiohttp.py
+
+Uses Debian's python3-aiohttp; run it with /usr/bin/python3.
+
+Each run has an asyncio event loop of its own (in its own thread, so runs go on
+concurrently) and makes one request with a fresh ClientSession, the way an application
+would:
+
+    async with aiohttp.ClientSession(trust_env=False, timeout=...) as session:
+        async with session.request(method, url, headers=[...], data=...,
+                                   allow_redirects=...) as response:
+            await response.read()        # or: async for chunk in response.content.iter_any()
+
+The "response" event marks the moment the headers arrived; with client.http.stream the
+body is read with response.content.iter_any() (chunk_size None: each piece as it
+arrives) or iter_chunked(chunk_size), one "chunk" event a piece.
+
+Headers are passed as a list of pairs (aiohttp keeps a name given twice as two fields).
+A form is sent as multipart/form-data (aiohttp.FormData would send plain fields
+urlencoded; a MultipartWriter of form-data parts is what FormData sends in a browser).
+`timeout` (ms) is aiohttp.ClientTimeout(sock_connect=t, sock_read=t): the connect and the
+read timeout, as for requests. `redirect`: follow (allow_redirects=True), manual (False);
+`error` is unsupported (aiohttp has no way to refuse a redirect: max_redirects=0 is no
+limit).
+
+An aiohttp.ClientError (ClientConnectorError, ServerTimeoutError, ClientPayloadError,
+ServerDisconnectedError, TooManyRedirects…) or an asyncio.TimeoutError raised by the
+library is the client's failure: an "error" event {name, message}; anything else it
+raises is the "exception". At the deadline the run's task is cancelled (pyproto.AsyncRun).
+"""
+import asyncio
+import base64
+import codecs
+import platform
+import sys
+import time
+
+import aiohttp
+import multidict
+import yarl
+
+from pyproto import (Adapter, AsyncRun, charset_of, duration_ms, error_info, header_pairs,
+                     lower_headers, serve)
+
+NAME = "python-aiohttp"
+LIBRARY_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
+
+
+def form_body(fields):
+    writer = aiohttp.MultipartWriter("form-data")
+    for name, value in fields.items():
+        part = writer.append(str(value), {"Content-Type": "text/plain; charset=utf-8"})
+        part.set_content_disposition("form-data", name=str(name))
+    return writer
+
+
+class AiohttpRun(AsyncRun):
+    async def aexecute(self):
+        s = self.spec
+        timeout = aiohttp.ClientTimeout(total=None)
+        if s.get("timeout") is not None:
+            t = duration_ms(s["timeout"]) / 1000.0
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=t, sock_read=t)
+        kwargs = {"headers": header_pairs(s.get("headers")),
+                  "allow_redirects": s.get("redirect") != "manual"}
+        if s.get("form") is not None:
+            kwargs["data"] = form_body(s["form"])
+        elif s.get("body_base64") is not None:
+            kwargs["data"] = base64.b64decode(s["body_base64"])
+        elif s.get("body") is not None:
+            kwargs["data"] = s["body"].encode("utf-8")
+        method = s.get("method") or "GET"
+        self.t0 = time.monotonic()
+        async with aiohttp.ClientSession(trust_env=False, timeout=timeout) as session:
+            try:
+                response = await session.request(method, s["url"], **kwargs)
+            except LIBRARY_ERRORS as err:
+                self.event("error", **error_info(err))
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # the library refused the call
+                self.set(exception=error_info(err))
+                return
+            async with response:
+                self.event("response", status=response.status)
+                self.set(status=response.status, statusText=response.reason or "",
+                         headers=lower_headers(response.headers.items()),
+                         responseURL=str(response.url))
+                encoding = charset_of(response.headers.get("Content-Type"))
+                pieces = []
+                try:
+                    if s.get("stream"):
+                        try:
+                            decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+                        except LookupError:
+                            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+                        size = s.get("chunk_size")
+                        it = (response.content.iter_chunked(size) if size
+                              else response.content.iter_any())
+                        async for chunk in it:
+                            if not chunk:
+                                continue
+                            pieces.append(chunk)
+                            self.event("chunk", length=len(chunk), text=decoder.decode(chunk))
+                    else:
+                        pieces.append(await response.read())
+                except LIBRARY_ERRORS as err:
+                    self.event("error", **error_info(err))
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception as err:
+                    self.set(exception=error_info(err))
+                    return
+                finally:
+                    data = b"".join(pieces)
+                    try:
+                        text = data.decode(encoding, errors="replace")
+                    except LookupError:
+                        text = data.decode("utf-8", errors="replace")
+                    self.set(responseText=text)
+                self.event("done")
+
+
+def lacks(action, spec):
+    if spec.get("redirect") == "error":
+        return "aiohttp cannot treat a redirect as an error (redirect: error)"
+    return None
+
+
+def main():
+    serve(Adapter(
+        name=NAME, version=aiohttp.__version__,
+        implementation="aiohttp %s (multidict %s, yarl %s) on %s %s" % (
+            aiohttp.__version__, multidict.__version__, yarl.__version__,
+            platform.python_implementation(), platform.python_version()),
+        capabilities=["http"], run_class=AiohttpRun, lacks=lacks,
+        details={"python": sys.executable}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+#!/usr/bin/python3
+"""python_httpx.py — the adapter for Python `httpx` (docs/adapters.md). Capability: http.
+
+    /usr/bin/python3 drivers/adapters/python_httpx.py
+
+Uses Debian's python3-httpx (and its httpcore); run it with /usr/bin/python3.
+
+Each run makes one request with a fresh synchronous httpx.Client, the way an application
+would:
+
+    with httpx.Client(trust_env=False, timeout=..., follow_redirects=...) as client:
+        with client.stream(method, url, headers=[...], content=... | files=...) as response:
+            response.read()                    # or: for chunk in response.iter_bytes(n)
+
+trust_env is off (the harness is on loopback: no proxy from the environment). The
+"response" event marks the moment the headers arrived; with client.http.stream the body is
+read with response.iter_bytes(chunk_size), one "chunk" event for every piece httpx yields
+(chunk_size None: as httpx receives them), otherwise with response.read().
+
+Headers are passed as a list of pairs, so a name given twice is sent twice (httpx keeps
+them apart). `timeout` is httpx's timeout for connect, read, write and pool alike.
+`redirect`: follow (follow_redirects=True), manual (False), error (follow_redirects=True
+with max_redirects=0: httpx raises TooManyRedirects at the first redirect).
+
+An httpx exception (httpx.HTTPError and httpx.InvalidURL…: ConnectError, ReadTimeout,
+RemoteProtocolError, TooManyRedirects…) is the client's failure: an "error" event {name,
+message}; anything else the library raises is the "exception". The protocol loop,
+threads, deadlines and socket bookkeeping are pyproto.py's.
+"""
+import base64
+import codecs
+import platform
+import sys
+import time
+
+import httpcore
+import httpx
+
+from pyproto import (Adapter, Run, charset_of, duration_ms, error_info, header_pairs,
+                     lower_headers, serve)
+
+NAME = "python-httpx"
+LIBRARY_ERRORS = (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError)
+
+
+class HttpxRun(Run):
+    def execute(self):
+        s = self.spec
+        client_kwargs = {"trust_env": False, "follow_redirects": s.get("redirect") != "manual"}
+        if s.get("redirect") == "error":
+            client_kwargs["max_redirects"] = 0
+        if s.get("timeout") is not None:
+            client_kwargs["timeout"] = duration_ms(s["timeout"]) / 1000.0
+        else:
+            client_kwargs["timeout"] = None  # no timeout unless asked (the run has a deadline)
+        kwargs = {"headers": header_pairs(s.get("headers"))}
+        if s.get("form") is not None:
+            # multipart/form-data, as FormData would send it
+            kwargs["files"] = {str(k): (None, str(v)) for k, v in s["form"].items()}
+        elif s.get("body_base64") is not None:
+            kwargs["content"] = base64.b64decode(s["body_base64"])
+        elif s.get("body") is not None:
+            kwargs["content"] = s["body"].encode("utf-8")
+        method = s.get("method") or "GET"
+        self.t0 = time.monotonic()
+        try:
+            client = httpx.Client(**client_kwargs)
+        except Exception as err:  # the library refused its settings
+            self.set(exception=error_info(err))
+            return
+        with client:
+            try:
+                request = client.build_request(method, s["url"], **kwargs)
+            except LIBRARY_ERRORS as err:
+                self.event("error", **error_info(err))
+                return
+            except Exception as err:  # the library refused the call
+                self.set(exception=error_info(err))
+                return
+            try:
+                response = client.send(request, stream=True)
+            except LIBRARY_ERRORS as err:
+                self.event("error", **error_info(err))
+                return
+            except Exception as err:
+                self.set(exception=error_info(err))
+                return
+            try:
+                self.event("response", status=response.status_code)
+                self.set(status=response.status_code, statusText=response.reason_phrase or "",
+                         headers=lower_headers(response.headers.multi_items()),
+                         responseURL=str(response.url))
+                if s.get("stream"):
+                    self.read_stream(response, s.get("chunk_size"))
+                else:
+                    try:
+                        response.read()
+                    finally:
+                        self.set(responseText=self.text_of(response, getattr(response, "_content", b"")))
+            except LIBRARY_ERRORS as err:
+                self.event("error", **error_info(err))
+                return
+            except Exception as err:
+                self.set(exception=error_info(err))
+                return
+            finally:
+                response.close()
+            self.event("done")
+
+    @staticmethod
+    def text_of(response, data):
+        try:
+            return data.decode(response.encoding or "utf-8", errors="replace")
+        except LookupError:
+            return data.decode("utf-8", errors="replace")
+
+    def read_stream(self, response, chunk_size):
+        encoding = charset_of(response.headers.get("content-type"), response.encoding or "utf-8")
+        try:
+            decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        except LookupError:
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pieces = []
+        try:
+            for chunk in response.iter_bytes(chunk_size):
+                if not chunk:
+                    continue
+                pieces.append(chunk)
+                self.event("chunk", length=len(chunk), text=decoder.decode(chunk))
+        finally:
+            self.set(responseText=self.text_of(response, b"".join(pieces)))
+
+
+def main():
+    serve(Adapter(
+        name=NAME, version=httpx.__version__,
+        implementation="httpx %s (httpcore %s) on %s %s" % (
+            httpx.__version__, httpcore.__version__, platform.python_implementation(),
+            platform.python_version()),
+        capabilities=["http"], run_class=HttpxRun,
+        details={"python": sys.executable, "httpcore": httpcore.__version__}))
+
+
+if __name__ == "__main__":
+    main()

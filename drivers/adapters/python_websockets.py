@@ -1,0 +1,171 @@
+#!/usr/bin/python3
+"""python_websockets.py — the adapter for Python `websockets` (docs/adapters.md), its
+asyncio client. Capability: websocket.
+
+    /usr/bin/python3 drivers/adapters/python_websockets.py
+
+Uses Debian's python3-websockets (10.4); run it with /usr/bin/python3. Each run has an
+asyncio event loop of its own, in its own thread (pyproto.AsyncRun).
+
+The library has no events; the adapter maps what it does onto the WebSocket observations
+the browsers give (docs/adapters.md, websocket):
+
+    ws = await websockets.connect(url, subprotocols=protocols)   # library defaults otherwise
+                                                     # (permessage-deflate offered, pings)
+    "open" {protocol: ws.subprotocol, extensions: the response's Sec-WebSocket-Extensions}
+    reader: await ws.recv()                          # "message" (str: text, bytes: binary)
+    ... ConnectionClosed                             # "close" {code, reason, wasClean}
+    script task: await ws.send(str | bytes), await ws.close(code, reason)
+
+- "close": code and reason are ws.close_code / ws.close_reason (the received close frame's;
+  1005 when it had no code, 1006 when none was received); wasClean is true when a close
+  frame was both sent and received.
+- When the library itself failed the connection (it sent a close frame with an error code:
+  1002 protocol error, 1007 invalid UTF-8, 1009 too big…, without receiving one), an
+  "error" precedes the "close", as a browser fails the connection. A connection dropped
+  without a close frame gives "close" 1006 only.
+- A failed handshake (InvalidStatusCode, InvalidHandshake, a refused connection, the open
+  timeout): "error", then "close" 1006, no "open". An invalid URI is the "exception" (as a
+  browser's constructor throws).
+- `close: true` is ws.close() with its defaults (code 1000); a code the library refuses
+  raises (ProtocolError): the "exception", which ends the run.
+- binary_type: only arraybuffer (binary messages are bytes); blob is unsupported.
+
+The run ends at the "close" event, or at the deadline (its task is cancelled).
+"""
+import asyncio
+import base64
+import platform
+import sys
+import time
+
+import websockets
+import websockets.exceptions
+
+from pyproto import (Adapter, AsyncRun, duration_ms, error_info, log, serve, ws_lacks,
+                     ws_protocols, ws_steps)
+
+NAME = "python-websockets"
+
+
+class WebsocketsRun(AsyncRun):
+    async def aexecute(self):
+        s = self.spec
+        self.messages = 0
+        self.changed = asyncio.Event()
+        self.closed = False
+        self.set(url=s["url"], binaryType="arraybuffer", readyState=0)
+        self.t0 = time.monotonic()
+        try:
+            ws = await websockets.connect(s["url"], subprotocols=ws_protocols(s))
+        except websockets.exceptions.InvalidURI as err:
+            self.set(exception=error_info(err))
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # noqa: BLE001 - the handshake failed: the client's failure
+            log("%s: run %s: %s: %s" % (NAME, self.id, type(err).__name__, err))
+            self.event("error")
+            self.event("close", code=1006, reason="", wasClean=False)
+            self.set(readyState=3, protocol="", extensions="")
+            return
+        self.ws = ws
+        protocol = ws.subprotocol or ""
+        extensions = ws.response_headers.get("Sec-WebSocket-Extensions", "")
+        self.set(readyState=1, protocol=protocol, extensions=extensions)
+        self.event("open", protocol=protocol, extensions=extensions)
+        script = asyncio.ensure_future(self.script())
+        reader = asyncio.ensure_future(self.read())
+        try:
+            await asyncio.wait({script, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if not reader.done():
+                if script.exception() is not None or "exception" in self.obs:
+                    reader.cancel()  # a step raised: the run ends there
+                else:
+                    await reader  # the script is over: wait for the close
+            if script.done() and script.exception() is not None:
+                raise script.exception()
+        finally:
+            for task in (script, reader):
+                task.cancel()
+            ws.transport.abort()  # the connection is no longer needed
+
+    async def read(self):
+        ws = self.ws
+        try:
+            while True:
+                data = await ws.recv()
+                if isinstance(data, str):
+                    self.event("message", data=data, binary=False)
+                else:
+                    self.event("message", data_base64=base64.b64encode(data).decode(), binary=True)
+                self.messages += 1
+                self.changed.set()
+        except websockets.exceptions.ConnectionClosed as err:
+            await ws.wait_closed()
+            failed = ws.close_rcvd is None and ws.close_sent is not None \
+                and ws.close_sent.code != 1000
+            if failed:
+                self.event("error")
+            self.event("close", code=ws.close_code, reason=ws.close_reason or "",
+                       wasClean=ws.close_rcvd is not None and ws.close_sent is not None)
+            self.set(readyState=3)
+            log("%s: run %s: %s" % (NAME, self.id, err))
+        finally:
+            self.closed = True
+            self.changed.set()
+
+    async def script(self):
+        ws = self.ws
+        for step in ws_steps(self.spec):
+            if self.frozen or self.closed:
+                return
+            if step.get("wait") is not None:
+                await asyncio.sleep(duration_ms(step["wait"]) / 1000.0)
+            if step.get("wait_messages") is not None:
+                n = int(step["wait_messages"])
+                while self.messages < n and not self.closed:
+                    self.changed.clear()
+                    await self.changed.wait()
+            if self.frozen or self.closed:
+                return
+            try:
+                if step.get("text") is not None:
+                    await ws.send(str(step["text"]))
+                if step.get("binary_base64") is not None:
+                    await ws.send(base64.b64decode(step["binary_base64"]))
+                if step.get("binary") is not None:
+                    await ws.send(str(step["binary"]).encode("utf-8"))
+                close = step.get("close")
+                if close is not None and close is not False:
+                    c = {} if close is True else close
+                    args = {}
+                    if c.get("code") is not None:
+                        args["code"] = int(c["code"])
+                    if c.get("reason") is not None:
+                        args["reason"] = str(c["reason"])
+                    self.set(readyState=2)
+                    await ws.close(**args)
+            except asyncio.CancelledError:
+                raise
+            except websockets.exceptions.ConnectionClosed:
+                return  # the reader records the close
+            except Exception as err:  # noqa: BLE001 - the library refused the step
+                self.set(exception=error_info(err))
+                with self.lock:
+                    self.frozen = True
+                return
+
+
+def main():
+    serve(Adapter(
+        name=NAME, version=websockets.__version__,
+        implementation="websockets %s (asyncio client) on %s %s" % (
+            websockets.__version__, platform.python_implementation(),
+            platform.python_version()),
+        capabilities=["websocket"], run_class=WebsocketsRun, lacks=ws_lacks,
+        details={"python": sys.executable}))
+
+
+if __name__ == "__main__":
+    main()
