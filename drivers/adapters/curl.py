@@ -30,8 +30,9 @@ retries, no --fail):
   HEAD (the one way curl does not wait for a body after a HEAD).
 - timeout (ms): --max-time, curl's limit on the whole transfer (CURLE_OPERATION_TIMEDOUT
   (28) when it passes, connecting included).
-- redirect: manual (the default of curl: not followed), follow (-L), error (-L
-  --max-redirs 0: CURLE_TOO_MANY_REDIRECTS (47) at the first redirect).
+- redirect: follow (the protocol's default: -L, with curl's own limit of 50 hops), manual
+  (curl's default: not followed), error (-L --max-redirs 0: CURLE_TOO_MANY_REDIRECTS (47)
+  at the first redirect).
 
 At the deadline, or on stop, the curl process is killed.
 """
@@ -125,7 +126,8 @@ class CurlRun(Run):
         method = (s.get("method") or "GET").upper() if s.get("method") else None
         argv = [CURL, "-q", "-sS", "-N", "--globoff", "--noproxy", "*"]
         if method == "HEAD":
-            argv.append("--head")
+            # --head writes the header block where the body would go: keep stdout for bodies
+            argv += ["--head", "-o", "/dev/null"]
         elif method is not None and not (method == "GET" and not self.has_body()) \
                 and not (method == "POST" and self.has_body()):
             argv += ["-X", s["method"]]
@@ -138,7 +140,7 @@ class CurlRun(Run):
             argv += ["--data-binary", "@-"]
         if s.get("timeout") is not None:
             argv += ["--max-time", "%.3f" % (duration_ms(s["timeout"]) / 1000.0)]
-        redirect = s.get("redirect") or "manual"
+        redirect = s.get("redirect") or "follow"
         if redirect in ("follow", "error"):
             argv.append("-L")
             if redirect == "error":
@@ -161,7 +163,7 @@ class CurlRun(Run):
 
     def execute(self):
         s = self.spec
-        self.following = (s.get("redirect") or "manual") in ("follow", "error")
+        self.following = (s.get("redirect") or "follow") in ("follow", "error")
         self.headers_done = threading.Event()
         self.final_headers = None
         hr, hw = os.pipe()

@@ -11,7 +11,7 @@
  * uses — WebSocket, fetch, XMLHttpRequest — and the runner's cometRun() does the run, as
  * node-eventsource.mjs does for the eventsource package: the same listeners, the same rules
  * of the client part, the same observations as in a browser, so that a difference in
- * verdict is the library's. One capability each.
+ * verdict is the library's. One capability each (fetch: two, see below).
  *
  * What a library lacks is answered `unsupported` before anything is sent (see LIBS[].lacks):
  * Node has no page origin, so a run aimed at another origin (`origin: cross | alt`, a CORS
@@ -23,7 +23,11 @@
  * when its run ends (the runner's cleanup).
  *
  * `--mutant no-pong` (with --lib ws, used only by the tests) makes a client that never
- * answers pings, which the catalogue must catch.
+ * answers pings, `--mutant no-timeout` (with --lib xhr2) an XMLHttpRequest that ignores
+ * its timeout: the catalogue must catch both (drivers/tests/test_mutants.py).
+ *
+ * node-fetch also declares `http`: fetch() used as a plain HTTP library (runner.js
+ * runHttp; the timeout is AbortSignal.timeout, a deadline on the whole call).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -77,6 +81,7 @@ const LIBS = {
     fetch: {
         name: 'node-fetch',
         capability: 'fetch',
+        also: ['http'], // fetch() as the plain HTTP library Node programs use
         install() {
             if (typeof fetch !== 'function') throw new Error('this Node has no built-in fetch');
             const v = process.versions.undici;
@@ -96,7 +101,18 @@ const LIBS = {
         name: 'node-xhr2',
         capability: 'xhr',
         install() {
-            globalThis.XMLHttpRequest = require('xhr2');
+            const XHR2 = require('xhr2');
+            // --mutant no-timeout (tests only): an XMLHttpRequest that ignores its timeout
+            // attribute (it keeps the value, but sends every request without a timer)
+            globalThis.XMLHttpRequest = process.argv.includes('no-timeout')
+                ? class extends XHR2 {
+                    _sendHxxpRequest() {
+                        const kept = this.timeout;
+                        this.timeout = 0;
+                        try { return super._sendHxxpRequest(); } finally { this.timeout = kept; }
+                    }
+                }
+                : XHR2;
             const v = pkgVersion('xhr2');
             return { version: v, implementation: `xhr2 ${v}` };
         },
@@ -131,13 +147,13 @@ serve({
             name: lib.name,
             version: info.version,
             implementation: `${info.implementation} on Node ${process.version}`,
-            capabilities: [lib.capability],
+            capabilities: [lib.capability, ...(lib.also || [])],
             details: { node: process.version, undici: process.versions.undici },
         };
     },
     async run(msg) {
         const action = clientAction(msg);
-        if (action !== lib.capability) {
+        if (action !== lib.capability && !(lib.also || []).includes(action)) {
             return { type: 'unsupported', reason: `${lib.name} has no "${action}" capability` };
         }
         const spec = msg.client[action];

@@ -60,7 +60,7 @@ class RequestsRun(Run):
         elif s.get("body_base64") is not None:
             kwargs["data"] = base64.b64decode(s["body_base64"])
         elif s.get("body") is not None:
-            kwargs["data"] = s["body"]
+            kwargs["data"] = s["body"].encode("utf-8")  # text is sent as UTF-8, as fetch() does
         if s.get("timeout") is not None:
             kwargs["timeout"] = duration_ms(s["timeout"]) / 1000.0
         if s.get("redirect") == "manual":

@@ -86,7 +86,7 @@ ADAPTERS = {
     },
     "node-fetch": {
         "argv": [NODE, "drivers/adapters/node-lib.mjs", "--lib", "fetch"],
-        "capabilities": ["fetch"], "needs": [], "start_timeout": 30,
+        "capabilities": ["fetch", "http"], "needs": [], "start_timeout": 30,
     },
     "node-xhr2": {
         "argv": [NODE, "drivers/adapters/node-lib.mjs", "--lib", "xhr2"],
@@ -128,6 +128,9 @@ HTTP_ERRORS = {
                      "truncated": "RemoteProtocolError"},
     "python-aiohttp": {"read-timeout": "ServerTimeoutError", "refused": "ClientConnectorError",
                        "truncated": "ClientPayloadError"},
+    # fetch() as an HTTP library: AbortSignal.timeout, "fetch failed", "terminated"
+    "node-fetch": {"read-timeout": "TimeoutError", "refused": "TypeError",
+                   "truncated": "TypeError"},
     "curl": {"read-timeout": "CURLE_OPERATION_TIMEDOUT (28)", "refused": "CURLE_COULDNT_CONNECT (7)",
              "truncated": "CURLE_PARTIAL_FILE (18)"},
 }

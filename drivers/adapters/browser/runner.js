@@ -9,7 +9,8 @@
  *
  * where `client` is the run message's client part ({"xhr": {...}}, {"fetch": {...}},
  * {"eventsource": {...}}, {"websocket": {...}}, {"jsonp": {...}} or {"image": {...}}, URLs
- * already absolute) and deadlineMs is the run's deadline. It resolves with the run's
+ * already absolute; outside a browser also {"http": {...}}, fetch() used as a plain HTTP
+ * library) and deadlineMs is the run's deadline. It resolves with the run's
  * observations, in the shape docs/adapters.md describes (the same for every engine, so a
  * difference in verdict is the engine's, not the runner's). It never waits past the
  * deadline: when the deadline hits it resolves with what was observed so far plus
@@ -33,7 +34,8 @@
  *
  * Plain ES2020, no modules, no dependencies: it must run in any engine as it is. Outside a
  * browser it runs too, for the APIs that exist there: node-eventsource.mjs loads it into
- * Node with the eventsource package installed as the global EventSource.
+ * Node with the eventsource package installed as the global EventSource, node-lib.mjs with
+ * ws, xhr2 or Node's own fetch.
  */
 
 /* eslint-disable no-unused-vars */
@@ -47,6 +49,7 @@ async function cometRun(client, deadlineMs, signal) {
         websocket: runWebSocket,
         jsonp: runJsonp,
         image: runImage,
+        http: runHttp,
     };
 
     if (client === null || typeof client !== 'object') throw new TypeError('client must be an object');
@@ -297,8 +300,19 @@ async function cometRun(client, deadlineMs, signal) {
 
     /* ---------------------------------------------------------------- fetch */
 
-    function runFetch(s, r) {
+    /*
+     * http: fetch() as a plain HTTP library (Node's fetch; browsers do not declare it).
+     * The observations are the http capability's: "chunk" events only when s.stream, and
+     * `timeout` is what a fetch user writes, AbortSignal.timeout(ms) — a deadline on the
+     * whole call, headers and body (the fetch fails with a TimeoutError).
+     */
+    function runHttp(s, r) {
+        runFetch(s, r, { chunks: !!s.stream, timeout: s.timeout });
+    }
+
+    function runFetch(s, r, http) {
         const ctrl = new AbortController();
+        const chunks = http ? http.chunks : true;
         let response = null;
         let text = '';
         const init = { method: s.method || 'GET', signal: ctrl.signal };
@@ -318,6 +332,7 @@ async function cometRun(client, deadlineMs, signal) {
             obs.headers = headersObject(response.headers);
             obs.responseURL = response.url;
             obs.responseText = text;
+            if (http) return; // the http capability's final state stops here
             obs.type = response.type;
             obs.redirected = response.redirected;
         };
@@ -325,6 +340,10 @@ async function cometRun(client, deadlineMs, signal) {
 
         if (s.abort && s.abort.after !== undefined) {
             setTimeout(() => ctrl.abort(), ms(s.abort.after));
+        }
+        if (http && http.timeout !== undefined && http.timeout !== null) {
+            const limit = AbortSignal.timeout(ms(http.timeout));
+            limit.addEventListener('abort', () => ctrl.abort(limit.reason));
         }
 
         let promise;
@@ -354,7 +373,7 @@ async function cometRun(client, deadlineMs, signal) {
                         if (ended) return;
                         const piece = decoder.decode(value, { stream: true });
                         text += piece;
-                        r.event('chunk', { length: value.byteLength, text: piece });
+                        if (chunks) r.event('chunk', { length: value.byteLength, text: piece });
                     }
                     text += decoder.decode();
                 } catch (e) {
