@@ -85,7 +85,7 @@ const LIBS = {
         install() {
             if (typeof fetch !== 'function') throw new Error('this Node has no built-in fetch');
             const v = process.versions.undici;
-            return { version: v, implementation: `Node ${process.version} built-in fetch (undici ${v})` };
+            return { version: v, implementation: `built-in fetch (undici ${v})` };
         },
         lacks(s) {
             const o = originLack(s);

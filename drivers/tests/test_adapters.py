@@ -565,6 +565,19 @@ def check_http_post_echo(obs):
     assert types(obs)[-1] == "done"
 
 
+def check_http_head(obs):
+    # the response to HEAD ends at its headers (the server then keeps the connection open)
+    assert types(obs) == ["response", "done"], obs
+    assert obs["status"] == 200 and obs["headers"]["content-length"] == "1000", obs
+    assert obs["responseText"] == "", obs
+
+
+def check_http_redirect_followed(obs):
+    # redirect defaults to follow, whatever the library's own default
+    assert obs["status"] == 200 and obs["responseText"] == "moved", obs
+    assert obs["responseURL"].endswith("/new"), obs
+
+
 def check_xhr_upload_text(obs):
     assert obs["status"] == 200 and obs["responseText"] == "POST data=1", obs
     assert types(obs)[-2:] == ["load", "loadend"], types(obs)
@@ -648,6 +661,14 @@ CASES = [
      {"http": {"url": "/p", "method": "POST", "body": "data=1",
                "headers": {"Content-Type": "application/x-www-form-urlencoded"}}},
      check_http_post_echo),
+    ("http", "head",
+     [route("h", "/h", raw="HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n",
+            fault={"action": "hang", "after_bytes": 41})],
+     {"http": {"url": "/h", "method": "HEAD", "timeout": 3000}}, check_http_head),
+    ("http", "redirect",
+     [route("old", "/old", status=302, headers={"Location": "{{base}}/new"}),
+      route("new", "/new", body="moved")],
+     {"http": {"url": "/old"}}, check_http_redirect_followed),
     ("http", "read-timeout", [route("slow", "/slow", body="late", delay=1500)],
      {"http": {"url": "/slow", "timeout": 200}}, check_http_read_timeout),
     ("http", "truncated",
@@ -943,10 +964,8 @@ def test_schema_is_valid():
     assert base64.b64decode(GIF_1X1)[:6] == b"GIF89a"
 
 
-# The adapters added to the built-in registry by issue 6 (and WebKit): each is shown to be
-# restarted by the plugin's pool after a crash.
-RESTARTED = ["webkit", "node-ws", "node-fetch", "node-xhr2", "python-httpx", "python-aiohttp",
-             "python-websocket-client", "python-websockets", "curl"]
+# Every built-in adapter is shown to be restarted by the plugin's pool after a crash.
+RESTARTED = list(ADAPTERS)
 
 
 @pytest.mark.parametrize("name", RESTARTED)
