@@ -12,6 +12,9 @@
  * in a browser. The package's error events carry a `code` (the HTTP status, when there is
  * one) and a `message`; the runner adds them to the "error" events.
  *
+ * A run aimed at the cross or alt origin (the sse.cors.* scenarios) is answered
+ * unsupported: Node has no page origin, so there is no CORS check to observe.
+ *
  * Runs go on concurrently in this one process; each EventSource is closed when its run
  * ends.
  */
@@ -20,7 +23,7 @@ import path from 'node:path';
 import vm from 'node:vm';
 import { fileURLToPath } from 'node:url';
 import { EventSource } from 'eventsource';
-import { serve, runDeadline, clientAction } from './protocol.mjs';
+import { serve, runDeadline, clientAction, originLack } from './protocol.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RUNNER_FILE = path.join(HERE, 'browser', 'runner.js');
@@ -48,6 +51,8 @@ serve({
         if (action !== 'eventsource') {
             return { type: 'unsupported', reason: `node-eventsource has no "${action}" capability` };
         }
+        const lack = originLack(msg.client.eventsource || {});
+        if (lack) return { type: 'unsupported', reason: lack };
         const ctrl = new AbortController();
         running.add(ctrl);
         try {

@@ -34,7 +34,7 @@ import path from 'node:path';
 import vm from 'node:vm';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { serve, runDeadline, clientAction } from './protocol.mjs';
+import { serve, runDeadline, clientAction, originLack } from './protocol.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RUNNER_FILE = path.join(HERE, 'browser', 'runner.js');
@@ -48,14 +48,6 @@ function pkgVersion(name) {
         dir = path.dirname(dir);
     }
     return JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version;
-}
-
-// A run aimed at an origin of its own makes sense only where there is a page origin.
-function originLack(s) {
-    if (s.origin !== undefined && s.origin !== 'main') {
-        return `Node has no page origin: a request to the "${s.origin}" origin is not cross-origin here (no CORS)`;
-    }
-    return null;
 }
 
 const LIBS = {

@@ -164,3 +164,15 @@ export function clientAction(msg) {
     if (keys.length !== 1) throw new Error(`run.client must have exactly one action key, got ${JSON.stringify(keys)}`);
     return keys[0];
 }
+
+/*
+ * Why a run aimed at another origin is unsupported outside a browser, or null: a request
+ * to the "cross" or "alt" origin is a CORS check only where there is a page origin (Node
+ * sends no Origin and checks nothing), so a Node client cannot run those scenarios.
+ */
+export function originLack(spec) {
+    if (spec.origin !== undefined && spec.origin !== 'main') {
+        return `Node has no page origin: a request to the "${spec.origin}" origin is not cross-origin here (no CORS)`;
+    }
+    return null;
+}
