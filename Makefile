@@ -51,8 +51,14 @@ $(BUILD)/tests/%: harness/tests/%.c $(LIB_OBJ) | $(BUILD)/tests
 $(BUILD)/obj $(BUILD)/tests:
 	mkdir -p $@
 
-unit-tests: $(TEST_BIN)
+unit-tests: $(TEST_BIN) $(BUILD)/tests/fuzz_replay
 	@set -e; for t in $(TEST_BIN); do echo "== $$t"; (cd harness/tests && ../../$$t); done
+	$(BUILD)/tests/fuzz_replay harness/fuzz/corpus
+
+# The fuzz target without libFuzzer (harness/fuzz/replay.c): the checked-in corpus replayed.
+$(BUILD)/tests/fuzz_replay: harness/fuzz/replay.c harness/fuzz/fuzz_ws_frame.c $(LIB_OBJ) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ harness/fuzz/replay.c harness/fuzz/fuzz_ws_frame.c \
+	    $(LIB_OBJ) $(PKG_LIBS) -lm
 
 # tests/: the server against real HTTP clients; drivers/tests: the plugin, grader, adapters
 # and browsers against the real server (two workers: CI has two cores).
@@ -87,17 +93,21 @@ BENCH_ARGS ?=
 bench: $(BUILD)/harness
 	$(PYTHON) bench/bench.py $(BENCH_ARGS) $(abspath $(BUILD)/harness)
 
-# libFuzzer (clang): the WebSocket frame parser. FUZZ_SECONDS bounds the run.
+# libFuzzer (clang): the WebSocket frame parser. FUZZ_SECONDS bounds the run. New inputs go
+# to $(BUILD)/fuzz/corpus; harness/fuzz/corpus (checked in, replayed by unit-tests) seeds it.
+# Refresh it with: $(BUILD)/fuzz/fuzz_ws_frame -merge=1 harness/fuzz/corpus $(BUILD)/fuzz/corpus
 FUZZ_SECONDS ?= 60
 fuzz: $(BUILD)/fuzz/fuzz_ws_frame
 	mkdir -p $(BUILD)/fuzz/corpus
 	$(BUILD)/fuzz/fuzz_ws_frame -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	    $(BUILD)/fuzz/corpus
+	    $(BUILD)/fuzz/corpus harness/fuzz/corpus
 
-$(BUILD)/fuzz/fuzz_ws_frame: harness/fuzz/fuzz_ws_frame.c harness/src/ws_frame.c harness/src/ws_frame.h
+# The target links what it needs of the modules (the frame codec and its allocator).
+FUZZ_SRC := harness/src/ws_frame.c harness/src/xalloc.c
+$(BUILD)/fuzz/fuzz_ws_frame: harness/fuzz/fuzz_ws_frame.c $(FUZZ_SRC) $(wildcard harness/src/*.h)
 	mkdir -p $(BUILD)/fuzz
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -Iharness/src -o $@ \
-	    harness/fuzz/fuzz_ws_frame.c harness/src/ws_frame.c
+	    harness/fuzz/fuzz_ws_frame.c $(FUZZ_SRC)
 
 format:
 	clang-format -i $(wildcard harness/src/*.[ch] harness/tests/*.[ch] harness/fuzz/*.[ch])
