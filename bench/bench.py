@@ -4,9 +4,9 @@
     make bench                      # both benchmarks, default sizes
     /usr/bin/python3 bench/bench.py [--connections N] [--delay-ms MS] [HARNESS_BIN]
 
-1. delay accuracy: 100 concurrent requests to a route with `delay: 500`; the error of each
-   against 500 ms, from the client (time to the full response) and from the server's journal
-   (headers queued minus arrival). Median and max.
+1. delay accuracy: 10 requests one at a time, then 100 concurrent requests, to a route with
+   `delay: 500`; the error of each against 500 ms, from the client (time to the full
+   response) and from the server's journal (headers queued minus arrival). Median and max.
 2. held connections: N concurrent requests to a route that trickles its body for a few
    seconds (every connection suspended most of the time); the server's CPU time and peak
    RSS while they are held, and whether every one completed.
@@ -80,22 +80,32 @@ def main():
         f.write(SCENARIO % {"delay": args.delay_ms, "body": "x" * 5, "every": 1000})
     proc, ready = start(args.binary, path)
     host, port = "127.0.0.1", int(ready["main"].rsplit(":", 1)[1])
+    journal_url = ready["main"] + "/_harness/instances/bench.server/journal"
+    reset_url = ready["main"] + "/_harness/instances/bench.server/reset"
     try:
-        async def delays():
-            return await asyncio.gather(*[get(host, port, "/s/bench.server/d") for _ in range(100)])
-        results = asyncio.run(delays())
-        client_err = [abs(t * 1000 - args.delay_ms) for t, _ in results]
-        journal = json.load(urllib.request.urlopen(ready["main"] +
-                                                   "/_harness/instances/bench.server/journal"))
-        server_err = [abs(e["phases"]["headers_sent"] - e["arrived"] - args.delay_ms)
-                      for e in journal["entries"]]
-        print("## 100 concurrent %d ms delays" % args.delay_ms)
-        print("| view | median error (ms) | max error (ms) |")
-        print("|---|---|---|")
-        print("| client (full response) | %.2f | %.2f |" % (statistics.median(client_err),
-                                                          max(client_err)))
-        print("| server journal (queued - arrived) | %.3f | %.3f |" % (
-            statistics.median(server_err), max(server_err)))
+        def delay_rows(label, concurrent):
+            """The error of each delay, from the client and from the journal."""
+            async def delays():
+                if concurrent:
+                    return await asyncio.gather(*[get(host, port, "/s/bench.server/d")
+                                                  for _ in range(100)])
+                return [await get(host, port, "/s/bench.server/d") for _ in range(10)]
+            urllib.request.urlopen(urllib.request.Request(reset_url, data=b"{}", method="POST"))
+            results = asyncio.run(delays())
+            client_err = [abs(t * 1000 - args.delay_ms) for t, _ in results]
+            journal = json.load(urllib.request.urlopen(journal_url))
+            server_err = [abs(e["phases"]["headers_sent"] - e["arrived"] - args.delay_ms)
+                          for e in journal["entries"]]
+            print("| %s | client (full response) | %.2f | %.2f |" % (
+                label, statistics.median(client_err), max(client_err)))
+            print("| %s | server journal (queued - arrived) | %.3f | %.3f |" % (
+                label, statistics.median(server_err), max(server_err)))
+
+        print("## %d ms delays" % args.delay_ms)
+        print("| requests | view | median error (ms) | max error (ms) |")
+        print("|---|---|---|---|")
+        delay_rows("10, one at a time", False)
+        delay_rows("100 concurrent", True)
 
         cpu0, _ = cpu_and_rss(proc.pid)
 
