@@ -29,6 +29,7 @@
 #include "xalloc.h"
 
 #define PROBE_EVERY_US 200000u
+#define RESPONSE_BLOCK (16 * 1024) /* the most one body callback writes */
 
 /* ---------------------------------------------------------------- small helpers */
 
@@ -838,8 +839,13 @@ static enum MHD_Result queue_plan(struct exchange *ex)
 {
     struct plan *p = &ex->plan;
     uint64_t size = (p->chunked || p->paced) ? MHD_SIZE_UNKNOWN : p->body_len;
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(size, 16 * 1024, reader, ex, NULL);
+    /* MHD allocates (and zeroes) a buffer of block_size per response: a body sent whole
+     * needs no more than its own length, which keeps a burst of small answers cheap. A
+     * streamed or paced body keeps the full size (one chunk per piece up to 16 KiB). */
+    size_t block = RESPONSE_BLOCK;
+    if (size != MHD_SIZE_UNKNOWN && p->body_len < block)
+        block = p->body_len > 64 ? p->body_len : 64;
+    struct MHD_Response *resp = MHD_create_response_from_callback(size, block, reader, ex, NULL);
     if (!resp)
         return MHD_NO;
     json_t *warnings = NULL;
