@@ -3,20 +3,22 @@
  * node-lib.mjs — the adapters for Node libraries that implement a web API
  * (docs/adapters.md). One library per process, chosen on the command line:
  *
+ *     node drivers/adapters/node-lib.mjs --lib eventsource  # node-eventsource: the `eventsource` package
  *     node drivers/adapters/node-lib.mjs --lib ws      # node-ws:    the `ws` package as WebSocket
  *     node drivers/adapters/node-lib.mjs --lib fetch   # node-fetch: Node's built-in fetch (undici)
  *     node drivers/adapters/node-lib.mjs --lib xhr2    # node-xhr2:  the `xhr2` package as XMLHttpRequest
  *
  * Each library is installed as the global the browsers' in-page runner (browser/runner.js)
- * uses — WebSocket, fetch, XMLHttpRequest — and the runner's cometRun() does the run, as
- * node-eventsource.mjs does for the eventsource package: the same listeners, the same rules
- * of the client part, the same observations as in a browser, so that a difference in
- * verdict is the library's. One capability each (fetch: two, see below).
+ * uses — EventSource, WebSocket, fetch, XMLHttpRequest — and the runner's cometRun() does
+ * the run: the same listeners, the same rules of the client part, the same observations as
+ * in a browser, so that a difference in verdict is the library's. One capability each
+ * (fetch: two, see below). The eventsource package's error events carry a `code` (the HTTP
+ * status, when there is one) and a `message`; the runner adds them to the "error" events.
  *
  * What a library lacks is answered `unsupported` before anything is sent (see LIBS[].lacks):
  * Node has no page origin, so a run aimed at another origin (`origin: cross | alt`, a CORS
- * check in a browser) or at credentials (cookies: no cookie jar) is unsupported for the
- * HTTP libraries; xhr2 has no synchronous mode, no FormData bodies and no "blob" or
+ * check in a browser) is unsupported for every library, and one with credentials (cookies:
+ * no cookie jar) for fetch and xhr2; xhr2 has no synchronous mode, no FormData bodies and no "blob" or
  * "document" responses.
  *
  * Runs go on concurrently in this one process; each run's request or socket is stopped
@@ -51,6 +53,16 @@ function pkgVersion(name) {
 }
 
 const LIBS = {
+    eventsource: {
+        name: 'node-eventsource',
+        capability: 'eventsource',
+        install() {
+            globalThis.EventSource = require('eventsource').EventSource;
+            const v = pkgVersion('eventsource');
+            return { version: v, implementation: `eventsource ${v}` };
+        },
+        lacks: originLack,
+    },
     ws: {
         name: 'node-ws',
         capability: 'websocket',

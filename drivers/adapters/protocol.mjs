@@ -1,6 +1,6 @@
 /*
  * protocol.mjs — the adapter side of the adapter protocol (docs/adapters.md), for the
- * adapters written for Node (puppeteer.mjs, node-eventsource.mjs).
+ * adapters written for Node (puppeteer.mjs, node-lib.mjs).
  *
  *     import { serve } from './protocol.mjs';
  *     serve({

@@ -66,7 +66,7 @@ def builtin_clients():
                                           "firefox"], True, 90, "Firefox ESR, headless, via WebDriver BiDi"),
         "webkit": ClientSpec("webkit", [PYTHON, "drivers/adapters/webkit.py"], True, 90,
                              "WebKitGTK (MiniBrowser) under Xvfb, via WebKitWebDriver"),
-        "node-eventsource": ClientSpec("node-eventsource", ["node", "drivers/adapters/node-eventsource.mjs"],
+        "node-eventsource": ClientSpec("node-eventsource", ["node", "drivers/adapters/node-lib.mjs", "--lib", "eventsource"],
                                        True, 30, "the eventsource npm package on Node"),
         "node-ws": ClientSpec("node-ws", ["node", "drivers/adapters/node-lib.mjs", "--lib", "ws"],
                               True, 30, "the ws npm package on Node"),

@@ -77,7 +77,7 @@ ADAPTERS = {
         "start_timeout": 90,
     },
     "node-eventsource": {
-        "argv": [NODE, "drivers/adapters/node-eventsource.mjs"],
+        "argv": [NODE, "drivers/adapters/node-lib.mjs", "--lib", "eventsource"],
         "capabilities": ["eventsource"], "needs": ["node_modules"], "start_timeout": 30,
     },
     "node-ws": {

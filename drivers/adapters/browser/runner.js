@@ -33,9 +33,9 @@
  * abort() of a request still in flight) are not recorded.
  *
  * Plain ES2020, no modules, no dependencies: it must run in any engine as it is. Outside a
- * browser it runs too, for the APIs that exist there: node-eventsource.mjs loads it into
- * Node with the eventsource package installed as the global EventSource, node-lib.mjs with
- * ws, xhr2 or Node's own fetch.
+ * browser it runs too, for the APIs that exist there: node-lib.mjs loads it into Node with
+ * the eventsource package installed as the global EventSource, or ws, xhr2 or Node's own
+ * fetch.
  */
 
 /* eslint-disable no-unused-vars */
@@ -131,7 +131,7 @@ async function cometRun(client, deadlineMs, signal) {
     const onRejection = (e) => {
         pageErrors.push({ message: 'unhandled rejection: ' + errMessage(e.reason), t: now() });
     };
-    // The page (absent when the runner is reused outside a browser, as by node-eventsource.mjs).
+    // The page (absent when the runner is reused outside a browser, as by node-lib.mjs).
     const page = typeof window !== 'undefined' && window.addEventListener ? window : null;
     if (page) {
         page.addEventListener('error', onPageError);
