@@ -114,6 +114,7 @@ format:
 
 format-check:
 	clang-format --dry-run --Werror $(wildcard harness/src/*.[ch] harness/tests/*.[ch] harness/fuzz/*.[ch])
+	$(PYTHON) -m pyflakes drivers/comet_harness drivers/adapters drivers/tests tests bench
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan

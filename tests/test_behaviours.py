@@ -1,7 +1,6 @@
 """Protocol behaviours of the server, checked byte by byte with real clients: CORS and
 preflights, cookies, image pings, JSONP, long polling, HTTP streaming and Server-Sent Events
 (including malformed streams and reconnection)."""
-import json
 import subprocess
 import threading
 import time

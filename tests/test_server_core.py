@@ -3,7 +3,6 @@ faults, raw bytes, sequences, templates, both ports, the journal, the wait API, 
 and a clean stop. Timing checks compare with tolerances, never with absolute speed goals."""
 import concurrent.futures
 import http.client as http_client
-import json
 import signal
 import socket
 import statistics

@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import subprocess
-import time
 
 import pytest
 import websocket  # websocket-client

@@ -48,7 +48,8 @@ import sys
 import threading
 import time
 
-from pyproto import Adapter, Run, charset_of, duration_ms, header_pairs, log, lower_headers, serve
+from pyproto import (Adapter, Run, charset_of, decode_text, duration_ms, header_pairs, log,
+                     lower_headers, serve, text_decoder)
 
 NAME = "curl"
 MARK = "@@comet-curl-write-out@@"
@@ -207,11 +208,7 @@ class CurlRun(Run):
         data = b"".join(pieces)
         if self.final_headers is not None:
             ctype = self.final_headers[2].get("content-type", "")
-            try:
-                text = data.decode(charset_of(ctype), errors="replace")
-            except LookupError:
-                text = data.decode("utf-8", errors="replace")
-            self.set(responseText=text)
+            self.set(responseText=decode_text(data, charset_of(ctype)))
         if summary.get("url_effective"):
             self.set(responseURL=summary["url_effective"])
         if code == 0:
@@ -286,12 +283,8 @@ class CurlRun(Run):
                 # curl writes the headers before the body: let their event come first.
                 self.headers_done.wait(2)
                 if decoder is None:
-                    import codecs
                     ctype = (self.final_headers or (0, "", {}))[2].get("content-type", "")
-                    try:
-                        decoder = codecs.getincrementaldecoder(charset_of(ctype))(errors="replace")
-                    except LookupError:
-                        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+                    decoder = text_decoder(charset_of(ctype))
                 self.event("chunk", length=len(data), text=decoder.decode(data))
         self.proc.stdout.close()
         return pieces

@@ -32,6 +32,7 @@ What it does, so that each adapter only has to make its library do one action:
   library's failures are observations, recorded by each adapter as it sees fit.
 """
 import asyncio
+import codecs
 import json
 import os
 import socket
@@ -155,6 +156,21 @@ def error_info(err):
     return {"name": type(err).__name__, "message": str(err)}
 
 
+def text_decoder(encoding):
+    """An incremental decoder for encoding (bad bytes become U+FFFD); UTF-8 when the
+    encoding is unknown to Python."""
+    try:
+        return codecs.getincrementaldecoder(encoding or "utf-8")(errors="replace")
+    except LookupError:
+        return codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+
+def decode_text(data, encoding):
+    """data decoded as a whole, as text_decoder() would."""
+    decoder = text_decoder(encoding)
+    return decoder.decode(data, final=True)
+
+
 # --------------------------------------------------------------------------- a run
 
 class Run:
@@ -194,6 +210,16 @@ class Run:
         with self.lock:
             if not self.frozen:
                 self.obs.update(fields)
+
+    def library_failed(self, err, library_errors):
+        """Record what the library call raised: its own failure (an instance of
+        library_errors: a timeout, a refused connection, a protocol error) is the client's
+        "error" event {name, message}; anything else it raised (a ValueError for a bad
+        header, say) is the "exception"."""
+        if isinstance(err, library_errors):
+            self.event("error", **error_info(err))
+        else:
+            self.set(exception=error_info(err))
 
     @property
     def ended(self):

@@ -34,7 +34,6 @@ raises is the "exception". At the deadline the run's task is cancelled (pyproto.
 """
 import asyncio
 import base64
-import codecs
 import platform
 import sys
 import time
@@ -43,8 +42,8 @@ import aiohttp
 import multidict
 import yarl
 
-from pyproto import (Adapter, AsyncRun, charset_of, duration_ms, error_info, header_pairs,
-                     lower_headers, serve)
+from pyproto import (Adapter, AsyncRun, charset_of, decode_text, duration_ms, header_pairs,
+                     lower_headers, serve, text_decoder)
 
 NAME = "python-aiohttp"
 LIBRARY_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
@@ -78,13 +77,10 @@ class AiohttpRun(AsyncRun):
         async with aiohttp.ClientSession(trust_env=False, timeout=timeout) as session:
             try:
                 response = await session.request(method, s["url"], **kwargs)
-            except LIBRARY_ERRORS as err:
-                self.event("error", **error_info(err))
-                return
             except asyncio.CancelledError:
                 raise
-            except Exception as err:  # the library refused the call
-                self.set(exception=error_info(err))
+            except Exception as err:  # noqa: BLE001 (recorded as the client's failure)
+                self.library_failed(err, LIBRARY_ERRORS)
                 return
             async with response:
                 self.event("response", status=response.status)
@@ -95,10 +91,7 @@ class AiohttpRun(AsyncRun):
                 pieces = []
                 try:
                     if s.get("stream"):
-                        try:
-                            decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
-                        except LookupError:
-                            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+                        decoder = text_decoder(encoding)
                         size = s.get("chunk_size")
                         it = (response.content.iter_chunked(size) if size
                               else response.content.iter_any())
@@ -109,21 +102,13 @@ class AiohttpRun(AsyncRun):
                             self.event("chunk", length=len(chunk), text=decoder.decode(chunk))
                     else:
                         pieces.append(await response.read())
-                except LIBRARY_ERRORS as err:
-                    self.event("error", **error_info(err))
-                    return
                 except asyncio.CancelledError:
                     raise
-                except Exception as err:
-                    self.set(exception=error_info(err))
+                except Exception as err:  # noqa: BLE001
+                    self.library_failed(err, LIBRARY_ERRORS)
                     return
                 finally:
-                    data = b"".join(pieces)
-                    try:
-                        text = data.decode(encoding, errors="replace")
-                    except LookupError:
-                        text = data.decode("utf-8", errors="replace")
-                    self.set(responseText=text)
+                    self.set(responseText=decode_text(b"".join(pieces), encoding))
                 self.event("done")
 
 

@@ -28,7 +28,6 @@ message}; anything else the library raises is the "exception". The protocol loop
 threads, deadlines and socket bookkeeping are pyproto.py's.
 """
 import base64
-import codecs
 import platform
 import sys
 import time
@@ -36,8 +35,8 @@ import time
 import httpcore
 import httpx
 
-from pyproto import (Adapter, Run, charset_of, duration_ms, error_info, header_pairs,
-                     lower_headers, serve)
+from pyproto import (Adapter, Run, charset_of, decode_text, duration_ms, header_pairs,
+                     lower_headers, serve, text_decoder)
 
 NAME = "python-httpx"
 LIBRARY_ERRORS = (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError)
@@ -65,25 +64,19 @@ class HttpxRun(Run):
         self.t0 = time.monotonic()
         try:
             client = httpx.Client(**client_kwargs)
-        except Exception as err:  # the library refused its settings
-            self.set(exception=error_info(err))
+        except Exception as err:  # noqa: BLE001 (the library refused its settings)
+            self.library_failed(err, LIBRARY_ERRORS)
             return
         with client:
             try:
                 request = client.build_request(method, s["url"], **kwargs)
-            except LIBRARY_ERRORS as err:
-                self.event("error", **error_info(err))
-                return
-            except Exception as err:  # the library refused the call
-                self.set(exception=error_info(err))
+            except Exception as err:  # noqa: BLE001 (recorded as the client's failure)
+                self.library_failed(err, LIBRARY_ERRORS)
                 return
             try:
                 response = client.send(request, stream=True)
-            except LIBRARY_ERRORS as err:
-                self.event("error", **error_info(err))
-                return
-            except Exception as err:
-                self.set(exception=error_info(err))
+            except Exception as err:  # noqa: BLE001
+                self.library_failed(err, LIBRARY_ERRORS)
                 return
             try:
                 self.event("response", status=response.status_code)
@@ -97,11 +90,8 @@ class HttpxRun(Run):
                         response.read()
                     finally:
                         self.set(responseText=self.text_of(response, getattr(response, "_content", b"")))
-            except LIBRARY_ERRORS as err:
-                self.event("error", **error_info(err))
-                return
-            except Exception as err:
-                self.set(exception=error_info(err))
+            except Exception as err:  # noqa: BLE001
+                self.library_failed(err, LIBRARY_ERRORS)
                 return
             finally:
                 response.close()
@@ -109,17 +99,11 @@ class HttpxRun(Run):
 
     @staticmethod
     def text_of(response, data):
-        try:
-            return data.decode(response.encoding or "utf-8", errors="replace")
-        except LookupError:
-            return data.decode("utf-8", errors="replace")
+        return decode_text(data, response.encoding)
 
     def read_stream(self, response, chunk_size):
-        encoding = charset_of(response.headers.get("content-type"), response.encoding or "utf-8")
-        try:
-            decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
-        except LookupError:
-            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        decoder = text_decoder(charset_of(response.headers.get("content-type"),
+                                          response.encoding or "utf-8"))
         pieces = []
         try:
             for chunk in response.iter_bytes(chunk_size):

@@ -34,7 +34,6 @@ down, which unblocks the library. The protocol loop, the threads, the deadlines 
 socket bookkeeping are pyproto.py's, shared with the other Python adapters.
 """
 import base64
-import codecs
 import platform
 import sys
 import time
@@ -42,8 +41,8 @@ import time
 import requests
 import urllib3
 
-from pyproto import (Adapter, Run, error_info, duration_ms, header_dict, lower_headers,
-                     serve)
+from pyproto import (Adapter, Run, duration_ms, header_dict, lower_headers, serve,
+                     text_decoder)
 
 NAME = "python-requests"
 
@@ -77,11 +76,8 @@ class RequestsRun(Run):
         try:
             try:
                 response = session.request(method, s["url"], **kwargs)
-            except requests.exceptions.RequestException as err:
-                self.event("error", **error_info(err))
-                return
-            except Exception as err:  # the library refused the call
-                self.set(exception=error_info(err))
+            except Exception as err:  # noqa: BLE001 (recorded as the client's failure)
+                self.library_failed(err, requests.exceptions.RequestException)
                 return
             self.event("response", status=response.status_code)
             self.set(status=response.status_code,
@@ -94,11 +90,8 @@ class RequestsRun(Run):
                 else:
                     response.content  # reads the body as requests does for stream=False
                     self.set(responseText=response.text)
-            except requests.exceptions.RequestException as err:
-                self.event("error", **error_info(err))
-                return
-            except Exception as err:
-                self.set(exception=error_info(err))
+            except Exception as err:  # noqa: BLE001
+                self.library_failed(err, requests.exceptions.RequestException)
                 return
             self.event("done")
         finally:
@@ -107,11 +100,7 @@ class RequestsRun(Run):
             session.close()
 
     def read_stream(self, response, chunk_size):
-        encoding = response.encoding or "utf-8"
-        try:
-            decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
-        except LookupError:
-            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        decoder = text_decoder(response.encoding)
         pieces = []
         try:
             for chunk in response.iter_content(chunk_size=chunk_size):

@@ -31,7 +31,6 @@ WebDriver is plain HTTP+JSON (urllib); the protocol loop is pyproto.py's.
 """
 import json
 import os
-import re
 import shutil
 import signal
 import socket
