@@ -32,6 +32,7 @@ What it does, so that each adapter only has to make its library do one action:
   library's failures are observations, recorded by each adapter as it sees fit.
 """
 import asyncio
+import base64
 import codecs
 import json
 import os
@@ -472,6 +473,30 @@ def ws_steps(spec):
     if spec.get("close") is not None:
         steps.append({"close": spec["close"]})
     return steps
+
+
+def ws_step_messages(step):
+    """What one script step sends, in the runner's order: text (str), then binary (bytes:
+    binary_base64 decoded, binary as UTF-8)."""
+    out = []
+    if step.get("text") is not None:
+        out.append(str(step["text"]))
+    if step.get("binary_base64") is not None:
+        out.append(base64.b64decode(step["binary_base64"]))
+    if step.get("binary") is not None:
+        out.append(str(step["binary"]).encode("utf-8"))
+    return out
+
+
+def ws_close_request(step):
+    """A step's close as (code, reason), either None when not given; None when the step
+    does not close (`close: true` is a close with the library's defaults)."""
+    close = step.get("close")
+    if close is None or close is False:
+        return None
+    c = {} if close is True else close
+    return (int(c["code"]) if c.get("code") is not None else None,
+            str(c["reason"]) if c.get("reason") is not None else None)
 
 
 def ws_lacks(action, spec):

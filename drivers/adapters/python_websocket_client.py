@@ -45,7 +45,7 @@ import websocket
 from websocket import ABNF
 
 from pyproto import (Adapter, Run, close_payload_fields, error_info, serve, ws_lacks,
-                     ws_protocols, ws_steps, duration_ms)
+                     ws_close_request, ws_protocols, ws_step_messages, ws_steps, duration_ms)
 
 NAME = "python-websocket-client"
 PROTOCOL_ERRORS = (websocket.WebSocketProtocolException, websocket.WebSocketPayloadException,
@@ -149,20 +149,19 @@ class WSClientRun(Run):
                 if self.frozen or self.closed:
                     return
                 try:
-                    if step.get("text") is not None:
-                        ws.send(str(step["text"]))
-                    if step.get("binary_base64") is not None:
-                        ws.send_binary(base64.b64decode(step["binary_base64"]))
-                    if step.get("binary") is not None:
-                        ws.send_binary(str(step["binary"]).encode("utf-8"))
-                    close = step.get("close")
-                    if close is not None and close is not False:
-                        c = {} if close is True else close
+                    for message in ws_step_messages(step):
+                        if isinstance(message, str):
+                            ws.send(message)
+                        else:
+                            ws.send_binary(message)
+                    close = ws_close_request(step)
+                    if close is not None:
+                        code, reason = close
                         args = {}
-                        if c.get("code") is not None:
-                            args["status"] = int(c["code"])
-                        if c.get("reason") is not None:
-                            args["reason"] = str(c["reason"]).encode("utf-8")
+                        if code is not None:
+                            args["status"] = code
+                        if reason is not None:
+                            args["reason"] = reason.encode("utf-8")
                         ws.send_close(**args)
                         self.set(readyState=2)
                 except Exception as err:  # noqa: BLE001 - the library refused the step

@@ -43,7 +43,7 @@ import websockets
 import websockets.exceptions
 
 from pyproto import (Adapter, AsyncRun, duration_ms, error_info, log, serve, ws_lacks,
-                     ws_protocols, ws_steps)
+                     ws_close_request, ws_protocols, ws_step_messages, ws_steps)
 
 NAME = "python-websockets"
 
@@ -130,20 +130,16 @@ class WebsocketsRun(AsyncRun):
             if self.frozen or self.closed:
                 return
             try:
-                if step.get("text") is not None:
-                    await ws.send(str(step["text"]))
-                if step.get("binary_base64") is not None:
-                    await ws.send(base64.b64decode(step["binary_base64"]))
-                if step.get("binary") is not None:
-                    await ws.send(str(step["binary"]).encode("utf-8"))
-                close = step.get("close")
-                if close is not None and close is not False:
-                    c = {} if close is True else close
+                for message in ws_step_messages(step):
+                    await ws.send(message)
+                close = ws_close_request(step)
+                if close is not None:
+                    code, reason = close
                     args = {}
-                    if c.get("code") is not None:
-                        args["code"] = int(c["code"])
-                    if c.get("reason") is not None:
-                        args["reason"] = str(c["reason"])
+                    if code is not None:
+                        args["code"] = code
+                    if reason is not None:
+                        args["reason"] = reason
                     self.set(readyState=2)
                     await ws.close(**args)
             except asyncio.CancelledError:
