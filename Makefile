@@ -3,6 +3,9 @@
 #   make check        install what is missing, build, run every test
 #   make conformance  install what is missing, run the catalogue against the default clients
 #   make harness      build the server binary only ($(BUILD)/harness)
+#   make install      install it with the man pages, the catalogue and the pytest plugin
+#                     (PREFIX=/usr/local, DESTDIR=); make uninstall removes them
+#   make deb          $(BUILD)/comet-harness_VERSION_ARCH.deb (dpkg-deb)
 #
 # Every harness/src/*.c is a module linked into the binary (main.c holds main());
 # every harness/tests/test_*.c is a cmocka program linked against the modules.
@@ -26,7 +29,7 @@ TEST_BIN := $(patsubst harness/tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 FUZZ_SRC := $(wildcard harness/fuzz/fuzz_*.c)
 
 .PHONY: all harness deps deps-browsers check unit-tests integration-tests sanitizer-tests \
-        conformance format format-check bench fuzz clean
+        conformance format format-check bench fuzz clean install uninstall deb man
 
 all: harness
 
@@ -118,5 +121,75 @@ format-check:
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan
+
+# -- install, package, man pages -------------------------------------------------------
+#
+# make install PREFIX=/usr/local DESTDIR=  puts:
+#   BINDIR/harness, MANDIR/man1/harness.1, MANDIR/man7/comet-harness.7
+#   DATADIR/scenarios (the catalogue), DATADIR/drivers (the comet_harness package, the
+#     adapters, clients.yaml, expectations/, schema/, package.json and its lock),
+#     DOCDIR (README and docs/)
+#   PYTHONDIR/comet_harness-VERSION.dist-info (METADATA, the pytest11 entry point) and
+#     comet_harness.pth (DATADIR/drivers on sys.path): packaging/dist-info
+# The package sits beside the adapters and registry it finds relative to its own files,
+# and DATADIR/build/harness links to BINDIR/harness, the binary it runs by default.
+# DATADIR is replaced as a whole: files a new version no longer has do not linger.
+# WITH_NODE_MODULES=1 also copies drivers/node_modules (`make deps` fetches it, ~60 MB):
+# the Node packages the browser and Node clients need; without it, run `npm ci` in
+# DATADIR/drivers to use those clients.
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+BINDIR    ?= $(PREFIX)/bin
+MANDIR    ?= $(PREFIX)/share/man
+DATADIR   ?= $(PREFIX)/share/comet-harness
+DOCDIR    ?= $(PREFIX)/share/doc/comet-harness
+# Debian's python3 reads /usr/lib/python3/dist-packages, and /usr/local/lib/python3.X/...
+PYVER      = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+PYTHONDIR ?= $(if $(filter /usr,$(PREFIX)),$(PREFIX)/lib/python3/dist-packages,$(PREFIX)/lib/python$(PYVER)/dist-packages)
+HARNESS_VERSION := $(shell sed -n 's/^\#define HARNESS_VERSION "\(.*\)"$$/\1/p' harness/src/version.h)
+MAN_PAGES := man/harness.1 man/comet-harness.7
+DRIVERS_FILES = comet_harness adapters schema expectations clients.yaml package.json \
+                package-lock.json pytest.ini $(if $(WITH_NODE_MODULES),node_modules)
+
+install: $(BUILD)/harness
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7 \
+	    $(DESTDIR)$(DOCDIR) $(DESTDIR)$(PYTHONDIR)
+	install -m 755 $(BUILD)/harness $(DESTDIR)$(BINDIR)/harness
+	install -m 644 man/harness.1 $(DESTDIR)$(MANDIR)/man1/harness.1
+	install -m 644 man/comet-harness.7 $(DESTDIR)$(MANDIR)/man7/comet-harness.7
+	install -m 644 README.md docs/*.md $(DESTDIR)$(DOCDIR)
+	rm -rf $(DESTDIR)$(DATADIR)
+	install -d $(DESTDIR)$(DATADIR)/drivers $(DESTDIR)$(DATADIR)/build
+	tar -C . -cf - scenarios | tar -C $(DESTDIR)$(DATADIR) --no-same-owner -xf -
+	tar -C drivers --exclude=__pycache__ --exclude=.stamp -cf - $(DRIVERS_FILES) \
+	    | tar -C $(DESTDIR)$(DATADIR)/drivers --no-same-owner -xf -
+	ln -sfn "$$(realpath -m --relative-to=$(DATADIR)/build $(BINDIR)/harness)" \
+	    $(DESTDIR)$(DATADIR)/build/harness
+	rm -rf $(DESTDIR)$(PYTHONDIR)/comet_harness-*.dist-info
+	$(PYTHON) packaging/dist-info --version $(HARNESS_VERSION) --sitedir $(DESTDIR)$(PYTHONDIR) \
+	    --package-dir $(DESTDIR)$(DATADIR)/drivers
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/harness $(DESTDIR)$(MANDIR)/man1/harness.1 \
+	    $(DESTDIR)$(MANDIR)/man7/comet-harness.7 $(DESTDIR)$(PYTHONDIR)/comet_harness.pth
+	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(PYTHONDIR)/comet_harness-*.dist-info
+
+# The Debian package: a PREFIX=/usr install staged under DEBDIR, then packaging/build-deb
+# (the control file's Depends come from dpkg-shlibdeps on the binary). DEBDIR=dir puts
+# the staging tree and the .deb elsewhere.
+DEBDIR ?= $(BUILD)
+deb: $(BUILD)/harness
+	rm -rf $(DEBDIR)/deb-stage
+	$(MAKE) --no-print-directory install PREFIX=/usr DESTDIR=$(abspath $(DEBDIR))/deb-stage/debian/comet-harness
+	packaging/build-deb $(HARNESS_VERSION) $(DEBDIR)/deb-stage $(DEBDIR)
+
+# The man pages rendered as text (groff warnings fail): $(BUILD)/man/NAME.txt.
+man: $(MAN_PAGES)
+	mkdir -p $(BUILD)/man
+	@set -e; for p in $(MAN_PAGES); do \
+	    out=$(BUILD)/man/$$(basename $$p).txt; \
+	    groff -ww -man -Tutf8 -P-cbou $$p > $$out 2> $$out.err; \
+	    if [ -s $$out.err ]; then cat $$out.err >&2; exit 1; fi; rm -f $$out.err; \
+	    echo "$$out"; done
 
 -include $(wildcard $(BUILD)/obj/*.d)
