@@ -360,14 +360,14 @@ void ex_phase(struct exchange *ex, const char *name, uint64_t t)
     pthread_mutex_unlock(&ex->inst->lock);
 }
 
-void ex_entry_end(struct exchange *ex, const char *end, uint64_t now)
+void ex_entry_end(struct exchange *ex, enum ex_end end, uint64_t now)
 {
     pthread_mutex_lock(&ex->inst->lock);
     json_t *e = ex->entry;
-    json_object_set_new(e, "end", json_string(end));
+    json_object_set_new(e, "end", json_string(ex_end_name(end)));
     json_object_set_new(e, "ended", ex_ms_at(ex, now));
     json_object_set_new(e, "bytes_sent", json_integer((json_int_t)ex->sent));
-    if (!strcmp(end, "complete")) {
+    if (end == EX_END_COMPLETE) {
         json_t *phases = json_object_get(e, "phases");
         if (phases && !json_object_get(phases, "body_done"))
             json_object_set_new(phases, "body_done", ex_ms_at(ex, now));

@@ -189,6 +189,6 @@ void ex_phase(struct exchange *ex, const char *name, uint64_t t);
 json_t *ex_ms_at(const struct exchange *ex, uint64_t t);
 /* Record how the exchange ended: "end", "ended", "bytes_sent" and, for a complete one, the
  * "body_done" phase if missing. */
-void ex_entry_end(struct exchange *ex, const char *end, uint64_t now);
+void ex_entry_end(struct exchange *ex, enum ex_end end, uint64_t now);
 
 #endif

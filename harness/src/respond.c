@@ -283,5 +283,5 @@ void respond_completed(struct exchange *ex, enum MHD_RequestTerminationCode code
     if (upgraded)
         return; /* the WebSocket session records its own end */
     enum ex_end end = ex->end != EX_END_NONE ? ex->end : end_of(ex, code);
-    ex_entry_end(ex, ex_end_name(end), now);
+    ex_entry_end(ex, end, now);
 }
