@@ -29,7 +29,7 @@ TEST_BIN := $(patsubst harness/tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 FUZZ_SRC := $(wildcard harness/fuzz/fuzz_*.c)
 
 .PHONY: all harness deps deps-browsers check unit-tests integration-tests sanitizer-tests \
-        conformance format format-check bench fuzz clean install uninstall deb man
+        conformance format format-check cycles bench fuzz clean install uninstall deb man
 
 all: harness
 
@@ -80,6 +80,7 @@ sanitizer-tests:
 check: deps deps-browsers
 	$(MAKE) harness unit-tests
 	$(MAKE) format-check
+	$(MAKE) cycles
 	$(MAKE) integration-tests
 	$(MAKE) sanitizer-tests
 
@@ -118,6 +119,10 @@ format:
 format-check:
 	clang-format --dry-run --Werror $(wildcard harness/src/*.[ch] harness/tests/*.[ch] harness/fuzz/*.[ch])
 	$(PYTHON) -m pyflakes drivers/comet_harness drivers/adapters drivers/tests tests bench
+
+# The module graph of harness/src (x.c with x.h is one module); fails on an include cycle.
+cycles:
+	$(PYTHON) scripts/module-graph harness/src
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan

@@ -392,3 +392,124 @@ def test_malformed_frames_with_node_ws(server, case):
     want = 1007 if "utf8" in case else 1002
     # ws fails the connection with the code RFC 6455 asks for, and the journal shows it
     assert code == want, (got, w["end"])
+
+
+# --- the handshake is built by ws_handshake_response() with the exchange's template context
+
+def raw_handshake(base, path, origin="http://page.example", timeout=5):
+    """Send a valid opening handshake on a plain socket; return (status line, headers as a
+    list of (name, value), the socket)."""
+    import socket
+    import urllib.parse
+    u = urllib.parse.urlsplit(base)
+    s = socket.create_connection((u.hostname, u.port), timeout=timeout)
+    s.sendall(("GET %s%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               "Sec-WebSocket-Version: 13\r\nOrigin: %s\r\n\r\n"
+               % (u.path, path, u.netloc, origin)).encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    head = data.split(b"\r\n\r\n")[0].decode()
+    lines = head.split("\r\n")
+    headers = [tuple(x.strip() for x in line.split(":", 1)) for line in lines[1:]]
+    return lines[0], headers, s
+
+
+def header(headers, name):
+    values = [v for n, v in headers if n.lower() == name.lower()]
+    return values[0] if values else None
+
+
+TEMPLATE = "h={{request.header.Origin}} q={{request.query.a}}"
+
+
+@pytest.mark.parametrize("handshake", ["{}", "{status: 403}", "{accept: wrong}"])
+def test_handshake_headers_use_the_request_template_context(server, http, handshake):
+    base = server.load("""
+        server:
+          routes:
+            - name: ws
+              match: {path: /ws}
+              response:
+                websocket:
+                  handshake: {headers: {X-Echo: "%s"}, %s}
+                  script: [{send: hi}]
+            - name: plain
+              match: {path: /plain}
+              response: {headers: {X-Echo: "%s"}, body: ok}
+    """ % (TEMPLATE, handshake.strip("{}"), TEMPLATE))
+    plain = http.get(base + "/plain?a=1", headers={"Origin": "http://page.example"})
+    assert plain.headers["X-Echo"] == "h=http://page.example q=1"
+    status, headers, s = raw_handshake(base, "/ws?a=1")
+    s.close()
+    assert header(headers, "X-Echo") == "h=http://page.example q=1", (status, headers)
+    w = server.entries()[-1]["websocket"]
+    if handshake != "{}":  # written by hand: the journal has the bytes
+        assert "X-Echo: h=http://page.example q=1\r\n" in w["handshake_bytes"]
+
+
+def test_wrong_accept_is_the_tested_one(server):
+    base = server.load("""
+        server:
+          routes:
+            - name: ws
+              match: {path: /ws}
+              response: {websocket: {handshake: {accept: wrong}, script: []}}
+    """)
+    status, headers, s = raw_handshake(base, "/ws")
+    s.close()
+    sent = header(headers, "Sec-WebSocket-Accept")
+    # ws_wrong_accept_for(): the right digest with its first byte inverted
+    import base64
+    import hashlib
+    right = hashlib.sha1(b"dGhlIHNhbXBsZSBub25jZQ==258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+    wrong = base64.b64encode(bytes([right[0] ^ 0xFF]) + right[1:]).decode()
+    assert sent == wrong and sent != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    assert server.entries()[-1]["websocket"]["accept_sent"] == wrong
+
+
+# Every form of `upgrade_header` that docs/scenarios.md documents: true (the default),
+# false (no Upgrade header), a string (that value; "WebSocket" in any case is still valid).
+UPGRADE_FORMS = {
+    "default": ("", "websocket", True),
+    "true": ("upgrade_header: true", "websocket", True),
+    "false": ("upgrade_header: false", None, False),
+    "mixed-case": ('upgrade_header: "WebSocket"', "WebSocket", True),
+    "lower-case-string": ('upgrade_header: "websocket"', "websocket", True),
+    "other-value": ('upgrade_header: "h2c"', "h2c", False),
+}
+
+
+@pytest.mark.parametrize("form", sorted(UPGRADE_FORMS))
+def test_upgrade_header_forms(server, form):
+    key, sent, upgrades = UPGRADE_FORMS[form]
+    base = server.load("""
+        server:
+          routes:
+            - name: ws
+              match: {path: /ws}
+              response:
+                websocket:
+                  handshake: {%s}
+                  script: [{send: hello}, {close: {code: 1000}}]
+    """ % key)
+    status, headers, s = raw_handshake(base, "/ws")
+    s.close()
+    assert status.startswith("HTTP/1.1 101 "), status
+    assert header(headers, "Upgrade") == sent
+    if upgrades:
+        # a valid handshake: a conforming client opens and the script runs
+        c = websocket.create_connection(ws_url(base, "/ws"), timeout=5)
+        assert c.recv() == "hello"
+        c.close()
+        e = wait_end(server)
+        assert e["websocket"]["upgraded"] is True and e["status"] == 101
+        assert [f for f in frames(e["websocket"], "out") if f["opcode"] == 1]
+    else:
+        with pytest.raises(Exception):
+            websocket.create_connection(ws_url(base, "/ws"), timeout=3).recv()
+        assert all(e["websocket"]["upgraded"] is False for e in server.entries())

@@ -16,20 +16,20 @@
  * timed out). A wait is answered as soon as the journal holds enough entries: the request
  * is suspended with a waiter on the instance and a timer for its timeout.
  */
-#include <microhttpd.h>
+#include "control.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "exchange.h"
 #include "scenario.h"
-#include "server.h"
 #include "version.h"
+#include "xalloc.h"
 
 static enum MHD_Result error(struct exchange *ex, int status, const char *fmt, const char *arg)
 {
     char msg[512];
     snprintf(msg, sizeof msg, fmt, arg ? arg : "");
-    return queue_json(ex, status, json_pack("{s:s}", "error", msg));
+    return ex_queue_json(ex, status, json_pack("{s:s}", "error", msg));
 }
 
 static json_t *instance_json(struct exchange *ex, struct instance *in)
@@ -39,7 +39,7 @@ static json_t *instance_json(struct exchange *ex, struct instance *in)
     json_t *urls = json_object();
     const char *names[3] = {"main", "cross", "alt"};
     for (int i = 0; i < 3; i++)
-        json_object_set_new(urls, names[i], json_sprintf("%s%s", server_origin(ex->srv, i), base));
+        json_object_set_new(urls, names[i], json_sprintf("%s%s", ex_origin(ex, i), base));
     const struct scenario *s = in->scenario;
     return json_pack("{s:s, s:s?, s:s?, s:s, s:o, s:O?, s:O?}", "instance", in->id, "scenario",
                      s->id, "file", s->file, "base", base, "urls", urls, "client", s->client,
@@ -87,11 +87,11 @@ static enum MHD_Result load(struct exchange *ex)
                                 diags_json(&diags));
         diag_free(&diags);
         json_decref(req);
-        return queue_json(ex, 400, doc);
+        return ex_queue_json(ex, 400, doc);
     }
     diag_free(&diags);
     struct instance *in = NULL;
-    enum registry_status st = registry_add(server_registry(ex->srv), s, id, &in);
+    enum registry_status st = registry_add(ex_registry(ex), s, id, &in);
     if (st != REG_OK) {
         enum MHD_Result r =
             st == REG_CONFLICT
@@ -102,13 +102,8 @@ static enum MHD_Result load(struct exchange *ex)
     }
     json_decref(req);
     json_t *doc = instance_json(ex, in);
-    instance_unref(server_registry(ex->srv), in);
-    return queue_json(ex, 201, doc);
-}
-
-static void wake(void *arg)
-{
-    ex_resume(arg);
+    instance_unref(ex_registry(ex), in);
+    return ex_queue_json(ex, 201, doc);
 }
 
 static enum MHD_Result wait_for(struct exchange *ex, struct instance *in)
@@ -120,7 +115,7 @@ static enum MHD_Result wait_for(struct exchange *ex, struct instance *in)
         ex->wait_count = c ? (size_t)strtoull(c, NULL, 10) : 1;
         uint64_t timeout = t ? strtoull(t, NULL, 10) : 5000;
         ex->hold_until_us = ex->arrived_us + timeout * 1000u;
-        ex->wait_route = r ? strdup(r) : NULL;
+        ex->wait_route = r ? xstrdup(r) : NULL;
         ex->inst = in; /* our reference now */
     } else {
         in = ex->inst; /* a wait coming back: it holds its instance */
@@ -132,17 +127,16 @@ static enum MHD_Result wait_for(struct exchange *ex, struct instance *in)
     }
     size_t n = journal_count(&in->journal, ex->wait_route);
     bool unloaded = in->unloaded;
-    if (n >= ex->wait_count || mono_us() >= ex->hold_until_us || unloaded ||
-        server_stopping(ex->srv)) {
+    if (n >= ex->wait_count || mono_us() >= ex->hold_until_us || unloaded || ex_stopping(ex)) {
         pthread_mutex_unlock(&in->lock);
         if (unloaded)
             return error(ex, 404, "the instance %s was unloaded", in->id);
-        return queue_json(
+        return ex_queue_json(
             ex, n >= ex->wait_count ? 200 : 408,
             json_pack("{s:I, s:I}", "count", (json_int_t)n, "wanted", (json_int_t)ex->wait_count));
     }
     ex->waiter.channel = -1;
-    ex->waiter.wake = wake;
+    ex->waiter.wake = ex_wake;
     ex->waiter.arg = ex;
     instance_add_waiter_locked(in, &ex->waiter);
     ex->waiting = true;
@@ -166,7 +160,7 @@ static enum MHD_Result publish(struct exchange *ex, struct instance *in)
         if (ch < 0) {
             r = error(ex, 404, "no channel '%s' in this scenario", channel);
         } else {
-            char *text = json_is_string(data) ? strdup(json_string_value(data))
+            char *text = json_is_string(data) ? xstrdup(json_string_value(data))
                                               : json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
             pthread_mutex_lock(&in->lock);
             instance_publish_locked(in, (size_t)ch, text, strlen(text));
@@ -175,7 +169,7 @@ static enum MHD_Result publish(struct exchange *ex, struct instance *in)
             pthread_mutex_unlock(&in->lock);
             free(text);
             waiters_wake(w);
-            r = queue_json(
+            r = ex_queue_json(
                 ex, 200, json_pack("{s:s, s:I}", "channel", channel, "events", (json_int_t)count));
         }
     }
@@ -187,11 +181,11 @@ static enum MHD_Result one_instance(struct exchange *ex, const char *rest)
 {
     const char *method = ex->req.method;
     size_t idlen = strcspn(rest, "/");
-    char *id = strndup(rest, idlen);
+    char *id = xstrndup(rest, idlen);
     const char *action = rest + idlen;
     if (*action == '/')
         action++;
-    struct registry *reg = server_registry(ex->srv);
+    struct registry *reg = ex_registry(ex);
     if (ex->state == EX_HOLDING) {
         free(id);
         return wait_for(ex, NULL);
@@ -206,10 +200,10 @@ static enum MHD_Result one_instance(struct exchange *ex, const char *rest)
     enum MHD_Result r;
     if (!*action) {
         if (!strcmp(method, "GET")) {
-            r = queue_json(ex, 200, instance_json(ex, in));
+            r = ex_queue_json(ex, 200, instance_json(ex, in));
         } else if (!strcmp(method, "DELETE")) {
             registry_remove(reg, in->id);
-            r = queue_simple(ex, 204, NULL, "", 0);
+            r = ex_queue_simple(ex, 204, NULL, "", 0);
         } else {
             r = error(ex, 405, "use GET or DELETE%s", NULL);
         }
@@ -219,14 +213,14 @@ static enum MHD_Result one_instance(struct exchange *ex, const char *rest)
         json_t *doc = journal_dump(&in->journal, since ? strtoull(since, NULL, 10) : 0);
         pthread_mutex_unlock(&in->lock);
         json_object_set_new(doc, "instance", json_string(in->id));
-        r = queue_json(ex, 200, doc);
+        r = ex_queue_json(ex, 200, doc);
     } else if (!strcmp(action, "wait") && !strcmp(method, "GET")) {
         return wait_for(ex, in); /* keeps the reference */
     } else if (!strcmp(action, "reset") && !strcmp(method, "POST")) {
         pthread_mutex_lock(&in->lock);
         instance_reset_locked(in);
         pthread_mutex_unlock(&in->lock);
-        r = queue_json(ex, 200, json_pack("{s:s}", "instance", in->id));
+        r = ex_queue_json(ex, 200, json_pack("{s:s}", "instance", in->id));
     } else if (!strcmp(action, "publish") && !strcmp(method, "POST")) {
         r = publish(ex, in);
     } else {
@@ -243,21 +237,21 @@ enum MHD_Result control_handle(struct exchange *ex)
     if (ex->body_too_large)
         return error(ex, 413, "request body too large%s", NULL);
     if (!strcmp(path, "/health"))
-        return queue_json(ex, 200, json_pack("{s:s}", "status", "ok"));
+        return ex_queue_json(ex, 200, json_pack("{s:s}", "status", "ok"));
     if (!strcmp(path, "/version"))
-        return queue_json(ex, 200,
-                          json_pack("{s:s, s:s, s:s}", "name", "comet-harness", "version",
-                                    HARNESS_VERSION, "libmicrohttpd", MHD_get_version()));
+        return ex_queue_json(ex, 200,
+                             json_pack("{s:s, s:s, s:s}", "name", "comet-harness", "version",
+                                       HARNESS_VERSION, "libmicrohttpd", MHD_get_version()));
     if (!strcmp(path, "/origins"))
-        return queue_json(ex, 200,
-                          json_pack("{s:s, s:s, s:s}", "main", server_origin(ex->srv, 0), "cross",
-                                    server_origin(ex->srv, 1), "alt", server_origin(ex->srv, 2)));
+        return ex_queue_json(ex, 200,
+                             json_pack("{s:s, s:s, s:s}", "main", ex_origin(ex, 0), "cross",
+                                       ex_origin(ex, 1), "alt", ex_origin(ex, 2)));
     if (!strcmp(path, "/instances") || !strcmp(path, "/instances/")) {
         if (!strcmp(method, "POST"))
             return load(ex);
         if (!strcmp(method, "GET"))
-            return queue_json(
-                ex, 200, json_pack("{s:o}", "instances", registry_list(server_registry(ex->srv))));
+            return ex_queue_json(ex, 200,
+                                 json_pack("{s:o}", "instances", registry_list(ex_registry(ex))));
         return error(ex, 405, "use GET or POST%s", NULL);
     }
     if (!strncmp(path, "/instances/", 11))

@@ -1,12 +1,17 @@
-/* exchange — one HTTP request and its response in flight, shared by the modules of the
- * server (server.c drives it, respond.c answers scenario requests, control.c the API).
+/* exchange — one HTTP request and its response in flight: its life, its waits, the small
+ * responses every handler queues, its template context and its journal entry.
  *
  * Life: created when libmicrohttpd reports the request line (server.c), freed when the
- * request is complete and no timer holds it any more (reference counted). While a request
- * waits (a delay, a trickle tick, a held long poll, the wait API) its connection is
- * SUSPENDED: no thread is held. Exactly one resume follows each suspend: ex_resume() takes
- * the exchange lock and resumes only if still suspended, so a timer and a shutdown (or a
- * publish) racing each other are harmless.
+ * request is complete and no timer or session thread holds it any more: ex_ref() takes a
+ * reference, ex_unref() drops one and frees on the last. While a request waits (a delay, a
+ * trickle tick, a held long poll, the wait API) its connection is SUSPENDED: no thread is
+ * held. Exactly one resume follows each suspend: ex_resume() takes the exchange lock and
+ * resumes only if still suspended, so a timer and a shutdown (or a publish) racing each
+ * other are harmless.
+ *
+ * What an exchange shares with the server that owns it (timers, instances, origins, the
+ * stop flag) is a struct ex_host, filled in by server.c: the handlers (respond, control,
+ * ws_upgrade) reach it through the exchange and never include server.h.
  */
 #ifndef HARNESS_EXCHANGE_H
 #define HARNESS_EXCHANGE_H
@@ -17,36 +22,21 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "instance.h"
-#include "piece.h"
+#include "plan.h"
 #include "request.h"
 #include "scenario.h"
 #include "timer.h"
+#include "tmpl.h"
 
-struct server;
-
-/* How a response is sent, whatever the scenario key that produced it. */
-struct plan {
-    int status;
-    char *reason; /* NULL: standard */
-    struct name_value *headers;
-    size_t n_headers;
-    unsigned char *body;
-    size_t body_len;
-    bool chunked;
-    uint64_t body_delay_ms;
-    size_t trickle_bytes;
-    uint64_t trickle_every_ms;
-    enum fault_action fault;
-    bool fault_has_after;
-    size_t fault_after;
-    /* paced pieces (stream, sse) instead of body: one chunk each */
-    bool paced;
-    struct piece *pieces;
-    size_t n_pieces;
-    enum stream_end then;
-    /* the bytes are written by hand, not by libmicrohttpd (raw, a custom reason phrase) */
-    bool manual;
-    bool raw; /* manual: body holds the whole response as is */
+/* Shared by every exchange of one server (owned by it; server.c fills it in). */
+struct ex_host {
+    struct timers *timers;
+    struct registry reg;
+    char origins[3][80];  /* main, cross, alt */
+    uint16_t ports[2];    /* main, cross */
+    pthread_mutex_t lock; /* guards stopping and ws_sessions */
+    bool stopping;
+    int ws_sessions; /* WebSocket session threads running */
 };
 
 enum ex_state {
@@ -60,8 +50,23 @@ enum ex_state {
     EX_CLOSE_NOW, /* next call: return MHD_NO (close the connection) */
 };
 
+/* How an exchange ended, as the journal's "end" says it (docs/control-api.md). */
+enum ex_end {
+    EX_END_NONE, /* not decided by us: libmicrohttpd's termination code says */
+    EX_END_COMPLETE,
+    EX_END_CLIENT_CLOSED,
+    EX_END_RESET,
+    EX_END_FAULT_CLOSE,
+    EX_END_FAULT_RESET,
+    EX_END_SERVER_STOPPED,
+    EX_END_TIMEOUT,
+    EX_END_ERROR,
+};
+/* The journal name of an end ("complete", "fault_close", ...); NULL for EX_END_NONE. */
+const char *ex_end_name(enum ex_end end);
+
 struct exchange {
-    struct server *srv;
+    struct ex_host *host;
     int port_index; /* 0 main, 1 cross */
     struct MHD_Connection *conn;
     int refs; /* guarded by lock */
@@ -88,7 +93,6 @@ struct exchange {
     unsigned long count;
     json_t *entry; /* the journal entry (a reference), or NULL for control requests */
     struct plan plan;
-    bool planned;
 
     /* sending */
     uint64_t headers_us; /* when the response was queued */
@@ -96,7 +100,7 @@ struct exchange {
     size_t sent; /* body bytes handed to libmicrohttpd */
     size_t piece, piece_off;
     uint64_t piece_due_us;
-    const char *end; /* how it ended, if decided by us (fault_close, ...) */
+    enum ex_end end; /* how it ended, if decided by us */
     bool probing;    /* a hang: the peer is probed from a timer */
 
     /* manual writing */
@@ -107,51 +111,84 @@ struct exchange {
     struct waiter waiter;
     bool waiting;
     uint64_t hold_until_us;
-    bool timed_out;
     long channel;
     /* wait API */
     char *wait_route;
     size_t wait_count;
-    bool is_wait;
 };
 
-/* server.c */
-void ex_suspend(struct exchange *ex);
+/* --- life ------------------------------------------------------------------------------ */
+
+/* A new exchange for a connection of host on port_index, with one reference (the
+ * connection's), for the request target uri. */
+struct exchange *ex_new(struct ex_host *host, int port_index, struct MHD_Connection *conn,
+                        const char *uri);
+void ex_ref(struct exchange *ex);
+/* Drop a reference; the last frees the exchange (and its instance reference, entry, plan). */
 void ex_unref(struct exchange *ex);
-void server_ws_session_started(struct server *srv);
-void server_ws_session_ended(struct server *srv);
-uint16_t server_port(const struct server *srv, int which);
+/* libmicrohttpd completed the request: no timer may resume it any more; its pending timer
+ * is cancelled and it leaves the waiters of its instance. The caller still holds (and then
+ * drops) the connection's reference. */
+void ex_finish(struct exchange *ex);
+
+/* --- waits ----------------------------------------------------------------------------- */
+
+void ex_suspend(struct exchange *ex);
 void ex_resume(struct exchange *ex);
 /* Resume an exchange that is already suspended at due_us (mono_us() time). */
 void ex_wake_at(struct exchange *ex, uint64_t due_us);
 /* Suspend the exchange and resume it at due_us. */
 void ex_sleep_until(struct exchange *ex, uint64_t due_us);
-const char *server_origin(const struct server *srv, int which); /* 0 main, 1 cross, 2 alt */
-struct timers *server_timers(struct server *srv);
-struct registry *server_registry(struct server *srv);
-bool server_stopping(struct server *srv);
-/* Milliseconds (with microseconds) between two mono_us() times, as JSON. */
-json_t *ms_since(uint64_t from_us, uint64_t to_us);
+/* Run fn(ex) on the timer thread at due_us with a reference for it (fn drops it with
+ * ex_unref); remembered as the exchange's pending timer unless it is done. */
+void ex_call_at(struct exchange *ex, uint64_t due_us, void (*fn)(void *ex));
+/* A waiter's wake function: resume the exchange given as arg. */
+void ex_wake(void *ex);
 
-/* respond.c: answer a scenario request (the path starts with /s/). */
-enum MHD_Result respond_scenario(struct exchange *ex);
-/* The end of an exchange (completion): fill in the journal entry. */
-void respond_completed(struct exchange *ex, enum MHD_RequestTerminationCode code);
-void plan_free(struct plan *p);
-/* Write bytes as the whole response (by hand), then end the connection as `after` says
- * (FAULT_NONE or FAULT_CLOSE: a FIN; FAULT_HANG: wait for the client to close). */
-enum MHD_Result respond_raw_bytes(struct exchange *ex, const void *bytes, size_t len,
-                                  enum fault_action after);
+/* --- the host -------------------------------------------------------------------------- */
 
-/* control.c: answer a request under /_harness/. */
-enum MHD_Result control_handle(struct exchange *ex);
+const char *ex_origin(const struct exchange *ex, int which); /* 0 main, 1 cross, 2 alt */
+uint16_t ex_port(const struct exchange *ex);                 /* the port it came on */
+struct registry *ex_registry(struct exchange *ex);
+bool ex_stopping(struct exchange *ex);
+void ex_ws_session_started(struct exchange *ex);
+void ex_ws_session_ended(struct ex_host *host);
 
-/* Queue a small complete response (JSON or text). Used by control and respond. */
-enum MHD_Result queue_simple(struct exchange *ex, int status, const char *content_type,
-                             const char *body, size_t len);
-enum MHD_Result queue_json(struct exchange *ex, int status, json_t *doc); /* steals doc */
+/* --- small responses ------------------------------------------------------------------- */
 
-/* ws_upgrade.c: answer a scenario request whose response is `websocket:`. */
-enum MHD_Result ws_respond(struct exchange *ex);
+/* Queue a small complete response (JSON or text; body copied). */
+enum MHD_Result ex_queue_simple(struct exchange *ex, int status, const char *content_type,
+                                const char *body, size_t len);
+enum MHD_Result ex_queue_json(struct exchange *ex, int status, json_t *doc); /* steals doc */
+
+/* --- templates ------------------------------------------------------------------------- */
+
+/* Storage for a template context: the strings it points to. */
+struct ex_tmpl {
+    struct tmpl_ctx ctx;
+    char base[256];
+};
+/* The template context of a scenario request (ex->inst set): origins, the instance base,
+ * method, path and target relative to it, body, count, headers and query. The one context
+ * every response of a scenario is expanded with. Valid while t and ex are. */
+const struct tmpl_ctx *ex_tmpl_ctx(struct exchange *ex, struct ex_tmpl *t);
+/* The part of a /s/ID/... path or target after the instance prefix ("" if none). */
+const char *ex_rel(const char *full);
+
+/* --- the journal entry ----------------------------------------------------------------- */
+
+/* A new journal entry for a scenario request (the request as received; "phases" {},
+ * "bytes_sent" 0, "end" null). rel_path: the path relative to the instance. */
+json_t *ex_entry_new(struct exchange *ex, const char *rel_path);
+/* Set a field of the entry under the instance lock (steals value; dropped if no entry). */
+void ex_entry_set(struct exchange *ex, const char *key, json_t *value);
+/* Record phase `name` at mono_us() time t, unless it is already recorded. */
+void ex_phase(struct exchange *ex, const char *name, uint64_t t);
+/* Milliseconds since the instance's load (or the arrival, without instance), as JSON with
+ * microsecond precision. */
+json_t *ex_ms_at(const struct exchange *ex, uint64_t t);
+/* Record how the exchange ended: "end", "ended", "bytes_sent" and, for a complete one, the
+ * "body_done" phase if missing. */
+void ex_entry_end(struct exchange *ex, enum ex_end end, uint64_t now);
 
 #endif

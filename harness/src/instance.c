@@ -29,9 +29,7 @@ static void channels_load(struct instance *in)
             /* keep the list ordered by availability */
             if (st->n == st->cap) {
                 st->cap = st->cap ? st->cap * 2 : 8;
-                st->events = realloc(st->events, st->cap * sizeof *st->events);
-                if (!st->events)
-                    abort();
+                st->events = xrealloc(st->events, st->cap * sizeof *st->events);
             }
             size_t pos = st->n;
             while (pos > 0 && st->events[pos - 1].available_us > at) {
@@ -107,21 +105,19 @@ enum registry_status registry_add(struct registry *reg, struct scenario *s, cons
             scenario_free(s);
             return REG_CONFLICT;
         }
-        name = strdup(id);
+        name = xstrdup(id);
     } else if (s->id && !find_locked(reg, s->id)) {
-        name = strdup(s->id);
+        name = xstrdup(s->id);
     } else {
         for (;;) {
             char buf[300];
             snprintf(buf, sizeof buf, "%.250s-%lu", s->id ? s->id : "instance", ++reg->loads);
             if (!find_locked(reg, buf)) {
-                name = strdup(buf);
+                name = xstrdup(buf);
                 break;
             }
         }
     }
-    if (!name)
-        abort();
     struct instance *in = xcalloc(1, sizeof *in);
     in->id = name;
     in->scenario = s;
@@ -135,9 +131,7 @@ enum registry_status registry_add(struct registry *reg, struct scenario *s, cons
     channels_load(in);
     if (reg->n == reg->cap) {
         reg->cap = reg->cap ? reg->cap * 2 : 16;
-        reg->items = realloc(reg->items, reg->cap * sizeof *reg->items);
-        if (!reg->items)
-            abort();
+        reg->items = xrealloc(reg->items, reg->cap * sizeof *reg->items);
     }
     reg->items[reg->n++] = in;
     pthread_mutex_unlock(&reg->lock);
@@ -220,9 +214,7 @@ void instance_publish_locked(struct instance *in, size_t channel, const void *da
     struct channel_state *st = &in->channels[channel];
     if (st->n == st->cap) {
         st->cap = st->cap ? st->cap * 2 : 8;
-        st->events = realloc(st->events, st->cap * sizeof *st->events);
-        if (!st->events)
-            abort();
+        st->events = xrealloc(st->events, st->cap * sizeof *st->events);
     }
     /* available now: after every event already available, before the scheduled ones */
     uint64_t now = mono_us();

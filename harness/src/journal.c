@@ -1,5 +1,6 @@
 /* journal — see journal.h. A ring buffer of json_t references. */
 #include "journal.h"
+#include "xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -8,9 +9,7 @@ void journal_init(struct journal *j, size_t limit)
 {
     memset(j, 0, sizeof *j);
     j->limit = limit ? limit : 1;
-    j->ring = calloc(j->limit, sizeof *j->ring);
-    if (!j->ring)
-        abort();
+    j->ring = xcalloc(j->limit, sizeof *j->ring);
 }
 
 void journal_clear(struct journal *j)

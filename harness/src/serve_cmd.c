@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 #include "commands.h"
+#include "xalloc.h"
 #include "scenario.h"
 #include "server.h"
 #include "version.h"
@@ -116,7 +117,7 @@ int cmd_serve(int argc, char **argv)
     size_t n_files = 0;
     while (files && files[n_files])
         n_files++;
-    struct scenario **loaded = calloc(n_files + 1, sizeof *loaded);
+    struct scenario **loaded = xcalloc(n_files + 1, sizeof *loaded);
     for (size_t i = 0; i < n_files; i++)
         loaded[i] = scenario_load(files[i], &diags);
     if (diags.n) {
@@ -156,7 +157,7 @@ int cmd_serve(int argc, char **argv)
     for (size_t i = 0; i < n_files; i++) {
         struct instance *in = NULL;
         const char *sid = loaded[i]->id;
-        char *want = sid ? strdup(sid) : NULL;
+        char *want = sid ? xstrdup(sid) : NULL;
         if (registry_add(server_registry(srv), loaded[i], want, &in) != REG_OK) {
             fprintf(stderr, "%s: the scenario id '%s' is used by another file\n", files[i],
                     want ? want : "");

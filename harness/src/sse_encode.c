@@ -6,6 +6,7 @@
  * ending cycles LF, CR, CRLF over every line of the stream.
  */
 #include "sse_encode.h"
+#include "xalloc.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -22,9 +23,7 @@ static void put(struct buf *b, const void *data, size_t len)
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + len + 1)
             cap *= 2;
-        b->p = realloc(b->p, cap);
-        if (!b->p)
-            abort();
+        b->p = xrealloc(b->p, cap);
         b->cap = cap;
     }
     memcpy(b->p + b->len, data, len);
@@ -105,9 +104,7 @@ size_t sse_encode(const struct sse_spec *spec, struct piece **out)
 {
     struct enc e = {.spec = spec, .lines = 0};
     size_t n = spec->n_items ? spec->n_items : (spec->bom ? 1 : 0);
-    *out = calloc(n ? n : 1, sizeof **out);
-    if (!*out)
-        abort();
+    *out = xcalloc(n ? n : 1, sizeof **out);
     for (size_t i = 0; i < n; i++) {
         struct buf b = {0};
         if (i == 0 && spec->bom)

@@ -5,6 +5,7 @@
  * grow), so a schedule written as "every 100 ms" keeps its order.
  */
 #include "timer.h"
+#include "xalloc.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -112,9 +113,7 @@ static void *run(void *arg)
 
 struct timers *timers_start(void)
 {
-    struct timers *t = calloc(1, sizeof *t);
-    if (!t)
-        return NULL;
+    struct timers *t = xcalloc(1, sizeof *t);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -136,9 +135,7 @@ uint64_t timers_add(struct timers *t, uint64_t due_us, timer_fn fn, void *arg)
     pthread_mutex_lock(&t->lock);
     if (t->n == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 64;
-        struct timer *heap = realloc(t->heap, cap * sizeof *heap);
-        if (!heap)
-            abort();
+        struct timer *heap = xrealloc(t->heap, cap * sizeof *heap);
         t->heap = heap;
         t->cap = cap;
     }

@@ -129,9 +129,7 @@ char **ws_parse_protocols(const char *const *values, size_t n_values)
             while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
                 e--;
             if (e > p) {
-                list = realloc(list, (n + 2) * sizeof *list);
-                if (!list)
-                    abort();
+                list = xrealloc(list, (n + 2) * sizeof *list);
                 list[n] = xmalloc((size_t)(e - p) + 1);
                 memcpy(list[n], p, (size_t)(e - p));
                 list[n][e - p] = 0;
@@ -181,9 +179,7 @@ const char *ws_choose_protocol(const struct ws_handshake_spec *h, char **offered
 
 static void add_header(struct ws_hs_response *r, const char *name, char *value /* taken */)
 {
-    struct ws_header_pair *h = realloc(r->headers, (r->n_headers + 1) * sizeof *h);
-    if (!h)
-        abort();
+    struct ws_header_pair *h = xrealloc(r->headers, (r->n_headers + 1) * sizeof *h);
     r->headers = h;
     h[r->n_headers].name = xstrdup(name);
     h[r->n_headers].value = value;

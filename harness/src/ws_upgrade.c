@@ -1,26 +1,28 @@
-/* ws_upgrade — a scenario request answered by `websocket:`: the opening handshake, then
- * the script on its own thread (ws_session.h), everything recorded in the journal entry's
- * "websocket" object.
+/* ws_upgrade — the WebSocket upgrade of a scenario request; see ws_upgrade.h.
  *
- * A conforming handshake (status 101, correct accept, Upgrade header) goes through
- * libmicrohttpd's upgrade support, which adds `Connection: Upgrade` itself. A handshake that
- * is wrong on purpose (another status, a wrong or missing accept, no Upgrade header) is
- * written by hand, and the connection then waits for the client to give up.
+ * The handshake is what ws_handshake_response() builds (the one tested builder), with the
+ * same template context as every other response (ex_tmpl_ctx). A conforming one (status
+ * 101, the right accept, an Upgrade header naming websocket in any case) goes through
+ * libmicrohttpd's upgrade support, which adds `Connection: Upgrade` itself. One that is
+ * wrong on purpose (another status, a wrong or missing accept, no or another Upgrade
+ * header) is written by hand as ws_handshake_raw() gives it, and the connection then waits
+ * for the client to give up.
  */
+#include "ws_upgrade.h"
+
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include "exchange.h"
-#include "server.h"
+#include "deliver.h"
 #include "ws_handshake.h"
 #include "ws_session.h"
+#include "xalloc.h"
 
 struct ws_run {
-    struct exchange *ex;
+    struct exchange *ex; /* a reference */
     int fd;
     unsigned char *extra;
     size_t extra_len;
@@ -42,8 +44,18 @@ static void on_event(void *ctx, json_t *ev)
 
 static int is_stopping(void *ctx)
 {
-    struct exchange *ex = ctx;
-    return server_stopping(ex->srv);
+    return ex_stopping(ctx);
+}
+
+/* Release what a session holds: its buffers, the exchange, the host's session count. */
+static void run_free(struct ws_run *run)
+{
+    struct exchange *ex = run->ex;
+    struct ex_host *host = ex->host; /* read before the exchange may go */
+    free(run->extra);
+    free(run);
+    ex_unref(ex);
+    ex_ws_session_ended(host);
 }
 
 static void *session_thread(void *arg)
@@ -62,11 +74,7 @@ static void *session_thread(void *arg)
     pthread_mutex_unlock(&ex->inst->lock);
     shutdown(run->fd, SHUT_RDWR);
     MHD_upgrade_action(run->urh, MHD_UPGRADE_ACTION_CLOSE);
-    struct server *srv = ex->srv;
-    free(run->extra);
-    free(run);
-    ex_unref(ex);
-    server_ws_session_ended(srv);
+    run_free(run);
     return NULL;
 }
 
@@ -75,15 +83,12 @@ static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, co
 {
     (void)conn;
     (void)con_cls;
-    struct exchange *ex = cls;
-    struct ws_run *run = calloc(1, sizeof *run);
-    if (!run)
-        abort();
-    run->ex = ex;
+    struct ws_run *run = xcalloc(1, sizeof *run);
+    run->ex = cls;
     run->fd = sock;
     run->urh = urh;
     if (extra_in_size) {
-        run->extra = malloc(extra_in_size);
+        run->extra = xmalloc(extra_in_size);
         memcpy(run->extra, extra_in, extra_in_size);
         run->extra_len = extra_in_size;
     }
@@ -93,10 +98,7 @@ static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, co
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     if (pthread_create(&th, &attr, session_thread, run) != 0) {
         MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
-        free(run->extra);
-        free(run);
-        ex_unref(ex);
-        server_ws_session_ended(ex->srv);
+        run_free(run);
     }
     pthread_attr_destroy(&attr);
 }
@@ -109,10 +111,49 @@ static json_t *list_json(char **list)
     return a;
 }
 
-enum MHD_Result ws_respond(struct exchange *ex)
+/* libmicrohttpd's upgrade: the session thread starts once the 101 is sent. */
+static enum MHD_Result upgrade(struct exchange *ex, const struct ws_hs_response *hs, json_t *record)
 {
-    const struct ws_spec *spec = ex->resp->websocket;
-    const struct ws_handshake_spec *h = &spec->handshake;
+    struct MHD_Response *resp = MHD_create_response_for_upgrade(on_upgrade, ex);
+    if (!resp)
+        return MHD_NO;
+    for (size_t i = 0; i < hs->n_headers; i++)
+        MHD_add_response_header(resp, hs->headers[i].name, hs->headers[i].value);
+    ex_ref(ex); /* the session thread's */
+    ex_ws_session_started(ex);
+    pthread_mutex_lock(&ex->inst->lock);
+    json_object_set_new(record, "upgraded", json_true());
+    pthread_mutex_unlock(&ex->inst->lock);
+    enum MHD_Result result = MHD_queue_response(ex->conn, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+    MHD_destroy_response(resp);
+    ex->state = EX_QUEUED;
+    if (result != MHD_YES) {
+        struct ex_host *host = ex->host;
+        ex_unref(ex); /* the connection still holds its own reference */
+        ex_ws_session_ended(host);
+    }
+    return result;
+}
+
+/* Written by hand: exactly the faults asked for; a 101 then hangs. */
+static enum MHD_Result write_by_hand(struct exchange *ex, const struct ws_hs_response *hs,
+                                     json_t *record)
+{
+    size_t len;
+    char *out = ws_handshake_raw(hs, &len);
+    pthread_mutex_lock(&ex->inst->lock);
+    json_object_set_new(record, "upgraded", json_false());
+    json_object_set_new(record, "handshake_bytes", json_stringn(out, len));
+    pthread_mutex_unlock(&ex->inst->lock);
+    enum MHD_Result result =
+        deliver_raw_bytes(ex, out, len, hs->status == 101 ? FAULT_HANG : FAULT_NONE);
+    free(out);
+    return result;
+}
+
+enum MHD_Result ws_upgrade_respond(struct exchange *ex)
+{
+    const struct ws_handshake_spec *h = &ex->resp->websocket->handshake;
     struct request *r = &ex->req;
     const char *why[8];
     size_t n = ws_handshake_problems(r, why, 8);
@@ -133,102 +174,22 @@ enum MHD_Result ws_respond(struct exchange *ex)
         ws_free_list(offered);
         char msg[300];
         snprintf(msg, sizeof msg, "not a WebSocket handshake: %s\n", why[0]);
-        pthread_mutex_lock(&ex->inst->lock);
-        json_object_set_new(ex->entry, "status", json_integer(400));
-        pthread_mutex_unlock(&ex->inst->lock);
-        return queue_simple(ex, 400, "text/plain", msg, strlen(msg));
+        ex_entry_set(ex, "status", json_integer(400));
+        return ex_queue_simple(ex, 400, "text/plain", msg, strlen(msg));
     }
-    char accept[29];
-    ws_accept_for(key, accept);
-    if (h->accept == WS_ACCEPT_WRONG) {
-        char other[200];
-        snprintf(other, sizeof other, "%sx", key);
-        ws_accept_for(other, accept);
-    }
-    const char *proto = ws_choose_protocol(h, offered);
+    struct ex_tmpl t;
+    struct ws_hs_response hs;
+    ws_handshake_response(h, key, offered, ex_tmpl_ctx(ex, &t), &hs);
     pthread_mutex_lock(&ex->inst->lock);
     json_object_set_new(record, "accept_sent",
-                        h->accept == WS_ACCEPT_OMIT ? json_null() : json_string(accept));
-    json_object_set_new(record, "protocol_sent", proto ? json_string(proto) : json_null());
-    json_object_set_new(ex->entry, "status", json_integer(h->status));
+                        h->accept == WS_ACCEPT_OMIT ? json_null() : json_string(hs.accept));
+    json_object_set_new(record, "protocol_sent",
+                        hs.protocol ? json_string(hs.protocol) : json_null());
+    json_object_set_new(ex->entry, "status", json_integer(hs.status));
     pthread_mutex_unlock(&ex->inst->lock);
-
-    /* extra headers with templates */
-    char base[256];
-    snprintf(base, sizeof base, "/s/%s", ex->inst->id);
-    struct tmpl_ctx ctx = {.origin_main = server_origin(ex->srv, 0),
-                           .origin_cross = server_origin(ex->srv, 1),
-                           .origin_alt = server_origin(ex->srv, 2),
-                           .base = base,
-                           .instance = ex->inst->id,
-                           .method = r->method};
-    bool conforming = h->status == 101 && h->accept == WS_ACCEPT_CORRECT && h->upgrade_header &&
-                      !h->upgrade_value;
-    enum MHD_Result result;
-    if (conforming) {
-        struct MHD_Response *resp = MHD_create_response_for_upgrade(on_upgrade, ex);
-        MHD_add_response_header(resp, "Upgrade", "websocket");
-        MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);
-        if (proto)
-            MHD_add_response_header(resp, "Sec-WebSocket-Protocol", proto);
-        if (h->extensions)
-            MHD_add_response_header(resp, "Sec-WebSocket-Extensions", h->extensions);
-        for (size_t i = 0; i < h->headers.n; i++) {
-            char *v = tmpl_expand(h->headers.items[i].value, &ctx, NULL);
-            MHD_add_response_header(resp, h->headers.items[i].name, v);
-            free(v);
-        }
-        pthread_mutex_lock(&ex->lock);
-        ex->refs++; /* the session thread's */
-        pthread_mutex_unlock(&ex->lock);
-        server_ws_session_started(ex->srv);
-        pthread_mutex_lock(&ex->inst->lock);
-        json_object_set_new(record, "upgraded", json_true());
-        pthread_mutex_unlock(&ex->inst->lock);
-        result = MHD_queue_response(ex->conn, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
-        MHD_destroy_response(resp);
-        ex->state = EX_QUEUED;
-        if (result != MHD_YES) {
-            server_ws_session_ended(ex->srv);
-            ex_unref(ex);
-        }
-    } else {
-        /* written by hand: exactly the faults asked for */
-        size_t cap = 1024;
-        for (size_t i = 0; i < h->headers.n; i++)
-            cap += strlen(h->headers.items[i].name) + 256;
-        char *out = malloc(cap);
-        size_t len = (size_t)snprintf(out, cap, "HTTP/1.1 %d %s\r\n", h->status,
-                                      scenario_reason_phrase(h->status));
-        if (h->upgrade_header || h->upgrade_value)
-            len += (size_t)snprintf(out + len, cap - len, "Upgrade: %s\r\n",
-                                    h->upgrade_value ? h->upgrade_value : "websocket");
-        if (h->status == 101)
-            len += (size_t)snprintf(out + len, cap - len, "Connection: Upgrade\r\n");
-        if (h->accept != WS_ACCEPT_OMIT)
-            len += (size_t)snprintf(out + len, cap - len, "Sec-WebSocket-Accept: %s\r\n", accept);
-        if (proto)
-            len += (size_t)snprintf(out + len, cap - len, "Sec-WebSocket-Protocol: %s\r\n", proto);
-        if (h->extensions)
-            len += (size_t)snprintf(out + len, cap - len, "Sec-WebSocket-Extensions: %.200s\r\n",
-                                    h->extensions);
-        for (size_t i = 0; i < h->headers.n; i++) {
-            char *v = tmpl_expand(h->headers.items[i].value, &ctx, NULL);
-            len += (size_t)snprintf(out + len, cap - len, "%s: %.200s\r\n",
-                                    h->headers.items[i].name, v);
-            free(v);
-        }
-        if (h->status != 101)
-            len += (size_t)snprintf(out + len, cap - len,
-                                    "Content-Length: 0\r\nConnection: close\r\n");
-        len += (size_t)snprintf(out + len, cap - len, "\r\n");
-        pthread_mutex_lock(&ex->inst->lock);
-        json_object_set_new(record, "upgraded", json_false());
-        json_object_set_new(record, "handshake_bytes", json_stringn(out, len));
-        pthread_mutex_unlock(&ex->inst->lock);
-        result = respond_raw_bytes(ex, out, len, h->status == 101 ? FAULT_HANG : FAULT_NONE);
-        free(out);
-    }
-    ws_free_list(offered);
+    enum MHD_Result result =
+        hs.conforming ? upgrade(ex, &hs, record) : write_by_hand(ex, &hs, record);
+    ws_hs_response_free(&hs);
+    ws_free_list(offered); /* after hs: hs.protocol may point into it */
     return result;
 }

@@ -1,0 +1,404 @@
+/* deliver — sending a planned response; see deliver.h. */
+#include "deliver.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "xalloc.h"
+
+#define PROBE_EVERY_US 200000u
+#define RESPONSE_BLOCK (16 * 1024) /* the most one body callback writes */
+
+static int conn_fd(struct exchange *ex)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return ci ? ci->connect_fd : -1;
+}
+
+/* A TCP reset now: SO_LINGER 0, then disconnect (Linux sends RST for connect(AF_UNSPEC) on
+ * an established socket). libmicrohttpd closes the dead socket afterwards. */
+static void reset_connection(struct exchange *ex)
+{
+    int fd = conn_fd(ex);
+    if (fd < 0)
+        return;
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    struct sockaddr sa = {.sa_family = AF_UNSPEC};
+    connect(fd, &sa, sizeof sa);
+}
+
+static void note_status(struct exchange *ex, int status)
+{
+    ex_entry_set(ex, "status", status > 0 ? json_integer(status) : json_null());
+}
+
+/* ---------------------------------------------------------------- hanging */
+
+static void probe(void *arg);
+
+static void start_probe(struct exchange *ex)
+{
+    ex_call_at(ex, mono_us() + PROBE_EVERY_US, probe);
+}
+
+/* Is the peer of a hanging response still there? Runs on the timer thread. */
+static void probe(void *arg)
+{
+    struct exchange *ex = arg;
+    pthread_mutex_lock(&ex->lock);
+    ex->timer_id = 0;
+    bool done = ex->done;
+    pthread_mutex_unlock(&ex->lock);
+    if (done) {
+        ex_unref(ex);
+        return;
+    }
+    int fd = conn_fd(ex);
+    char c;
+    ssize_t n = fd >= 0 ? recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) : 0;
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        ex->end = n == 0 ? EX_END_CLIENT_CLOSED : EX_END_RESET;
+        ex_resume(ex);
+        ex_unref(ex);
+        return;
+    }
+    if (ex_stopping(ex)) {
+        ex_resume(ex);
+        ex_unref(ex);
+        return;
+    }
+    start_probe(ex);
+    ex_unref(ex);
+}
+
+/* ---------------------------------------------------------------- faults and pacing */
+
+/* Carry out a fault: a reset, a hang, or a close (FIN) before the body is done. manual_fd:
+ * the socket when the bytes are written by hand (the connection is then already suspended,
+ * and a close is a shutdown of our side), else -1. True if the connection stays open (a
+ * hang), false if it is to be closed now. */
+static bool carry_out_fault(struct exchange *ex, enum fault_action action, int manual_fd)
+{
+    switch (action) {
+    case FAULT_RESET:
+        ex->end = EX_END_FAULT_RESET;
+        reset_connection(ex);
+        return false;
+    case FAULT_HANG:
+        /* suspended forever: probe the peer until it goes */
+        ex->state = EX_HANGING;
+        ex->probing = true;
+        if (manual_fd < 0)
+            ex_suspend(ex);
+        start_probe(ex);
+        return true;
+    case FAULT_CLOSE:
+    default:
+        ex->end = EX_END_FAULT_CLOSE;
+        if (manual_fd >= 0)
+            shutdown(manual_fd, SHUT_WR);
+        return false;
+    }
+}
+
+/* How much of a body may have gone out by now. */
+struct pace {
+    size_t limit;     /* where the fault cuts the body (else its length) */
+    size_t allowed;   /* what the trickle allows by now (<= limit) */
+    uint64_t next_us; /* trickling: when the next tick allows more */
+};
+
+/* total bytes, of which the first `head` go at once; the trickle counts from start_us. */
+static struct pace pace_at(const struct plan *p, size_t total, size_t head, uint64_t start_us,
+                           uint64_t now)
+{
+    struct pace pc = {.limit = total};
+    if (p->fault != FAULT_NONE && p->fault_has_after && p->fault_after < pc.limit)
+        pc.limit = p->fault_after;
+    pc.allowed = pc.limit;
+    if (p->trickle_bytes) {
+        uint64_t every = p->trickle_every_ms ? p->trickle_every_ms * 1000u : 1;
+        uint64_t ticks = 1 + (now - start_us) / every;
+        uint64_t a = head + ticks * p->trickle_bytes;
+        if (a < pc.allowed)
+            pc.allowed = (size_t)a;
+        pc.next_us = start_us + ticks * every;
+    }
+    return pc;
+}
+
+/* ---------------------------------------------------------------- the content reader */
+
+/* After a stream's last piece: the terminating chunk, or a hang or reset. */
+static ssize_t stream_end(struct exchange *ex)
+{
+    if (ex->plan.then == END_CLOSE)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    enum fault_action a = ex->plan.then == END_RESET ? FAULT_RESET : FAULT_HANG;
+    return carry_out_fault(ex, a, -1) ? 0 : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void count_sent(struct exchange *ex, size_t n, uint64_t now)
+{
+    if (ex->sent == 0 && n > 0)
+        ex_phase(ex, "body_first_byte", now);
+    ex->sent += n;
+}
+
+static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct exchange *ex = cls;
+    struct plan *p = &ex->plan;
+    if (ex->state == EX_HANGING) {
+        if (ex->end || ex_stopping(ex)) {
+            if (!ex->end)
+                ex->end = EX_END_SERVER_STOPPED;
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        ex_suspend(ex); /* a spurious resume: hang on */
+        return 0;
+    }
+    if (ex_stopping(ex)) {
+        ex->end = EX_END_SERVER_STOPPED;
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    uint64_t now = mono_us();
+    if (!ex->body_start_us) {
+        uint64_t due = ex->headers_us + p->body_delay_ms * 1000u;
+        if (p->body_delay_ms && now < due) {
+            ex_sleep_until(ex, due);
+            return 0;
+        }
+        ex->body_start_us = now;
+        ex->piece_due_us = now + (p->n_pieces ? p->pieces[0].after_ms * 1000u : 0);
+    }
+    if (p->paced) {
+        if (ex->piece >= p->n_pieces)
+            return stream_end(ex);
+        if (now < ex->piece_due_us) {
+            ex_sleep_until(ex, ex->piece_due_us);
+            return 0;
+        }
+        const struct piece *pc = &p->pieces[ex->piece];
+        size_t n = pc->len - ex->piece_off;
+        if (n > max)
+            n = max;
+        memcpy(buf, pc->data + ex->piece_off, n);
+        ex->piece_off += n;
+        if (ex->piece_off >= pc->len) {
+            ex->piece++;
+            ex->piece_off = 0;
+            if (ex->piece < p->n_pieces)
+                ex->piece_due_us += p->pieces[ex->piece].after_ms * 1000u;
+        }
+        count_sent(ex, n, now);
+        if (n == 0) /* an empty piece: nothing to send, go on */
+            return reader(cls, pos, buf, max);
+        return (ssize_t)n;
+    }
+    struct pace pc = pace_at(p, p->body_len, 0, ex->body_start_us, now);
+    if (pos >= pc.limit) {
+        if (pos >= p->body_len)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        return carry_out_fault(ex, p->fault, -1) ? 0 : MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    if (pos >= pc.allowed) {
+        ex_sleep_until(ex, pc.next_us);
+        return 0;
+    }
+    size_t n = pc.allowed - (size_t)pos;
+    if (n > max)
+        n = max;
+    memcpy(buf, p->body + pos, n);
+    count_sent(ex, n, now);
+    return (ssize_t)n;
+}
+
+static enum MHD_Result queue_plan(struct exchange *ex)
+{
+    struct plan *p = &ex->plan;
+    uint64_t size = (p->chunked || p->paced) ? MHD_SIZE_UNKNOWN : p->body_len;
+    /* MHD allocates (and zeroes) a buffer of block_size per response: a body sent whole
+     * needs no more than its own length, which keeps a burst of small answers cheap. A
+     * streamed or paced body keeps the full size (one chunk per piece up to 16 KiB). */
+    size_t block = RESPONSE_BLOCK;
+    if (size != MHD_SIZE_UNKNOWN && p->body_len < block)
+        block = p->body_len > 64 ? p->body_len : 64;
+    struct MHD_Response *resp = MHD_create_response_from_callback(size, block, reader, ex, NULL);
+    if (!resp)
+        return MHD_NO;
+    json_t *warnings = NULL;
+    for (size_t i = 0; i < p->n_headers; i++) {
+        if (MHD_add_response_header(resp, p->headers[i].name, p->headers[i].value) != MHD_YES) {
+            if (!warnings)
+                warnings = json_array();
+            json_array_append_new(
+                warnings,
+                json_sprintf("libmicrohttpd refused the header %s: use raw", p->headers[i].name));
+        }
+    }
+    if (warnings)
+        ex_entry_set(ex, "warnings", warnings);
+    ex->headers_us = mono_us();
+    ex->state = EX_QUEUED;
+    note_status(ex, p->status);
+    enum MHD_Result ok = MHD_queue_response(ex->conn, (unsigned)p->status, resp);
+    MHD_destroy_response(resp);
+    ex_phase(ex, "headers_sent", ex->headers_us);
+    return ok;
+}
+
+/* ---------------------------------------------------------------- written by hand */
+
+/* The bytes of a response written by hand (a custom reason phrase). */
+static void serialize_plan(struct exchange *ex)
+{
+    struct plan *p = &ex->plan;
+    size_t cap = 256 + p->body_len;
+    for (size_t i = 0; i < p->n_headers; i++)
+        cap += strlen(p->headers[i].name) + strlen(p->headers[i].value) + 4;
+    char *out = xmalloc(cap);
+    size_t n = (size_t)snprintf(out, cap, "HTTP/1.1 %d %s\r\n", p->status,
+                                p->reason ? p->reason : scenario_reason_phrase(p->status));
+    for (size_t i = 0; i < p->n_headers; i++)
+        n += (size_t)snprintf(out + n, cap - n, "%s: %s\r\n", p->headers[i].name,
+                              p->headers[i].value);
+    if (!plan_has_header(p, "Content-Length"))
+        n += (size_t)snprintf(out + n, cap - n, "Content-Length: %zu\r\n", p->body_len);
+    n += (size_t)snprintf(out + n, cap - n, "Connection: close\r\n\r\n");
+    ex->out_off = 0;
+    size_t head = n;
+    memcpy(out + n, p->body, p->body_len);
+    n += p->body_len;
+    ex->out = (unsigned char *)out;
+    ex->out_len = n;
+    /* trickle and faults count body bytes: shift them past the head */
+    if (p->fault_has_after)
+        p->fault_after += head;
+    ex->piece_off = head; /* bytes that go out at once */
+}
+
+/* Write what is due of a hand-written response; suspend until the next part is due. */
+static enum MHD_Result manual_pump(struct exchange *ex)
+{
+    struct plan *p = &ex->plan;
+    int fd = conn_fd(ex);
+    uint64_t now = mono_us();
+    if (fd < 0)
+        return MHD_NO;
+    if (!ex->body_start_us)
+        ex->body_start_us = now;
+    struct pace pc = pace_at(p, ex->out_len, ex->piece_off, ex->body_start_us, now);
+    while (ex->out_off < pc.allowed) {
+        ssize_t n =
+            send(fd, ex->out + ex->out_off, pc.allowed - ex->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                ex_wake_at(ex, now + 5000);
+                return MHD_YES;
+            }
+            if (errno == EINTR)
+                continue;
+            ex->end = EX_END_CLIENT_CLOSED;
+            return MHD_NO;
+        }
+        if (ex->out_off == 0 && n > 0)
+            ex_phase(ex, "headers_sent", now);
+        ex->out_off += (size_t)n;
+        ex->sent = ex->out_off;
+    }
+    if (ex->out_off < pc.limit) {
+        ex_wake_at(ex, pc.next_us);
+        return MHD_YES;
+    }
+    ex_phase(ex, "body_done", now);
+    if (ex->out_off < ex->out_len || p->fault != FAULT_NONE)
+        return carry_out_fault(ex, p->fault, fd) ? MHD_YES : MHD_NO;
+    ex->end = EX_END_COMPLETE;
+    shutdown(fd, SHUT_WR);
+    return MHD_NO;
+}
+
+/* Pump while suspended (MHD must not touch the socket while we write); on the end, resume
+ * so that the next call closes the connection. */
+static enum MHD_Result pump(struct exchange *ex)
+{
+    ex_suspend(ex);
+    if (manual_pump(ex) == MHD_NO) {
+        ex_resume(ex);
+        ex->state = EX_CLOSE_NOW;
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result start_manual(struct exchange *ex)
+{
+    struct plan *p = &ex->plan;
+    if (p->raw) {
+        ex->out = p->body;
+        ex->out_len = p->body_len;
+        p->body = NULL;
+        p->body_len = 0;
+        ex->piece_off = 0;
+        int status = 0;
+        if (ex->out_len > 12 && !memcmp(ex->out, "HTTP/", 5)) {
+            const char *sp = memchr(ex->out, ' ', ex->out_len);
+            if (sp)
+                status = atoi(sp + 1);
+        }
+        note_status(ex, status);
+    } else {
+        note_status(ex, p->status);
+        serialize_plan(ex);
+    }
+    ex->state = EX_MANUAL;
+    ex->body_start_us = 0;
+    return pump(ex);
+}
+
+/* ---------------------------------------------------------------- entry points */
+
+enum MHD_Result deliver_plan(struct exchange *ex)
+{
+    struct plan *p = &ex->plan;
+    if (p->fault != FAULT_NONE && !p->fault_has_after) {
+        note_status(ex, 0);
+        return carry_out_fault(ex, p->fault, -1) ? MHD_YES : MHD_NO;
+    }
+    if (p->manual)
+        return start_manual(ex);
+    return queue_plan(ex);
+}
+
+enum MHD_Result deliver_raw_bytes(struct exchange *ex, const void *bytes, size_t len,
+                                  enum fault_action after)
+{
+    struct plan *p = &ex->plan;
+    plan_free(p);
+    p->manual = true;
+    p->raw = true;
+    plan_body(p, bytes, len);
+    p->fault = after;
+    p->fault_has_after = after != FAULT_NONE;
+    p->fault_after = len;
+    return deliver_plan(ex);
+}
+
+enum MHD_Result deliver_resumed(struct exchange *ex)
+{
+    if (ex->state == EX_MANUAL)
+        return pump(ex);
+    /* EX_HANGING */
+    if (ex->end || ex_stopping(ex)) {
+        if (!ex->end)
+            ex->end = EX_END_SERVER_STOPPED;
+        return MHD_NO;
+    }
+    ex_suspend(ex);
+    return MHD_YES;
+}
