@@ -11,7 +11,6 @@ are xfail and an unexpected pass fails the run; the JUnit XML is valid against t
 schema; the reports are written; `-n 2` gives the same verdicts.
 """
 import json
-import os
 import re
 import shutil
 import textwrap
@@ -19,24 +18,8 @@ import textwrap
 import pytest
 from lxml import etree
 
-TESTS = os.path.dirname(os.path.abspath(__file__))
-DRIVERS = os.path.dirname(TESTS)
-SCENARIOS = os.path.join(TESTS, "scenarios")
-CLIENTS = os.path.join(TESTS, "fakes", "clients.yaml")
-XSD = os.path.join(DRIVERS, "schema", "junit-jenkins.xsd")
-
-# What a conforming HTTP client gets on the test scenarios.
-CONFORMING = {
-    "http.basic.get": "pass",
-    "http.headers.custom": "pass",
-    "http.headers.should": "non-strict",
-    "http.status.not-found": "pass",
-    "http.template.query": "pass",
-    "http.timeout.read": "pass",
-    "sse.basic.open": "unsupported",
-}
-# The wrong client drops request headers and ignores timeouts: exactly these fail.
-WRONG_FAILS = {"http.headers.custom", "http.timeout.read"}
+from helpers import (CONFORMING, FAKE_CLIENTS as CLIENTS, JENKINS_XSD as XSD, DRIVERS,
+                     SCENARIOS, WRONG_FAILS, per_client)
 
 
 @pytest.fixture
@@ -60,10 +43,6 @@ def cometrun(pytester, harness_bin, monkeypatch):
         return result, outcomes
 
     return run
-
-
-def per_client(outcomes, client):
-    return {sid: o for (sid, c), o in outcomes.items() if c == client}
 
 
 # ------------------------------------------------------------------------ collection
@@ -97,15 +76,30 @@ def test_client_option(cometrun):
     names = [l.split("::")[1] for l in result.outlines if "::" in l]
     assert names[:2] == ["http.basic.get[fake-wrong]", "http.basic.get[fake-conforming]"]
     result, _ = cometrun("--collect-only", clients="nobody")
-    assert result.ret == 4
+    assert result.ret == 2  # a usage error (pytest's own status for one is 4)
     result.stderr.fnmatch_lines(["*unknown client(s): nobody (known: *fake-conforming*"])
 
 
 def test_list_clients(cometrun):
     result, _ = cometrun("--list-clients")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["fake-conforming*default*", "*drivers/tests/fakes/conforming.py*",
-                                 "python-requests*"])
+    result.stdout.fnmatch_lines(["client *default *kind *capabilities *description",
+                                 "fake-conforming *yes *program *http *conforming fake*",
+                                 "*$ /usr/bin/python3 drivers/tests/fakes/conforming.py",
+                                 "python-requests *python *http *Python `requests`*",
+                                 "python-websocket-client *python *websocket *",
+                                 "24 clients, 1 run by default"])
+    # the columns line up, however long a name is
+    rows = [l for l in result.outlines if l and not l.startswith(" ")][:-1]
+    header = rows[0]
+    starts = [0] + [header.index(w) for w in ("default", "kind", "capabilities", "description")]
+    for line in rows[1:]:
+        line = line.ljust(len(header))
+        cells = [line[a:b].strip() for a, b in zip(starts, starts[1:] + [None])]
+        assert all(line[col - 1] == " " for col in starts[1:]), line
+        assert cells[1] in ("yes", "") and cells[2] in ("browser", "node", "python", "program")
+        assert cells[3] and " " not in cells[3], line
+    assert len(rows) == 1 + 24  # the built-in clients and the fakes (two replace built-ins)
 
 
 def test_invalid_scenario_is_a_collection_error(cometrun, pytester):
@@ -210,22 +204,87 @@ def test_junit_xml_is_valid_for_jenkins(cometrun, pytester):
     assert len(set(keys)) == len(keys)
     assert ("fake-wrong.http", "http.headers.custom[fake-wrong]") in keys
     assert all(float(c.get("time")) >= 0 for c in cases)
-    props = {p.get("name"): p.get("value") for p in doc.findall(".//testsuite/properties/property")}
-    for client in ("fake-conforming", "fake-wrong", "fake-crashing"):
+    # one testsuite per client, each with its counts and its client's properties
+    suites = {s.get("name"): s for s in doc.getroot().findall("testsuite")}
+    assert list(suites) == ["fake-conforming", "fake-wrong", "fake-crashing"]
+    counts = {n: (s.get("tests"), s.get("failures"), s.get("errors"), s.get("skipped"))
+              for n, s in suites.items()}
+    assert counts == {"fake-conforming": ("7", "0", "0", "1"), "fake-wrong": ("7", "2", "0", "1"),
+                      "fake-crashing": ("7", "0", "1", "1")}
+    root = doc.getroot()
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("21", "2", "1")
+    for client, suite in suites.items():
+        props = {p.get("name"): p.get("value") for p in suite.findall("properties/property")}
         assert props["client.%s.version" % client] == "1.0"
-    assert props["client.fake-wrong.implementation"] == "fake http.client on Python"
-    assert "harness.version" in props
-    suite = doc.find(".//testsuite")
-    assert (suite.get("failures"), suite.get("errors")) == ("2", "1")
+        assert "harness.version" in props
+        assert not any(n.startswith("client.") and not n.startswith("client.%s." % client)
+                       for n in props), props
+        assert all(c.get("classname").startswith(client + ".") for c in suite.findall("testcase"))
+    props = [(p.get("name"), p.get("value")) for p in suites["fake-wrong"].iter("property")]
+    assert ("client.fake-wrong.implementation", "fake http.client on Python") in props
+    # a non-strict pass is marked with a property of its suite
+    non_strict = [v for n, v in props if n == "non-strict"]
+    assert len(non_strict) == 1 and non_strict[0].startswith("http.headers.should[fake-wrong]: ")
+    # failure and error messages are one line; the text keeps the whole report
     by_key = dict(zip(keys, cases))
     err = by_key[("fake-crashing.http", "http.basic.get[fake-crashing]")].find("error")
     assert "about to crash" in err.text
+    assert "\n" not in err.get("message") and "exited" in err.get("message")
+    failure = by_key[("fake-wrong.http", "http.headers.custom[fake-wrong]")].find("failure")
+    assert failure.get("message") == ("server.requests[echo].headers.X-Comet: 1 of 1 route "
+                                      "echo requests: X-Comet: expected yes, not observed")
+    assert "expected vs observed" in failure.text
+    assert gitlab_shape_problems(doc) == []
+    assert all(c.get("file") is None for c in cases)  # not in Jenkins' junit-10
+
+
+def gitlab_shape_problems(doc):
+    """What GitLab's JUnit reader (Gitlab::Ci::Parsers::Test::Junit) would not take: the
+    root is <testsuites> (or one <testsuite>), suites hold testcases, a testcase has a name
+    and a classname, a numeric time, at most one of failure / error / skipped, whose
+    message is one line; file, when given, is a relative path."""
+    problems = []
+    root = doc.getroot()
+    if root.tag not in ("testsuites", "testsuite"):
+        problems.append("root " + root.tag)
+    for suite in root.iter("testsuite"):
+        if not suite.get("name"):
+            problems.append("a suite without a name")
+        for case in suite.findall("testcase"):
+            where = "%s/%s" % (case.get("classname"), case.get("name"))
+            if not case.get("name") or not case.get("classname"):
+                problems.append("name/classname missing: " + where)
+            try:
+                float(case.get("time", "0"))
+            except ValueError:
+                problems.append("time: " + where)
+            outcomes = [e for e in case if e.tag in ("failure", "error", "skipped")]
+            if len(outcomes) > 1:
+                problems.append("%d outcomes: %s" % (len(outcomes), where))
+            for e in outcomes:
+                if "\n" in (e.get("message") or ""):
+                    problems.append("a multi-line message: " + where)
+            if case.get("file") is not None and (case.get("file").startswith("/")
+                                                 or not case.get("file")):
+                problems.append("file: " + where)
+    return problems
+
+
+def test_junit_locations_for_gitlab(cometrun, pytester):
+    cometrun("--junitxml", "junit.xml", "--junit-locations", clients="fake-wrong")
+    doc = etree.parse(str(pytester.path / "junit.xml"))
+    assert gitlab_shape_problems(doc) == []
+    cases = {c.get("name"): c for c in doc.iter("testcase")}
+    case = cases["http.headers.custom[fake-wrong]"]
+    assert (case.get("file"), case.get("line")) == ("scenarios/http/custom-header.yaml", "1")
+    assert all(c.get("file").startswith("scenarios/") for c in cases.values())
 
 
 def test_reports_written(cometrun, pytester):
     result, outcomes = cometrun(clients="fake-conforming,fake-wrong")
     results = pytester.path / "results"
-    assert {p.name for p in results.iterdir()} == {"summary.md", "report.html"}  # json read
+    assert {p.name for p in results.iterdir()} == {"summary.md", "report.html",
+                                                   "report-details"}  # json read
     md = (results / "summary.md").read_text()
     assert "14 runs, 7 scenarios × 2 clients" in md and "**2 failures**" in md
     assert "| fake-wrong | 1.0 | 3 | 1 | 2 |" in md
