@@ -11,8 +11,10 @@ are xfail and an unexpected pass fails the run; the JUnit XML is valid against t
 schema; the reports are written; `-n 2` gives the same verdicts.
 """
 import json
+import os
 import re
 import shutil
+import subprocess
 import textwrap
 
 import pytest
@@ -300,3 +302,104 @@ def test_xdist_gives_the_same_verdicts(cometrun):
     result, parallel = cometrun("-n", "2", clients="fake-conforming,fake-wrong")
     assert parallel == serial and len(serial) == 14
     result.stdout.fnmatch_lines(["gw0 [[]14[]] / gw1 [[]14[]]"])
+
+
+# ------------------------------------------------------------------------ everyday use
+
+def test_help_shows_the_options(cometrun):
+    result, _ = cometrun("--help")
+    assert result.ret == 0, result.stderr.str()
+    out = result.stdout.str()
+    assert "Comet Harness conformance (drivers/comet_harness/README.md)" in out
+    for option in ("--client=NAME[,NAME]", "--scenarios=DIR", "--progress=SECONDS",
+                   "--junit-locations", "--list-clients", "--report-url=URL"):
+        assert option in out, option
+
+
+def test_a_folder_of_ones_own_runs_exactly_its_scenarios(cometrun, pytester, harness_bin):
+    mine = pytester.path / "elsewhere" / "mine"
+    mine.mkdir(parents=True)
+    for name, new in (("basic-get", "mine.basic.get"), ("not-found", "mine.status.not-found")):
+        text = open(os.path.join(SCENARIOS, "http", name + ".yaml")).read()
+        (mine / (name + ".yaml")).write_text(re.sub(r"(?m)^id: .*$", "id: " + new, text))
+    # as a plain pytest argument: exactly its scenarios (not the catalogue's)
+    result = pytester.runpytest_subprocess(
+        "-p", "comet_harness.plugin", "-p", "no:cacheprovider", "--rootdir", str(pytester.path),
+        "--harness-bin", harness_bin, "--clients-file", CLIENTS, "--results", "results",
+        "--scenarios", "scenarios", "-q", str(mine), timeout=300)
+    assert result.ret == 0, result.stdout.str()
+    doc = json.loads((pytester.path / "results" / "results.json").read_text())
+    assert sorted(r["id"] for r in doc["results"]) == ["mine.basic.get", "mine.status.not-found"]
+    # a file of one's own beside the catalogue
+    result, outcomes = cometrun("-q", str(mine / "basic-get.yaml"))
+    assert per_client(outcomes, "fake-conforming") == dict(CONFORMING, **{"mine.basic.get": "pass"})
+    assert result.ret == 0
+
+
+def test_make_conformance_variables():
+    """make conformance SCENARIOS=… RESULTS=… JOBS=… CONFORMANCE_ARGS=…: each reaches the
+    command (make -n prints it; the recursive make prints only too)."""
+    root = os.path.dirname(DRIVERS)
+    make = ["make", "-n", "--no-print-directory", "-C", root, "conformance"]
+    out = subprocess.run(make + ["SCENARIOS=/tmp/mine x.yaml", "RESULTS=/tmp/res", "JOBS=3",
+                                 "CONFORMANCE_ARGS=--client curl -m sse"],
+                         capture_output=True, text=True, timeout=60).stdout
+    command = out[out.index("-m pytest"):].replace("\\\n", " ")
+    assert "--results /tmp/res --junitxml=/tmp/res/junit.xml" in command
+    assert re.search(r"-n 3 --client curl -m sse /tmp/mine x\.yaml\s*$", command.strip()), command
+    out = subprocess.run(make, capture_output=True, text=True, timeout=60).stdout
+    command = out[out.index("-m pytest"):].replace("\\\n", " ")
+    assert re.search(r"--results results .* -n 2\s+scenarios\s*$", command.strip()), command
+
+
+def test_stale_expectations_ignore_scenarios_not_selected(cometrun, pytester):
+    folder = pytester.path / "expectations"
+    folder.mkdir()
+    (folder / "fake-wrong.yaml").write_text(textwrap.dedent("""\
+        http.headers.custom: https://bugs.example/1 drops the headers it is given
+        http.gone.away: https://bugs.example/3 a scenario that no longer exists
+        """))
+    result, _ = cometrun("-k", "timeout", "--expectations", str(folder), clients="fake-wrong")
+    out = result.stdout.str()
+    assert "stale expectations for fake-wrong (no such scenario): http.gone.away" in out
+    assert "http.headers.custom" not in out.split("stale expectations")[1].splitlines()[0]
+    md = (pytester.path / "results" / "summary.md").read_text()
+    assert "Stale expectations for fake-wrong (no such scenario): `http.gone.away`" in md
+    assert "`http.headers.custom`" not in md
+    result, _ = cometrun("-m", "sse", "-n", "2", "--expectations", str(folder), clients="fake-wrong")
+    assert "no such scenario): http.gone.away\n" in result.stdout.str() + "\n"
+
+
+def test_failures_are_headed_by_the_item_and_its_file(cometrun):
+    result, _ = cometrun(clients="fake-wrong")
+    result.stdout.fnmatch_lines([
+        "_* http.headers.custom[[]fake-wrong[]] (scenarios/http/custom-header.yaml:1) _*",
+        "_* http.timeout.read[[]fake-wrong[]] (scenarios/http/read-timeout.yaml:1) _*"])
+    assert "_ test session _" not in result.stdout.str()
+    result, _ = cometrun("-v", clients="fake-wrong")  # -v still names the item as it is
+    result.stdout.fnmatch_lines(["scenarios/http/custom-header.yaml::http.headers.custom"
+                                 "[[]fake-wrong[]] FAILED*"])
+
+
+@pytest.mark.parametrize("jobs", [[], ["-n", "2"]])
+def test_progress_line_per_client(cometrun, jobs):
+    result, _ = cometrun("--progress", "0.001", *jobs, clients="fake-conforming,fake-wrong")
+    out = result.stdout.str()
+    for client, failing in (("fake-conforming", 0), ("fake-wrong", 2)):
+        assert re.search(r"progress: %s 7/7, %d failing, done in \d+s" % (client, failing), out), out
+    assert re.search(r"progress: fake-\w+ [1-6]/7, \d failing, (about \d+s left|time left unknown)",
+                     out), out
+    result, _ = cometrun("--progress", "0", clients="fake-conforming")
+    assert "progress:" not in result.stdout.str()
+
+
+@pytest.mark.parametrize("case, status", [("as expected", 0), ("failures", 1),
+                                          ("unknown client", 2), ("invalid scenario", 2)])
+def test_exit_status(cometrun, pytester, case, status):
+    """0: everything as expected; 1: failures (fail, xpass, error); 2: usage or
+    collection errors (README.md, "Exit status")."""
+    if case == "invalid scenario":
+        (pytester.path / "scenarios" / "http" / "bad.yaml").write_text("id: x\ncolour: red\n")
+    clients = {"failures": "fake-wrong", "unknown client": "nobody"}.get(case, "fake-conforming")
+    result, _ = cometrun("-q", clients=clients)
+    assert result.ret == status, result.stdout.str()[-2000:]

@@ -379,3 +379,64 @@ def test_summary_md_fits_a_pull_request_comment():
     assert md.count("```") % 2 == 0
     small = report.summary_md(RECORDS, META)
     assert "stops here" not in small and "full report: [report.html](report.html)" in small
+
+
+# ------------------------------------------------------------------------ the one client list
+
+def readme_client_rows():
+    """The rows of README.md's client table (| client | what it is | capabilities |)."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    start = lines.index("| client | what it is | capabilities |")
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(line)
+    return rows
+
+
+def client_row(spec):
+    return "| `%s` | %s | %s |" % (spec.name, spec.description, ", ".join(spec.capabilities))
+
+
+def test_readme_client_table_is_the_registry():
+    """README.md's client table says what drivers/clients.yaml says, in its order: on drift,
+    paste the rows printed here."""
+    expected = [client_row(s) for s in registry.builtin_clients().values() if s.default]
+    assert readme_client_rows() == expected, "\n" + "\n".join(expected)
+
+
+def test_registry_entries_are_complete():
+    for name, spec in registry.builtin_clients().items():
+        assert spec.description and spec.capabilities and spec.kind in registry.KINDS, name
+        assert spec.command and spec.start_timeout > 0, name
+
+
+def test_list_clients_counts_in_words():
+    from comet_harness.plugin import list_clients
+
+    class State:
+        pass
+    state = State()
+    one = registry.ClientSpec("only-one-with-a-long-name", ["x"], True, 5, "d", ["http"])
+    state.registry, state.default = {one.name: one}, [one.name]
+    assert list_clients(state)[-1] == "1 client, 1 run by default"
+    two = registry.ClientSpec("b", ["y"], False, 5, "", ["xhr", "fetch"], "browser")
+    state.registry = {one.name: one, "b": two}
+    lines = list_clients(state)
+    assert lines[-1] == "2 clients, 1 run by default"
+    assert lines[1].startswith("b ") and lines[3].startswith(one.name)
+    assert lines[0].index("default") == lines[3].index("yes") == len(one.name) + 2
+    assert lines[1].index("browser") == lines[3].index("program") == lines[0].index("kind")
+
+
+def test_adapters_doc_registry_example_loads(tmp_path):
+    """The clients.yaml entry that docs/adapters.md shows is one the registry takes."""
+    with open(os.path.join(ROOT, "docs", "adapters.md"), encoding="utf-8") as f:
+        text = f.read()
+    block = text.split("```yaml\n")[1].split("```", 1)[0]
+    (tmp_path / "c.yaml").write_text("clients:\n" + block)
+    clients, default = registry.load_registry(str(tmp_path / "c.yaml"))
+    spec = clients["my-client"]
+    assert spec.capabilities == ["http"] and spec.kind == "python" and "my-client" in default
