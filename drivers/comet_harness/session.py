@@ -90,11 +90,15 @@ class SessionState:
             self.check_cache.setdefault(f, ([], []))[1].append(e)
 
     def known_ids(self):
-        """The ids of every scenario of the catalogue and of the files this process
-        collected (selected or not): what a known-failure entry may name."""
-        if os.path.isdir(self.scenarios_dir) and self.scenarios_dir not in self.roots_checked:
-            self.roots_checked.add(self.scenarios_dir)
-            self._fill(check(self.harness_bin, [self.scenarios_dir]))
+        """The ids of every scenario of the catalogue and of the folders and files named
+        on the command line (selected or not): what a known-failure entry may name."""
+        for root in self.roots:
+            if os.path.isdir(root) and root not in self.roots_checked:
+                self.roots_checked.add(root)
+                self._fill(check(self.harness_bin, [root]))
+        for path in self.explicit_files:
+            if path not in self.check_cache:
+                self._fill(check(self.harness_bin, [path]), also=[path])
         return {s.get("id") for scenarios, _ in self.check_cache.values() for s in scenarios}
 
     # -- running -------------------------------------------------------------------------
