@@ -440,3 +440,26 @@ def test_adapters_doc_registry_example_loads(tmp_path):
     clients, default = registry.load_registry(str(tmp_path / "c.yaml"))
     spec = clients["my-client"]
     assert spec.capabilities == ["http"] and spec.kind == "python" and "my-client" in default
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Chromium")
+def test_report_page_renders_a_cell_in_a_browser(tmp_path):
+    """report.html opened at a cell's anchor (file://, as a CI artifact is opened) loads
+    that cell's details from report-details/ and renders them, escaped."""
+    import subprocess
+    report.write_all(str(tmp_path), RECORDS, META)
+    html = (tmp_path / "report.html").read_text()
+    anchor = re.search(r'id="c-(r\d+)"><a class="o-fail"', html).group(1)
+    dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                          "--virtual-time-budget=5000", "--dump-dom",
+                          "file://%s/report.html#%s" % (tmp_path, anchor)],
+                         capture_output=True, text=True, timeout=120).stdout
+    box = dom[dom.index('id="detail-box"'):]
+    assert '<span class="sid">xhr.a</span> [c2 1.0]' in box
+    assert "diff &lt;b&gt;here&lt;/b&gt;" in box            # as text, not markup
+    assert '<span class="del">- a</span>' in box
+    assert 'class="detail open"' in dom
+    assert "4 of 4 scenarios shown" in dom                   # the filters ran
