@@ -51,6 +51,9 @@ class Recorder:
             return
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
         if tr is not None:
+            # a line of its own, after the dots (under xdist pytest does not end theirs)
+            if getattr(tr._tw, "width_of_current_line", 0):
+                tr._tw.line()
             tr.write_line(line)
 
     # -- progress ------------------------------------------------------------------------
