@@ -386,8 +386,8 @@ def test_progress_line_per_client(cometrun, jobs):
     result, _ = cometrun("--progress", "0.001", *jobs, clients="fake-conforming,fake-wrong")
     out = result.stdout.str()
     for client, failing in (("fake-conforming", 0), ("fake-wrong", 2)):
-        assert re.search(r"progress: %s 7/7, %d failing, done in \d+s" % (client, failing), out), out
-    assert re.search(r"progress: fake-\w+ [1-6]/7, \d failing, (about \d+s left|time left unknown)",
+        assert re.search(r"(?m)^progress: %s 7/7, %d failing, done in \d+s" % (client, failing), out), out
+    assert re.search(r"(?m)^progress: fake-\w+ [1-6]/7, \d failing, (about \d+s left|time left unknown)",
                      out), out
     result, _ = cometrun("--progress", "0", clients="fake-conforming")
     assert "progress:" not in result.stdout.str()
