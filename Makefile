@@ -84,13 +84,19 @@ check: deps deps-browsers
 	$(MAKE) integration-tests
 	$(MAKE) sanitizer-tests
 
-CONFORMANCE_ARGS ?= -n 2
+# SCENARIOS: the folders or YAML files to run (default: the catalogue); RESULTS: where the
+# reports go; JOBS: pytest-xdist workers (0: none); CONFORMANCE_ARGS: any other pytest or
+# plugin option (drivers/comet_harness/README.md), e.g. "--client chromium -m sse".
+SCENARIOS ?= scenarios
+RESULTS ?= results
+JOBS ?= 2
+CONFORMANCE_ARGS ?=
 conformance: deps deps-browsers
 	$(MAKE) harness
 	PYTHONPATH=drivers HARNESS_BIN=$(abspath $(BUILD)/harness) $(PYTHON) -m pytest \
 	    -p no:cacheprovider -c drivers/pytest.ini --rootdir=. -p comet_harness.plugin \
-	    --scenarios scenarios --results results --junitxml=results/junit.xml \
-	    $(CONFORMANCE_ARGS) scenarios
+	    --scenarios scenarios --results $(RESULTS) --junitxml=$(RESULTS)/junit.xml \
+	    -n $(JOBS) $(CONFORMANCE_ARGS) $(SCENARIOS)
 
 # Speed and scale figures (not a test): delay accuracy, thousands of held connections.
 BENCH_ARGS ?=

@@ -36,7 +36,6 @@ retries, no --fail):
 
 At the deadline, or on stop, the curl process is killed.
 """
-import base64
 import json
 import os
 import platform
@@ -48,8 +47,8 @@ import sys
 import threading
 import time
 
-from pyproto import (Adapter, Run, charset_of, decode_text, duration_ms, header_pairs, log,
-                     lower_headers, serve, text_decoder)
+from pyproto import (Adapter, Run, charset_of, duration_ms, header_pairs, http_request_body, log,
+                     lower_headers, serve)
 
 NAME = "curl"
 MARK = "@@comet-curl-write-out@@"
@@ -129,15 +128,16 @@ class CurlRun(Run):
         if method == "HEAD":
             # --head writes the header block where the body would go: keep stdout for bodies
             argv += ["--head", "-o", "/dev/null"]
-        elif method is not None and not (method == "GET" and not self.has_body()) \
-                and not (method == "POST" and self.has_body()):
+        elif method is not None and not (method == "GET" and not self.has_data()) \
+                and not (method == "POST" and self.has_data()):
             argv += ["-X", s["method"]]
         for name, value in header_pairs(s.get("headers")):
             argv += ["-H", "%s: %s" % (name, value) if value != "" else "%s;" % name]
-        if s.get("form") is not None:
-            for name, value in s["form"].items():
+        kind, payload = http_request_body(s)
+        if kind == "form":
+            for name, value in payload.items():
                 argv += ["--form-string", "%s=%s" % (name, value)]
-        elif self.has_body():
+        elif kind == "data":
             argv += ["--data-binary", "@-"]
         if s.get("timeout") is not None:
             argv += ["--max-time", "%.3f" % (duration_ms(s["timeout"]) / 1000.0)]
@@ -150,17 +150,15 @@ class CurlRun(Run):
                  "--", s["url"]]
         return argv
 
-    def has_body(self):
+    def has_data(self):
+        """A body to send besides form fields (body or body_base64)."""
         s = self.spec
         return s.get("body_base64") is not None or s.get("body") is not None
 
     def body_bytes(self):
-        s = self.spec
-        if s.get("body_base64") is not None:
-            return base64.b64decode(s["body_base64"])
-        if s.get("body") is not None:
-            return str(s["body"]).encode("utf-8")
-        return None
+        """The bytes curl reads on stdin (--data-binary @-), or None."""
+        kind, payload = http_request_body(self.spec)
+        return payload if kind == "data" else None
 
     def execute(self):
         s = self.spec
@@ -189,7 +187,7 @@ class CurlRun(Run):
             t.start()
         if body is not None:
             threading.Thread(target=self.feed, args=(body,), daemon=True).start()
-        pieces = self.read_body(bool(s.get("stream")), s.get("chunk_size"))
+        body = self.read_body(bool(s.get("stream")), s.get("chunk_size"))
         code = self.proc.wait()
         for t in readers:
             t.join(5)
@@ -205,10 +203,9 @@ class CurlRun(Run):
                 messages.append(line.strip())
         if messages:
             log("curl: run %s: %s" % (self.id, " | ".join(messages)))
-        data = b"".join(pieces)
         if self.final_headers is not None:
-            ctype = self.final_headers[2].get("content-type", "")
-            self.set(responseText=decode_text(data, charset_of(ctype)))
+            body.encoding = charset_of(self.content_type())
+            body.finish()
         if summary.get("url_effective"):
             self.set(responseURL=summary["url_effective"])
         if code == 0:
@@ -255,22 +252,19 @@ class CurlRun(Run):
             name, sep, value = line.partition(":")
             if sep:
                 pairs.append((name.strip(), value.strip()))
-        headers = lower_headers(pairs)
         if 100 <= status < 200 and status != 101:
             return  # an interim response
-        if self.following and status in REDIRECTS and "location" in headers:
+        if self.following and status in REDIRECTS and "location" in lower_headers(pairs):
             return  # curl follows it (or fails with TOO_MANY_REDIRECTS)
         if self.final_headers is None:
+            headers = self.http_response(status, reason, pairs)
             self.final_headers = (status, reason, headers)
-            self.event("response", status=status)
-            self.set(status=status, statusText=reason, headers=headers)
             self.headers_done.set()
 
     def read_body(self, stream, chunk_size):
-        pieces = []
+        body = self.http_body(stream)
         fd = self.proc.stdout.fileno()
         size = int(chunk_size) if chunk_size else 65536
-        decoder = None
         while True:
             try:
                 data = os.read(fd, size)
@@ -278,16 +272,17 @@ class CurlRun(Run):
                 break
             if not data:
                 break
-            pieces.append(data)
             if stream:
                 # curl writes the headers before the body: let their event come first.
                 self.headers_done.wait(2)
-                if decoder is None:
-                    ctype = (self.final_headers or (0, "", {}))[2].get("content-type", "")
-                    decoder = text_decoder(charset_of(ctype))
-                self.event("chunk", length=len(data), text=decoder.decode(data))
+                if body.encoding is None:
+                    body.encoding = charset_of(self.content_type())
+            body.piece(data)
         self.proc.stdout.close()
-        return pieces
+        return body
+
+    def content_type(self):
+        return (self.final_headers or (0, "", {}))[2].get("content-type", "")
 
     def cancel(self):
         proc = self.proc

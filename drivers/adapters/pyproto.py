@@ -30,6 +30,11 @@ What it does, so that each adapter only has to make its library do one action:
   curl.py kills its process).
 - A failure of the adapter's own code in a run is answered `error` for that run; the
   library's failures are observations, recorded by each adapter as it sees fit.
+- What every HTTP adapter records alike: http_request_body(spec) (the body to send),
+  Run.http_response() (the head of the response) and Run.http_body() (an HttpBody: the
+  chunks and responseText). What every WebSocket adapter records alike: Run.ws_connecting,
+  ws_opened, ws_handshake_failed, ws_message, ws_closed, and the send script through
+  ws_steps / ws_step_messages / ws_close_request.
 """
 import asyncio
 import base64
@@ -172,6 +177,53 @@ def decode_text(data, encoding):
     return decoder.decode(data, final=True)
 
 
+# ---------------------------------------------------------------------- HTTP helpers
+
+def http_request_body(spec):
+    """What client.http sends, for every HTTP adapter alike: ("form", {name: value}) for
+    `form` (multipart/form-data, as FormData would send it), ("data", bytes) for
+    `body_base64` (decoded) or `body` (text, sent as UTF-8 as fetch() does), else
+    (None, None). form wins over a body, body_base64 over body."""
+    if spec.get("form") is not None:
+        return "form", {str(k): str(v) for k, v in spec["form"].items()}
+    if spec.get("body_base64") is not None:
+        return "data", base64.b64decode(spec["body_base64"])
+    if spec.get("body") is not None:
+        return "data", str(spec["body"]).encode("utf-8")
+    return None, None
+
+
+class HttpBody:
+    """A response body as the library yields it: piece(data) keeps each piece and, when
+    the run streams (client.http.stream), records it as a "chunk" event {length, text}
+    (text decoded incrementally, bad bytes as U+FFFD); finish() sets responseText from
+    what was read. encoding may be set late (before the first piece): curl learns it
+    from a header block read by another thread."""
+
+    def __init__(self, run, stream, encoding=None):
+        self.run = run
+        self.stream = stream
+        self.encoding = encoding
+        self.pieces = []
+        self._decoder = None
+
+    def piece(self, data):
+        if not data:
+            return
+        self.pieces.append(data)
+        if self.stream:
+            if self._decoder is None:
+                self._decoder = text_decoder(self.encoding)
+            self.run.event("chunk", length=len(data), text=self._decoder.decode(data))
+
+    def data(self):
+        return b"".join(self.pieces)
+
+    def finish(self, text=None):
+        """responseText: text, else what was read decoded with the encoding."""
+        self.run.set(responseText=decode_text(self.data(), self.encoding) if text is None else text)
+
+
 # --------------------------------------------------------------------------- a run
 
 class Run:
@@ -221,6 +273,55 @@ class Run:
             self.event("error", **error_info(err))
         else:
             self.set(exception=error_info(err))
+
+    def http_response(self, status, status_text, header_pairs, url=None):
+        """An HTTP response's head arrived: the "response" event, then status, statusText,
+        headers ({lower-case name: value}) and responseURL (when url is given). Returns
+        the headers."""
+        headers = lower_headers(header_pairs)
+        self.event("response", status=status)
+        fields = {"status": status, "statusText": status_text or "", "headers": headers}
+        if url is not None:
+            fields["responseURL"] = str(url)
+        self.set(**fields)
+        return headers
+
+    def http_body(self, stream, encoding=None):
+        """A reader of the response body: HttpBody."""
+        return HttpBody(self, stream, encoding)
+
+    # -- WebSocket recording (the observations every WebSocket adapter gives)
+
+    def ws_connecting(self, url):
+        """The connection starts: url, binaryType (bytes: arraybuffer), readyState 0."""
+        self.set(url=url, binaryType="arraybuffer", readyState=0)
+
+    def ws_opened(self, protocol, extensions):
+        """The handshake succeeded: readyState 1, then the "open" event."""
+        protocol, extensions = protocol or "", extensions or ""
+        self.set(readyState=1, protocol=protocol, extensions=extensions)
+        self.event("open", protocol=protocol, extensions=extensions)
+
+    def ws_handshake_failed(self):
+        """The connection failed before it opened: "error", then "close" 1006, as a
+        browser's WebSocket reports it."""
+        self.event("error")
+        self.event("close", code=1006, reason="", wasClean=False)
+        self.set(readyState=3, protocol="", extensions="")
+
+    def ws_message(self, data):
+        """A message received: text (str) or binary (bytes, recorded as base64)."""
+        if isinstance(data, str):
+            self.event("message", data=data, binary=False)
+        else:
+            self.event("message", data_base64=base64.b64encode(data).decode(), binary=True)
+
+    def ws_closed(self, code, reason, clean, error=False):
+        """The connection closed (after an "error" event when error): "close", readyState 3."""
+        if error:
+            self.event("error")
+        self.event("close", code=code, reason=reason or "", wasClean=clean)
+        self.set(readyState=3)
 
     @property
     def ended(self):

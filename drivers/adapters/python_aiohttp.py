@@ -33,7 +33,6 @@ library is the client's failure: an "error" event {name, message}; anything else
 raises is the "exception". At the deadline the run's task is cancelled (pyproto.AsyncRun).
 """
 import asyncio
-import base64
 import platform
 import sys
 import time
@@ -42,8 +41,8 @@ import aiohttp
 import multidict
 import yarl
 
-from pyproto import (Adapter, AsyncRun, charset_of, decode_text, duration_ms, header_pairs,
-                     lower_headers, serve, text_decoder)
+from pyproto import (Adapter, AsyncRun, charset_of, duration_ms, header_pairs,
+                     http_request_body, serve)
 
 NAME = "python-aiohttp"
 LIBRARY_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
@@ -66,12 +65,9 @@ class AiohttpRun(AsyncRun):
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=t, sock_read=t)
         kwargs = {"headers": header_pairs(s.get("headers")),
                   "allow_redirects": s.get("redirect") != "manual"}
-        if s.get("form") is not None:
-            kwargs["data"] = form_body(s["form"])
-        elif s.get("body_base64") is not None:
-            kwargs["data"] = base64.b64decode(s["body_base64"])
-        elif s.get("body") is not None:
-            kwargs["data"] = s["body"].encode("utf-8")
+        kind, payload = http_request_body(s)
+        if kind is not None:
+            kwargs["data"] = form_body(payload) if kind == "form" else payload
         method = s.get("method") or "GET"
         self.t0 = time.monotonic()
         async with aiohttp.ClientSession(trust_env=False, timeout=timeout) as session:
@@ -83,32 +79,26 @@ class AiohttpRun(AsyncRun):
                 self.library_failed(err, LIBRARY_ERRORS)
                 return
             async with response:
-                self.event("response", status=response.status)
-                self.set(status=response.status, statusText=response.reason or "",
-                         headers=lower_headers(response.headers.items()),
-                         responseURL=str(response.url))
-                encoding = charset_of(response.headers.get("Content-Type"))
-                pieces = []
+                self.http_response(response.status, response.reason,
+                                   response.headers.items(), response.url)
+                body = self.http_body(bool(s.get("stream")),
+                                      charset_of(response.headers.get("Content-Type")))
                 try:
-                    if s.get("stream"):
-                        decoder = text_decoder(encoding)
+                    if body.stream:
                         size = s.get("chunk_size")
                         it = (response.content.iter_chunked(size) if size
                               else response.content.iter_any())
                         async for chunk in it:
-                            if not chunk:
-                                continue
-                            pieces.append(chunk)
-                            self.event("chunk", length=len(chunk), text=decoder.decode(chunk))
+                            body.piece(chunk)
                     else:
-                        pieces.append(await response.read())
+                        body.piece(await response.read())
                 except asyncio.CancelledError:
                     raise
                 except Exception as err:  # noqa: BLE001
                     self.library_failed(err, LIBRARY_ERRORS)
                     return
                 finally:
-                    self.set(responseText=decode_text(b"".join(pieces), encoding))
+                    body.finish()
                 self.event("done")
 
 

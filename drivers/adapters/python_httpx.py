@@ -27,7 +27,6 @@ RemoteProtocolError, TooManyRedirects…) is the client's failure: an "error" ev
 message}; anything else the library raises is the "exception". The protocol loop,
 threads, deadlines and socket bookkeeping are pyproto.py's.
 """
-import base64
 import platform
 import sys
 import time
@@ -35,8 +34,7 @@ import time
 import httpcore
 import httpx
 
-from pyproto import (Adapter, Run, charset_of, decode_text, duration_ms, header_pairs,
-                     lower_headers, serve, text_decoder)
+from pyproto import Adapter, Run, duration_ms, header_pairs, http_request_body, serve
 
 NAME = "python-httpx"
 LIBRARY_ERRORS = (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError)
@@ -53,13 +51,11 @@ class HttpxRun(Run):
         else:
             client_kwargs["timeout"] = None  # no timeout unless asked (the run has a deadline)
         kwargs = {"headers": header_pairs(s.get("headers"))}
-        if s.get("form") is not None:
-            # multipart/form-data, as FormData would send it
-            kwargs["files"] = {str(k): (None, str(v)) for k, v in s["form"].items()}
-        elif s.get("body_base64") is not None:
-            kwargs["content"] = base64.b64decode(s["body_base64"])
-        elif s.get("body") is not None:
-            kwargs["content"] = s["body"].encode("utf-8")
+        kind, payload = http_request_body(s)
+        if kind == "form":  # multipart/form-data, as FormData would send it
+            kwargs["files"] = {k: (None, v) for k, v in payload.items()}
+        elif kind == "data":
+            kwargs["content"] = payload
         method = s.get("method") or "GET"
         self.t0 = time.monotonic()
         try:
@@ -79,40 +75,24 @@ class HttpxRun(Run):
                 self.library_failed(err, LIBRARY_ERRORS)
                 return
             try:
-                self.event("response", status=response.status_code)
-                self.set(status=response.status_code, statusText=response.reason_phrase or "",
-                         headers=lower_headers(response.headers.multi_items()),
-                         responseURL=str(response.url))
-                if s.get("stream"):
-                    self.read_stream(response, s.get("chunk_size"))
-                else:
-                    try:
+                self.http_response(response.status_code, response.reason_phrase,
+                                   response.headers.multi_items(), response.url)
+                body = self.http_body(bool(s.get("stream")), response.encoding)
+                try:
+                    if body.stream:
+                        for chunk in response.iter_bytes(s.get("chunk_size")):
+                            body.piece(chunk)
+                    else:
                         response.read()
-                    finally:
-                        self.set(responseText=self.text_of(response, getattr(response, "_content", b"")))
+                        body.piece(getattr(response, "_content", b""))
+                finally:
+                    body.finish()
             except Exception as err:  # noqa: BLE001
                 self.library_failed(err, LIBRARY_ERRORS)
                 return
             finally:
                 response.close()
             self.event("done")
-
-    @staticmethod
-    def text_of(response, data):
-        return decode_text(data, response.encoding)
-
-    def read_stream(self, response, chunk_size):
-        decoder = text_decoder(charset_of(response.headers.get("content-type"),
-                                          response.encoding or "utf-8"))
-        pieces = []
-        try:
-            for chunk in response.iter_bytes(chunk_size):
-                if not chunk:
-                    continue
-                pieces.append(chunk)
-                self.event("chunk", length=len(chunk), text=decoder.decode(chunk))
-        finally:
-            self.set(responseText=self.text_of(response, b"".join(pieces)))
 
 
 def main():

@@ -33,7 +33,6 @@ answers what it saw plus {"deadline": true} and the sockets its request opened a
 down, which unblocks the library. The protocol loop, the threads, the deadlines and the
 socket bookkeeping are pyproto.py's, shared with the other Python adapters.
 """
-import base64
 import platform
 import sys
 import time
@@ -41,8 +40,7 @@ import time
 import requests
 import urllib3
 
-from pyproto import (Adapter, Run, duration_ms, header_dict, lower_headers, serve,
-                     text_decoder)
+from pyproto import Adapter, Run, duration_ms, header_dict, http_request_body, serve
 
 NAME = "python-requests"
 
@@ -53,13 +51,11 @@ class RequestsRun(Run):
     def execute(self):
         s = self.spec
         kwargs = {"headers": header_dict(s.get("headers")), "stream": True}
-        if s.get("form") is not None:
-            # multipart/form-data, as FormData would send it
-            kwargs["files"] = {str(k): (None, str(v)) for k, v in s["form"].items()}
-        elif s.get("body_base64") is not None:
-            kwargs["data"] = base64.b64decode(s["body_base64"])
-        elif s.get("body") is not None:
-            kwargs["data"] = s["body"].encode("utf-8")  # text is sent as UTF-8, as fetch() does
+        kind, payload = http_request_body(s)
+        if kind == "form":  # multipart/form-data, as FormData would send it
+            kwargs["files"] = {k: (None, v) for k, v in payload.items()}
+        elif kind == "data":
+            kwargs["data"] = payload
         if s.get("timeout") is not None:
             kwargs["timeout"] = duration_ms(s["timeout"]) / 1000.0
         if s.get("redirect") == "manual":
@@ -79,11 +75,8 @@ class RequestsRun(Run):
             except Exception as err:  # noqa: BLE001 (recorded as the client's failure)
                 self.library_failed(err, requests.exceptions.RequestException)
                 return
-            self.event("response", status=response.status_code)
-            self.set(status=response.status_code,
-                     statusText=response.reason if response.reason is not None else "",
-                     headers=lower_headers(response.headers.items()),
-                     responseURL=response.url)
+            self.http_response(response.status_code, response.reason,
+                               response.headers.items(), response.url)
             try:
                 if stream:
                     self.read_stream(response, chunk_size)
@@ -100,19 +93,15 @@ class RequestsRun(Run):
             session.close()
 
     def read_stream(self, response, chunk_size):
-        decoder = text_decoder(response.encoding)
-        pieces = []
+        body = self.http_body(True, response.encoding)
         try:
             for chunk in response.iter_content(chunk_size=chunk_size):
-                if not chunk:
-                    continue
-                pieces.append(chunk)
-                self.event("chunk", length=len(chunk), text=decoder.decode(chunk))
+                body.piece(chunk)
         finally:
             # responseText as response.text gives it, from what was read so far.
-            response._content = b"".join(pieces)
+            response._content = body.data()
             response._content_consumed = True
-            self.set(responseText=response.text)
+            body.finish(response.text)
 
 
 def lacks(action, spec):

@@ -35,7 +35,6 @@ WebSocket observations the browsers give (docs/adapters.md, websocket):
 
 The run ends at the "close" event, or at the deadline (its socket is shut down).
 """
-import base64
 import platform
 import sys
 import threading
@@ -61,7 +60,7 @@ class WSClientRun(Run):
         self.finished = threading.Event()
         ws = websocket.WebSocket(enable_multithread=True)
         self.ws = ws
-        self.set(url=s["url"], binaryType="arraybuffer", readyState=0)
+        self.ws_connecting(s["url"])
         self.t0 = time.monotonic()
         try:
             ws.connect(s["url"], subprotocols=ws_protocols(s))
@@ -71,16 +70,11 @@ class WSClientRun(Run):
         except Exception as err:  # noqa: BLE001 - the handshake failed: the client's failure
             if self.frozen:
                 return
-            self.event("error")
-            self.event("close", code=1006, reason="", wasClean=False)
-            self.set(readyState=3, protocol="", extensions="")
+            self.ws_handshake_failed()
             log_failure(self, err)
             return
         headers = ws.getheaders() or {}
-        protocol = ws.getsubprotocol() or ""
-        extensions = headers.get("sec-websocket-extensions", "")
-        self.set(readyState=1, protocol=protocol, extensions=extensions)
-        self.event("open", protocol=protocol, extensions=extensions)
+        self.ws_opened(ws.getsubprotocol(), headers.get("sec-websocket-extensions", ""))
         threading.Thread(target=self.script, name="script-%s" % self.id, daemon=True).start()
         try:
             self.read()
@@ -100,33 +94,27 @@ class WSClientRun(Run):
                 opcode, frame = ws.recv_data_frame(True)
             except PROTOCOL_ERRORS as err:
                 log_failure(self, err)
-                self.event("error")
-                self.event("close", code=1006, reason="", wasClean=False)
-                self.set(readyState=3)
+                self.ws_closed(1006, "", False, error=True)
                 return
             except Exception as err:  # noqa: BLE001 - the connection is gone
                 log_failure(self, err)
-                self.event("close", code=1006, reason="", wasClean=False)
-                self.set(readyState=3)
+                self.ws_closed(1006, "", False)
                 return
             if opcode == ABNF.OPCODE_TEXT:
                 try:
                     text = frame.data.decode("utf-8") if isinstance(frame.data, bytes) else frame.data
                 except UnicodeDecodeError as err:
                     log_failure(self, err)
-                    self.event("error")
-                    self.event("close", code=1006, reason="", wasClean=False)
-                    self.set(readyState=3)
+                    self.ws_closed(1006, "", False, error=True)
                     return
-                self.event("message", data=text, binary=False)
+                self.ws_message(text)
                 self.count_message()
             elif opcode == ABNF.OPCODE_BINARY:
-                self.event("message", data_base64=base64.b64encode(frame.data).decode(), binary=True)
+                self.ws_message(bytes(frame.data))
                 self.count_message()
             elif opcode == ABNF.OPCODE_CLOSE:
                 code, reason = close_payload_fields(frame.data)
-                self.event("close", code=code, reason=reason, wasClean=True)
-                self.set(readyState=3)
+                self.ws_closed(code, reason, True)
                 return
 
     def count_message(self):

@@ -34,7 +34,6 @@ the browsers give (docs/adapters.md, websocket):
 The run ends at the "close" event, or at the deadline (its task is cancelled).
 """
 import asyncio
-import base64
 import platform
 import sys
 import time
@@ -54,7 +53,7 @@ class WebsocketsRun(AsyncRun):
         self.messages = 0
         self.changed = asyncio.Event()
         self.closed = False
-        self.set(url=s["url"], binaryType="arraybuffer", readyState=0)
+        self.ws_connecting(s["url"])
         self.t0 = time.monotonic()
         try:
             ws = await websockets.connect(s["url"], subprotocols=ws_protocols(s))
@@ -65,15 +64,10 @@ class WebsocketsRun(AsyncRun):
             raise
         except Exception as err:  # noqa: BLE001 - the handshake failed: the client's failure
             log("%s: run %s: %s: %s" % (NAME, self.id, type(err).__name__, err))
-            self.event("error")
-            self.event("close", code=1006, reason="", wasClean=False)
-            self.set(readyState=3, protocol="", extensions="")
+            self.ws_handshake_failed()
             return
         self.ws = ws
-        protocol = ws.subprotocol or ""
-        extensions = ws.response_headers.get("Sec-WebSocket-Extensions", "")
-        self.set(readyState=1, protocol=protocol, extensions=extensions)
-        self.event("open", protocol=protocol, extensions=extensions)
+        self.ws_opened(ws.subprotocol, ws.response_headers.get("Sec-WebSocket-Extensions", ""))
         script = asyncio.ensure_future(self.script())
         reader = asyncio.ensure_future(self.read())
         try:
@@ -94,22 +88,15 @@ class WebsocketsRun(AsyncRun):
         ws = self.ws
         try:
             while True:
-                data = await ws.recv()
-                if isinstance(data, str):
-                    self.event("message", data=data, binary=False)
-                else:
-                    self.event("message", data_base64=base64.b64encode(data).decode(), binary=True)
+                self.ws_message(await ws.recv())
                 self.messages += 1
                 self.changed.set()
         except websockets.exceptions.ConnectionClosed as err:
             await ws.wait_closed()
             failed = ws.close_rcvd is None and ws.close_sent is not None \
                 and ws.close_sent.code != 1000
-            if failed:
-                self.event("error")
-            self.event("close", code=ws.close_code, reason=ws.close_reason or "",
-                       wasClean=ws.close_rcvd is not None and ws.close_sent is not None)
-            self.set(readyState=3)
+            self.ws_closed(ws.close_code, ws.close_reason,
+                           ws.close_rcvd is not None and ws.close_sent is not None, failed)
             log("%s: run %s: %s" % (NAME, self.id, err))
         finally:
             self.closed = True

@@ -14,6 +14,13 @@ Outcomes:
     error         the adapter or the harness failed: no verdict on the client
     skipped       skipped for another reason
 
+report.html shows what failed first (fail, xpass, error: each a link to its cell), then
+the matrix of scenarios × clients by area, with filters by area, client and outcome. A
+cell's details (expected vs observed, the journal, the observations…) are not in the page:
+they are in report-details/N.js beside it, loaded when a cell is opened, so that the page
+stays light at 10,000 runs. summary.md is cut to fit a pull-request comment and links to
+the full report.
+
 Everything here is a function of its arguments except write_all, which writes the files.
 """
 import datetime
@@ -97,16 +104,22 @@ def _md(text):
     return str(text or "").replace("|", "\\|").replace("\n", " ")
 
 
-def summary_md(records, meta):
-    """A Markdown summary for a pull-request comment."""
+SUMMARY_LIMIT = 60000  # a pull-request comment holds 65,536 characters
+
+
+def summary_md(records, meta, limit=SUMMARY_LIMIT):
+    """A Markdown summary for a pull-request comment, at most `limit` characters: the
+    totals, then the failures, errors and the rest as long as they fit, then a pointer to
+    the full report (meta["report_url"], default report.html)."""
     clients = clients_of(records, meta)
     by_client, by_area = totals(records)
     n = Counter(r["outcome"] for r in records)
+    url = meta.get("report_url") or "report.html"
     head = "## Comet Harness conformance: %d runs, %d scenarios × %d clients" % (
         len(records), len({r["id"] for r in records}), len(clients))
     bad = [("failures", n[FAIL]), ("errors", n[ERROR]), ("unexpected passes", n[XPASS])]
     status = ", ".join("%d %s" % (k, w) for w, k in bad if k) or "no failures"
-    lines = [head, "", "**%s**" % status, ""]
+    lines = [head, "", "**%s** · full report: [report.html](%s)" % (status, url), ""]
     info = {c.get("name"): c for c in meta.get("clients", [])}
     lines.append("| client | version | " + " | ".join(OUTCOMES) + " |")
     lines.append("|---|---|" + "---:|" * len(OUTCOMES))
@@ -129,6 +142,14 @@ def summary_md(records, meta):
                 cell += " ⚠%d" % k[ERROR]
             cells.append(cell)
         lines.append("| %s | %s |" % (area, " | ".join(cells)))
+    # The rest, block by block (a block is never cut: a <details> stays whole).
+    blocks = []
+    if meta.get("collect_errors"):
+        block = ["", "### Invalid scenario files", ""]
+        for e in meta["collect_errors"]:
+            block.append("- `%s:%s:%s`: %s" % (e.get("file"), e.get("line"), e.get("col"),
+                                               _md(e.get("message"))))
+        blocks.append(block)
     sections = [(FAIL, "Failures"), (XPASS, "Unexpected passes (update drivers/expectations/)"),
                 (ERROR, "Errors (adapter or harness, not the client)"),
                 (NON_STRICT, "Non-strict (SHOULD-level checks that failed)")]
@@ -136,30 +157,60 @@ def summary_md(records, meta):
         rows = [r for r in records if r["outcome"] == outcome]
         if not rows:
             continue
-        lines += ["", "### %s (%d)" % (title, len(rows)), ""]
+        blocks.append(["", "### %s (%d)" % (title, len(rows)), ""])
         for r in sorted(rows, key=lambda r: (r["id"], r["client"]))[:100]:
             spec = " ([spec](%s))" % r["spec"] if r.get("spec") else ""
-            lines.append("- `%s` [%s]%s: %s" % (r["id"], r["client"], spec, _md(r["message"])))
+            block = ["- `%s` [%s]%s: %s" % (r["id"], r["client"], spec, _md(r["message"]))]
             if r.get("details") and outcome in (FAIL, ERROR):
-                lines += ["  <details><summary>details</summary>", "", "  ```"]
-                lines += ["  " + l for l in r["details"].splitlines()[:60]]
-                lines += ["  ```", "  </details>"]
+                block += ["  <details><summary>details</summary>", "", "  ```"]
+                block += ["  " + l.replace("```", "ˋˋˋ") for l in r["details"].splitlines()[:60]]
+                block += ["  ```", "  </details>"]
+            blocks.append(block)
         if len(rows) > 100:
-            lines.append("- … and %d more (see report.html)" % (len(rows) - 100))
-    if meta.get("collect_errors"):
-        lines += ["", "### Invalid scenario files", ""]
-        for e in meta["collect_errors"]:
-            lines.append("- `%s:%s:%s`: %s" % (e.get("file"), e.get("line"), e.get("col"),
-                                               _md(e.get("message"))))
+            blocks.append(["- … and %d more (see [the full report](%s))" % (len(rows) - 100, url)])
     for client, ids in (meta.get("stale_expectations") or {}).items():
-        lines.append("")
-        lines.append("Stale expectations for %s (no such scenario): %s"
-                     % (client, ", ".join("`%s`" % i for i in ids)))
+        blocks.append(["", "Stale expectations for %s (no such scenario): %s"
+                       % (client, ", ".join("`%s`" % i for i in ids))])
+    size = sum(len(l) + 1 for l in lines)
+    for n_block, block in enumerate(blocks):
+        block_size = sum(len(l) + 1 for l in block)
+        left = sum(1 for b in blocks[n_block:] for l in b if l.startswith("- "))
+        cut = "\n… the summary stops here to fit a pull-request comment: %s in [the full " \
+              "report](%s).\n" % ("%d more entr%s" % (left, "y is" if left == 1 else "ies are")
+                                  if left else "the rest is", url)
+        if size + block_size + len(cut) > limit:
+            return "\n".join(lines) + "\n" + cut
+        lines += block
+        size += block_size
     return "\n".join(lines) + "\n"
 
 
+DETAILS_DIR = "report-details"  # beside report.html: the details of the cells, in parts
+DETAILS_PER_FILE = 250
+DETAIL_KEYS = ("id", "title", "spec", "file", "line", "client", "client_version", "outcome",
+               "message", "duration", "instance", "known_failure", "error_kind", "checks",
+               "details", "notes", "journal", "observations", "expect", "stderr")
+
+
+def ordered(records):
+    """The records in the report's order; a record's anchor is r<its index here>."""
+    return sorted(records, key=lambda r: (r["area"], r["id"], r["client"]))
+
+
+def detail_files(records):
+    """{file name: text} of the cells' details, DETAILS_PER_FILE cells a file: a script
+    each (loaded on demand by report.html, which works from file:// too)."""
+    files = {}
+    for n, r in enumerate(ordered(records)):
+        part = n // DETAILS_PER_FILE
+        files.setdefault("%d.js" % part, {})["r%d" % n] = {k: r.get(k) for k in DETAIL_KEYS}
+    return {name: "cometDetails(%s);\n" % json.dumps(cells, ensure_ascii=False, default=str)
+            for name, cells in files.items()}
+
+
 def report_html(records, meta):
-    """The conformance matrix (report.html), rendered with Jinja2."""
+    """The conformance matrix (report.html), rendered with Jinja2. The details of each
+    cell are not in the page: they are loaded from report-details/ when it is opened."""
     import jinja2
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                              autoescape=jinja2.select_autoescape(["html", "j2"]),
@@ -167,34 +218,50 @@ def report_html(records, meta):
     clients = clients_of(records, meta)
     by_client, by_area = totals(records)
     areas = OrderedDict()
-    for n, r in enumerate(sorted(records, key=lambda r: (r["area"], r["id"], r["client"]))):
-        r = dict(r, anchor="r%d" % n)
+    failing = []
+    for n, r in enumerate(ordered(records)):
+        cell = {"anchor": "r%d" % n, "outcome": r["outcome"], "message": r.get("message") or "",
+                "id": r["id"], "client": r["client"], "area": r["area"]}
         rows = areas.setdefault(r["area"], OrderedDict())
         row = rows.setdefault(r["id"], {"id": r["id"], "title": r.get("title"),
-                                         "spec": r.get("spec"), "file": r.get("file"),
-                                         "tags": r.get("tags") or [], "cells": {}})
-        row["cells"][r["client"]] = r
+                                         "spec": r.get("spec"), "cells": {}})
+        row["cells"][r["client"]] = cell
+        if r["outcome"] in FAILING:
+            failing.append(cell)
+    failing.sort(key=lambda c: (FAILING.index(c["outcome"]), c["id"], c["client"]))
     info = {c.get("name"): c for c in meta.get("clients", [])}
     return env.get_template("report.html.j2").render(
         records=records, clients=clients, info=info, areas=areas, by_client=by_client,
-        by_area=by_area, outcomes=OUTCOMES, meta=meta, failing=FAILING,
+        by_area=by_area, outcomes=OUTCOMES, meta=meta, failing=failing,
+        failing_outcomes=FAILING, details_dir=DETAILS_DIR, per_file=DETAILS_PER_FILE,
         generated=datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
-        pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str),
         total=Counter(r["outcome"] for r in records))
 
 
+def _write(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def write_all(results_dir, records, meta):
-    """Write results.json, summary.md and report.html; the paths written."""
+    """Write results.json, summary.md, report.html and report-details/; the paths of the
+    first three."""
     os.makedirs(results_dir, exist_ok=True)
+    details = os.path.join(results_dir, DETAILS_DIR)
+    os.makedirs(details, exist_ok=True)
+    for name in os.listdir(details):  # the parts of an earlier run
+        if name.endswith(".js"):
+            os.unlink(os.path.join(details, name))
+    for name, text in detail_files(records).items():
+        _write(os.path.join(details, name), text)
     out = []
     for name, text in (("results.json", json.dumps(results_json(records, meta), indent=1,
                                                     ensure_ascii=False, default=str)),
                        ("summary.md", summary_md(records, meta)),
                        ("report.html", report_html(records, meta))):
         path = os.path.join(results_dir, name)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        _write(path, text)
         out.append(path)
     return out

@@ -25,7 +25,6 @@ import base64
 import json
 import os
 import queue
-import shutil
 import socket
 import subprocess
 import threading
@@ -36,11 +35,11 @@ import urllib.request
 import jsonschema
 import pytest
 
+from comet_harness.clients import builtin_clients
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DRIVERS = os.path.join(ROOT, "drivers")
 SCHEMA_FILE = os.path.join(DRIVERS, "schema", "adapter-protocol.schema.json")
-PYTHON = "/usr/bin/python3"
-NODE = shutil.which("node") or "node"
 
 with open(SCHEMA_FILE, encoding="utf-8") as f:
     SCHEMA = json.load(f)
@@ -57,68 +56,13 @@ ADAPTER_MESSAGE = validator("adapterMessage")
 OBSERVATIONS = {cap: validator("observations." + cap)
                 for cap in ("xhr", "fetch", "eventsource", "websocket", "jsonp", "image", "http")}
 
-BROWSER_CAPS = ["xhr", "fetch", "eventsource", "websocket", "jsonp", "image"]
-
-# name → how to start it, what it must declare, and what it needs on this machine
-ADAPTERS = {
-    "chromium": {
-        "argv": [NODE, "drivers/adapters/puppeteer.mjs", "--browser", "chromium"],
-        "capabilities": BROWSER_CAPS, "needs": ["node_modules", "/usr/lib/chromium/chromium"],
-        "start_timeout": 60,
-    },
-    "firefox": {
-        "argv": [NODE, "drivers/adapters/puppeteer.mjs", "--browser", "firefox"],
-        "capabilities": BROWSER_CAPS, "needs": ["node_modules", "/usr/bin/firefox-esr"],
-        "start_timeout": 90,
-    },
-    "webkit": {
-        "argv": [PYTHON, "drivers/adapters/webkit.py"],
-        "capabilities": BROWSER_CAPS, "needs": ["/usr/bin/WebKitWebDriver", "/usr/bin/Xvfb"],
-        "start_timeout": 90,
-    },
-    "node-eventsource": {
-        "argv": [NODE, "drivers/adapters/node-lib.mjs", "--lib", "eventsource"],
-        "capabilities": ["eventsource"], "needs": ["node_modules"], "start_timeout": 30,
-    },
-    "node-ws": {
-        "argv": [NODE, "drivers/adapters/node-lib.mjs", "--lib", "ws"],
-        "capabilities": ["websocket"], "needs": ["node_modules"], "start_timeout": 30,
-    },
-    "node-fetch": {
-        "argv": [NODE, "drivers/adapters/node-lib.mjs", "--lib", "fetch"],
-        "capabilities": ["fetch", "http"], "needs": [], "start_timeout": 30,
-    },
-    "node-xhr2": {
-        "argv": [NODE, "drivers/adapters/node-lib.mjs", "--lib", "xhr2"],
-        "capabilities": ["xhr"], "needs": ["node_modules"], "start_timeout": 30,
-    },
-    "python-requests": {
-        "argv": [PYTHON, "drivers/adapters/python_requests.py"],
-        "capabilities": ["http"], "needs": [], "start_timeout": 30,
-    },
-    "python-httpx": {
-        "argv": [PYTHON, "drivers/adapters/python_httpx.py"],
-        "capabilities": ["http"], "needs": [], "start_timeout": 30,
-    },
-    "python-aiohttp": {
-        "argv": [PYTHON, "drivers/adapters/python_aiohttp.py"],
-        "capabilities": ["http"], "needs": [], "start_timeout": 30,
-    },
-    "python-websocket-client": {
-        "argv": [PYTHON, "drivers/adapters/python_websocket_client.py"],
-        "capabilities": ["websocket"], "needs": [], "start_timeout": 30,
-    },
-    "python-websockets": {
-        "argv": [PYTHON, "drivers/adapters/python_websockets.py"],
-        "capabilities": ["websocket"], "needs": [], "start_timeout": 30,
-    },
-    "curl": {
-        "argv": [PYTHON, "drivers/adapters/curl.py"],
-        "capabilities": ["http"], "needs": ["/usr/bin/curl"], "start_timeout": 30,
-    },
-}
-
-BROWSERS = {"chromium", "firefox", "webkit"}
+# name → how to start it, what it must declare, and what it needs on this machine: the
+# registry's built-in clients (drivers/clients.yaml), as the plugin starts them
+REGISTRY = builtin_clients()
+ADAPTERS = {name: {"argv": spec.argv(ROOT), "capabilities": spec.capabilities,
+                   "needs": spec.needs, "start_timeout": spec.start_timeout}
+            for name, spec in REGISTRY.items()}
+BROWSERS = {name for name, spec in REGISTRY.items() if spec.kind == "browser"}
 
 # What each HTTP client names its failures (the library's exception, or curl's exit code).
 HTTP_ERRORS = {
@@ -980,12 +924,9 @@ def test_restarted_after_a_crash(harness, name):
     """The adapter process dies in the middle of a run (SIGKILL, as a crash would): the run
     is an adapter error (kind crash, fatal), the plugin's pool discards it and the next run
     gets a new process that works. The pool and the spec are the plugin's own
-    (comet_harness.adapters.builtin_clients), so this is the restart the plugin does."""
+    (comet_harness.clients.builtin_clients), so this is the restart the plugin does."""
     import signal
-    import sys
-    if DRIVERS not in sys.path:
-        sys.path.insert(0, DRIVERS)
-    from comet_harness import adapters as registry
+    from comet_harness import clients as registry
 
     why = missing_needs(name)
     if why:

@@ -13,9 +13,7 @@ import shutil
 
 import pytest
 
-from test_plugin import CONFORMING, DRIVERS, SCENARIOS  # the facts the plugin tests prove
-
-ROOT = os.path.dirname(DRIVERS)
+from helpers import CONFORMING, DRIVERS, SCENARIOS  # the facts the plugin tests prove
 
 
 def node_packages():

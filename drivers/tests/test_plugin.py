@@ -14,29 +14,14 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import textwrap
 
 import pytest
 from lxml import etree
 
-TESTS = os.path.dirname(os.path.abspath(__file__))
-DRIVERS = os.path.dirname(TESTS)
-SCENARIOS = os.path.join(TESTS, "scenarios")
-CLIENTS = os.path.join(TESTS, "fakes", "clients.yaml")
-XSD = os.path.join(DRIVERS, "schema", "junit-jenkins.xsd")
-
-# What a conforming HTTP client gets on the test scenarios.
-CONFORMING = {
-    "http.basic.get": "pass",
-    "http.headers.custom": "pass",
-    "http.headers.should": "non-strict",
-    "http.status.not-found": "pass",
-    "http.template.query": "pass",
-    "http.timeout.read": "pass",
-    "sse.basic.open": "unsupported",
-}
-# The wrong client drops request headers and ignores timeouts: exactly these fail.
-WRONG_FAILS = {"http.headers.custom", "http.timeout.read"}
+from helpers import (CONFORMING, FAKE_CLIENTS as CLIENTS, JENKINS_XSD as XSD, DRIVERS,
+                     SCENARIOS, WRONG_FAILS, per_client)
 
 
 @pytest.fixture
@@ -60,10 +45,6 @@ def cometrun(pytester, harness_bin, monkeypatch):
         return result, outcomes
 
     return run
-
-
-def per_client(outcomes, client):
-    return {sid: o for (sid, c), o in outcomes.items() if c == client}
 
 
 # ------------------------------------------------------------------------ collection
@@ -97,15 +78,30 @@ def test_client_option(cometrun):
     names = [l.split("::")[1] for l in result.outlines if "::" in l]
     assert names[:2] == ["http.basic.get[fake-wrong]", "http.basic.get[fake-conforming]"]
     result, _ = cometrun("--collect-only", clients="nobody")
-    assert result.ret == 4
+    assert result.ret == 2  # a usage error (pytest's own status for one is 4)
     result.stderr.fnmatch_lines(["*unknown client(s): nobody (known: *fake-conforming*"])
 
 
 def test_list_clients(cometrun):
     result, _ = cometrun("--list-clients")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["fake-conforming*default*", "*drivers/tests/fakes/conforming.py*",
-                                 "python-requests*"])
+    result.stdout.fnmatch_lines(["client *default *kind *capabilities *description",
+                                 "fake-conforming *yes *program *http *conforming fake*",
+                                 "*$ /usr/bin/python3 drivers/tests/fakes/conforming.py",
+                                 "python-requests *python *http *Python `requests`*",
+                                 "python-websocket-client *python *websocket *",
+                                 "24 clients, 1 run by default"])
+    # the columns line up, however long a name is
+    rows = [l for l in result.outlines if l and not l.startswith(" ")][:-1]
+    header = rows[0]
+    starts = [0] + [header.index(w) for w in ("default", "kind", "capabilities", "description")]
+    for line in rows[1:]:
+        line = line.ljust(len(header))
+        cells = [line[a:b].strip() for a, b in zip(starts, starts[1:] + [None])]
+        assert all(line[col - 1] == " " for col in starts[1:]), line
+        assert cells[1] in ("yes", "") and cells[2] in ("browser", "node", "python", "program")
+        assert cells[3] and " " not in cells[3], line
+    assert len(rows) == 1 + 24  # the built-in clients and the fakes (two replace built-ins)
 
 
 def test_invalid_scenario_is_a_collection_error(cometrun, pytester):
@@ -210,22 +206,87 @@ def test_junit_xml_is_valid_for_jenkins(cometrun, pytester):
     assert len(set(keys)) == len(keys)
     assert ("fake-wrong.http", "http.headers.custom[fake-wrong]") in keys
     assert all(float(c.get("time")) >= 0 for c in cases)
-    props = {p.get("name"): p.get("value") for p in doc.findall(".//testsuite/properties/property")}
-    for client in ("fake-conforming", "fake-wrong", "fake-crashing"):
+    # one testsuite per client, each with its counts and its client's properties
+    suites = {s.get("name"): s for s in doc.getroot().findall("testsuite")}
+    assert list(suites) == ["fake-conforming", "fake-wrong", "fake-crashing"]
+    counts = {n: (s.get("tests"), s.get("failures"), s.get("errors"), s.get("skipped"))
+              for n, s in suites.items()}
+    assert counts == {"fake-conforming": ("7", "0", "0", "1"), "fake-wrong": ("7", "2", "0", "1"),
+                      "fake-crashing": ("7", "0", "1", "1")}
+    root = doc.getroot()
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("21", "2", "1")
+    for client, suite in suites.items():
+        props = {p.get("name"): p.get("value") for p in suite.findall("properties/property")}
         assert props["client.%s.version" % client] == "1.0"
-    assert props["client.fake-wrong.implementation"] == "fake http.client on Python"
-    assert "harness.version" in props
-    suite = doc.find(".//testsuite")
-    assert (suite.get("failures"), suite.get("errors")) == ("2", "1")
+        assert "harness.version" in props
+        assert not any(n.startswith("client.") and not n.startswith("client.%s." % client)
+                       for n in props), props
+        assert all(c.get("classname").startswith(client + ".") for c in suite.findall("testcase"))
+    props = [(p.get("name"), p.get("value")) for p in suites["fake-wrong"].iter("property")]
+    assert ("client.fake-wrong.implementation", "fake http.client on Python") in props
+    # a non-strict pass is marked with a property of its suite
+    non_strict = [v for n, v in props if n == "non-strict"]
+    assert len(non_strict) == 1 and non_strict[0].startswith("http.headers.should[fake-wrong]: ")
+    # failure and error messages are one line; the text keeps the whole report
     by_key = dict(zip(keys, cases))
     err = by_key[("fake-crashing.http", "http.basic.get[fake-crashing]")].find("error")
     assert "about to crash" in err.text
+    assert "\n" not in err.get("message") and "exited" in err.get("message")
+    failure = by_key[("fake-wrong.http", "http.headers.custom[fake-wrong]")].find("failure")
+    assert failure.get("message") == ("server.requests[echo].headers.X-Comet: 1 of 1 route "
+                                      "echo requests: X-Comet: expected yes, not observed")
+    assert "expected vs observed" in failure.text
+    assert gitlab_shape_problems(doc) == []
+    assert all(c.get("file") is None for c in cases)  # not in Jenkins' junit-10
+
+
+def gitlab_shape_problems(doc):
+    """What GitLab's JUnit reader (Gitlab::Ci::Parsers::Test::Junit) would not take: the
+    root is <testsuites> (or one <testsuite>), suites hold testcases, a testcase has a name
+    and a classname, a numeric time, at most one of failure / error / skipped, whose
+    message is one line; file, when given, is a relative path."""
+    problems = []
+    root = doc.getroot()
+    if root.tag not in ("testsuites", "testsuite"):
+        problems.append("root " + root.tag)
+    for suite in root.iter("testsuite"):
+        if not suite.get("name"):
+            problems.append("a suite without a name")
+        for case in suite.findall("testcase"):
+            where = "%s/%s" % (case.get("classname"), case.get("name"))
+            if not case.get("name") or not case.get("classname"):
+                problems.append("name/classname missing: " + where)
+            try:
+                float(case.get("time", "0"))
+            except ValueError:
+                problems.append("time: " + where)
+            outcomes = [e for e in case if e.tag in ("failure", "error", "skipped")]
+            if len(outcomes) > 1:
+                problems.append("%d outcomes: %s" % (len(outcomes), where))
+            for e in outcomes:
+                if "\n" in (e.get("message") or ""):
+                    problems.append("a multi-line message: " + where)
+            if case.get("file") is not None and (case.get("file").startswith("/")
+                                                 or not case.get("file")):
+                problems.append("file: " + where)
+    return problems
+
+
+def test_junit_locations_for_gitlab(cometrun, pytester):
+    cometrun("--junitxml", "junit.xml", "--junit-locations", clients="fake-wrong")
+    doc = etree.parse(str(pytester.path / "junit.xml"))
+    assert gitlab_shape_problems(doc) == []
+    cases = {c.get("name"): c for c in doc.iter("testcase")}
+    case = cases["http.headers.custom[fake-wrong]"]
+    assert (case.get("file"), case.get("line")) == ("scenarios/http/custom-header.yaml", "1")
+    assert all(c.get("file").startswith("scenarios/") for c in cases.values())
 
 
 def test_reports_written(cometrun, pytester):
     result, outcomes = cometrun(clients="fake-conforming,fake-wrong")
     results = pytester.path / "results"
-    assert {p.name for p in results.iterdir()} == {"summary.md", "report.html"}  # json read
+    assert {p.name for p in results.iterdir()} == {"summary.md", "report.html",
+                                                   "report-details"}  # json read
     md = (results / "summary.md").read_text()
     assert "14 runs, 7 scenarios × 2 clients" in md and "**2 failures**" in md
     assert "| fake-wrong | 1.0 | 3 | 1 | 2 |" in md
@@ -241,3 +302,104 @@ def test_xdist_gives_the_same_verdicts(cometrun):
     result, parallel = cometrun("-n", "2", clients="fake-conforming,fake-wrong")
     assert parallel == serial and len(serial) == 14
     result.stdout.fnmatch_lines(["gw0 [[]14[]] / gw1 [[]14[]]"])
+
+
+# ------------------------------------------------------------------------ everyday use
+
+def test_help_shows_the_options(cometrun):
+    result, _ = cometrun("--help")
+    assert result.ret == 0, result.stderr.str()
+    out = result.stdout.str()
+    assert "Comet Harness conformance (drivers/comet_harness/README.md)" in out
+    for option in ("--client=NAME[,NAME]", "--scenarios=DIR", "--progress=SECONDS",
+                   "--junit-locations", "--list-clients", "--report-url=URL"):
+        assert option in out, option
+
+
+def test_a_folder_of_ones_own_runs_exactly_its_scenarios(cometrun, pytester, harness_bin):
+    mine = pytester.path / "elsewhere" / "mine"
+    mine.mkdir(parents=True)
+    for name, new in (("basic-get", "mine.basic.get"), ("not-found", "mine.status.not-found")):
+        text = open(os.path.join(SCENARIOS, "http", name + ".yaml")).read()
+        (mine / (name + ".yaml")).write_text(re.sub(r"(?m)^id: .*$", "id: " + new, text))
+    # as a plain pytest argument: exactly its scenarios (not the catalogue's)
+    result = pytester.runpytest_subprocess(
+        "-p", "comet_harness.plugin", "-p", "no:cacheprovider", "--rootdir", str(pytester.path),
+        "--harness-bin", harness_bin, "--clients-file", CLIENTS, "--results", "results",
+        "--scenarios", "scenarios", "-q", str(mine), timeout=300)
+    assert result.ret == 0, result.stdout.str()
+    doc = json.loads((pytester.path / "results" / "results.json").read_text())
+    assert sorted(r["id"] for r in doc["results"]) == ["mine.basic.get", "mine.status.not-found"]
+    # a file of one's own beside the catalogue
+    result, outcomes = cometrun("-q", str(mine / "basic-get.yaml"))
+    assert per_client(outcomes, "fake-conforming") == dict(CONFORMING, **{"mine.basic.get": "pass"})
+    assert result.ret == 0
+
+
+def test_make_conformance_variables():
+    """make conformance SCENARIOS=… RESULTS=… JOBS=… CONFORMANCE_ARGS=…: each reaches the
+    command (make -n prints it; the recursive make prints only too)."""
+    root = os.path.dirname(DRIVERS)
+    make = ["make", "-n", "--no-print-directory", "-C", root, "conformance"]
+    out = subprocess.run(make + ["SCENARIOS=/tmp/mine x.yaml", "RESULTS=/tmp/res", "JOBS=3",
+                                 "CONFORMANCE_ARGS=--client curl -m sse"],
+                         capture_output=True, text=True, timeout=60).stdout
+    command = out[out.index("-m pytest"):].replace("\\\n", " ")
+    assert "--results /tmp/res --junitxml=/tmp/res/junit.xml" in command
+    assert re.search(r"-n 3 --client curl -m sse /tmp/mine x\.yaml\s*$", command.strip()), command
+    out = subprocess.run(make, capture_output=True, text=True, timeout=60).stdout
+    command = out[out.index("-m pytest"):].replace("\\\n", " ")
+    assert re.search(r"--results results .* -n 2\s+scenarios\s*$", command.strip()), command
+
+
+def test_stale_expectations_ignore_scenarios_not_selected(cometrun, pytester):
+    folder = pytester.path / "expectations"
+    folder.mkdir()
+    (folder / "fake-wrong.yaml").write_text(textwrap.dedent("""\
+        http.headers.custom: https://bugs.example/1 drops the headers it is given
+        http.gone.away: https://bugs.example/3 a scenario that no longer exists
+        """))
+    result, _ = cometrun("-k", "timeout", "--expectations", str(folder), clients="fake-wrong")
+    out = result.stdout.str()
+    assert "stale expectations for fake-wrong (no such scenario): http.gone.away" in out
+    assert "http.headers.custom" not in out.split("stale expectations")[1].splitlines()[0]
+    md = (pytester.path / "results" / "summary.md").read_text()
+    assert "Stale expectations for fake-wrong (no such scenario): `http.gone.away`" in md
+    assert "`http.headers.custom`" not in md
+    result, _ = cometrun("-m", "sse", "-n", "2", "--expectations", str(folder), clients="fake-wrong")
+    assert "no such scenario): http.gone.away\n" in result.stdout.str() + "\n"
+
+
+def test_failures_are_headed_by_the_item_and_its_file(cometrun):
+    result, _ = cometrun(clients="fake-wrong")
+    result.stdout.fnmatch_lines([
+        "_* http.headers.custom[[]fake-wrong[]] (scenarios/http/custom-header.yaml:1) _*",
+        "_* http.timeout.read[[]fake-wrong[]] (scenarios/http/read-timeout.yaml:1) _*"])
+    assert "_ test session _" not in result.stdout.str()
+    result, _ = cometrun("-v", clients="fake-wrong")  # -v still names the item as it is
+    result.stdout.fnmatch_lines(["scenarios/http/custom-header.yaml::http.headers.custom"
+                                 "[[]fake-wrong[]] FAILED*"])
+
+
+@pytest.mark.parametrize("jobs", [[], ["-n", "2"]])
+def test_progress_line_per_client(cometrun, jobs):
+    result, _ = cometrun("--progress", "0.001", *jobs, clients="fake-conforming,fake-wrong")
+    out = result.stdout.str()
+    for client, failing in (("fake-conforming", 0), ("fake-wrong", 2)):
+        assert re.search(r"(?m)^progress: %s 7/7, %d failing, done in \d+s" % (client, failing), out), out
+    assert re.search(r"(?m)^progress: fake-\w+ [1-6]/7, \d failing, (about \d+s left|time left unknown)",
+                     out), out
+    result, _ = cometrun("--progress", "0", clients="fake-conforming")
+    assert "progress:" not in result.stdout.str()
+
+
+@pytest.mark.parametrize("case, status", [("as expected", 0), ("failures", 1),
+                                          ("unknown client", 2), ("invalid scenario", 2)])
+def test_exit_status(cometrun, pytester, case, status):
+    """0: everything as expected; 1: failures (fail, xpass, error); 2: usage or
+    collection errors (README.md, "Exit status")."""
+    if case == "invalid scenario":
+        (pytester.path / "scenarios" / "http" / "bad.yaml").write_text("id: x\ncolour: red\n")
+    clients = {"failures": "fake-wrong", "unknown client": "nobody"}.get(case, "fake-conforming")
+    result, _ = cometrun("-q", clients=clients)
+    assert result.ret == status, result.stdout.str()[-2000:]

@@ -3,12 +3,14 @@ adapter, the client registry, known failures, the adapter process management (wi
 fake adapters) and the reports."""
 import json
 import os
+import re
 import textwrap
+import time
 
 import jsonschema
 import pytest
 
-from comet_harness import adapters, expectations, prepare, report
+from comet_harness import clients as registry, expectations, prepare, report
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(TESTS))
@@ -104,7 +106,7 @@ def test_expect_templates():
 # ------------------------------------------------------------------------ registry
 
 def test_builtin_registry():
-    clients, default = adapters.load_registry(os.path.join(TESTS, "no-such-file.yaml"))
+    clients, default = registry.load_registry(os.path.join(TESTS, "no-such-file.yaml"))
     assert default == ["chromium", "firefox", "webkit", "node-eventsource", "node-ws",
                        "node-fetch", "node-xhr2", "python-requests", "python-httpx",
                        "python-aiohttp", "python-websocket-client", "python-websockets", "curl"]
@@ -114,7 +116,7 @@ def test_builtin_registry():
 
 
 def test_shipped_registry_file():
-    clients, default = adapters.load_registry()
+    clients, default = registry.load_registry()
     assert set(default) <= set(clients) and "python-requests" in default
 
 
@@ -128,7 +130,7 @@ def test_registry_file(tmp_path):
             start_timeout: 5
             description: curl
         """))
-    clients, default = adapters.load_registry(str(f))
+    clients, default = registry.load_registry(str(f))
     assert default == ["python-requests", "curl"]
     assert clients["curl"].command == [PY, "drivers/adapters/curl.py", "--verbose"]
     assert clients["curl"].start_timeout == 5 and "chromium" in clients
@@ -139,8 +141,8 @@ def test_registry_file(tmp_path):
 def test_registry_file_errors(tmp_path, text):
     f = tmp_path / "clients.yaml"
     f.write_text(text)
-    with pytest.raises(adapters.RegistryError):
-        adapters.load_registry(str(f))
+    with pytest.raises(registry.RegistryError):
+        registry.load_registry(str(f))
 
 
 # ------------------------------------------------------------------------ expectations
@@ -173,7 +175,7 @@ def test_shipped_expectation_files_load():
 # ------------------------------------------------------------------------ adapter processes
 
 def fake(name, *args, timeout=15):
-    return adapters.ClientSpec(name, [PY, "drivers/tests/fakes/%s.py" % name] + list(args),
+    return registry.ClientSpec(name, [PY, "drivers/tests/fakes/%s.py" % name] + list(args),
                                start_timeout=timeout)
 
 
@@ -181,7 +183,7 @@ RUN = ("x.y", {"http": {"url": "http://127.0.0.1:9/none"}}, ORIGINS, ORIGINS["ma
 
 
 def test_start_records_the_client():
-    p = adapters.AdapterProcess(fake("conforming"))
+    p = registry.AdapterProcess(fake("conforming"))
     try:
         started = p.start()
         assert started["name"] == "fake-conforming" and started["capabilities"] == ["http"]
@@ -198,11 +200,11 @@ def test_start_records_the_client():
 @pytest.mark.parametrize("name, kind", [("crashing", "crash"), ("babbling", "protocol"),
                                         ("hanging", "hang")])
 def test_misbehaving_adapters(name, kind):
-    p = adapters.AdapterProcess(fake(name, "--on", "x.y"))
+    p = registry.AdapterProcess(fake(name, "--on", "x.y"))
     try:
         p.start()
         mark = p.stderr_mark()
-        with pytest.raises(adapters.AdapterError) as err:
+        with pytest.raises(registry.AdapterError) as err:
             p.run(*RUN, grace_s=0.5)
         assert err.value.kind == kind and err.value.fatal
         if name != "babbling":
@@ -213,10 +215,10 @@ def test_misbehaving_adapters(name, kind):
 
 
 def test_pool_restarts_a_crashed_adapter():
-    pool = adapters.AdapterPool({"fake-crashing": fake("crashing", "--on", "x.y")}, ROOT, 1)
+    pool = registry.AdapterPool({"fake-crashing": fake("crashing", "--on", "x.y")}, ROOT, 1)
     try:
         first = pool.get("fake-crashing")
-        with pytest.raises(adapters.AdapterError):
+        with pytest.raises(registry.AdapterError):
             first.run(*RUN)
         pool.discard("fake-crashing")
         second = pool.get("fake-crashing")
@@ -227,23 +229,23 @@ def test_pool_restarts_a_crashed_adapter():
 
 
 def test_pool_gives_up_on_an_adapter_that_cannot_start():
-    spec = adapters.ClientSpec("nothing", [PY, "-c", "import sys; print('no', file=sys.stderr)"],
+    spec = registry.ClientSpec("nothing", [PY, "-c", "import sys; print('no', file=sys.stderr)"],
                                start_timeout=5)
-    pool = adapters.AdapterPool({"nothing": spec}, ROOT)
+    pool = registry.AdapterPool({"nothing": spec}, ROOT)
     for _ in range(2):
-        with pytest.raises(adapters.AdapterError) as err:
+        with pytest.raises(registry.AdapterError) as err:
             pool.get("nothing")
         assert err.value.kind == "crash"
-    with pytest.raises(adapters.AdapterError) as err:
+    with pytest.raises(registry.AdapterError) as err:
         pool.get("nothing")  # no third launch
     assert "could not be started (2 tries)" in str(err.value) and "no" in err.value.stderr
     pool.close()
 
 
 def test_missing_program_is_a_start_error():
-    spec = adapters.ClientSpec("ghost", ["/nonexistent/program"])
-    with pytest.raises(adapters.AdapterError) as err:
-        adapters.AdapterProcess(spec)
+    spec = registry.ClientSpec("ghost", ["/nonexistent/program"])
+    with pytest.raises(registry.AdapterError) as err:
+        registry.AdapterProcess(spec)
     assert err.value.kind == "start"
 
 
@@ -307,7 +309,157 @@ def test_report_html(tmp_path):
     assert html.count('class="cell"') == 8
     for outcome in ("pass", "fail", "non-strict", "unsupported", "error", "xfail", "xpass"):
         assert 'class="o-%s" href="#r' % outcome in html
-    assert "diff &lt;b&gt;here&lt;/b&gt;" in html          # escaped
-    assert '<span class="del">- a</span>' in html
     assert "scenarios/bad.yaml:3:5: unknown key" in html
     assert json.loads((tmp_path / "results.json").read_text())["format"] == 1
+    # the details are not in the page: in report-details/, a script per part
+    assert "diff" not in html and "here" not in html
+    parts = sorted(os.listdir(tmp_path / "report-details"))
+    assert parts == ["0.js"]
+    text = (tmp_path / "report-details" / "0.js").read_text()
+    assert text.startswith("cometDetails(") and text.rstrip().endswith(");")
+    cells = json.loads(text[len("cometDetails("):text.rstrip().rindex(")")])
+    assert len(cells) == 8
+    anchors = {(c["id"], c["client"]): a for a, c in cells.items()}
+    fail = cells[anchors[("xhr.a", "c2")]]
+    assert fail["details"] == "diff <b>here</b>"  # rendered as text by the page's script
+    assert fail["checks"][0]["detail"] == "- a\n+ b"
+    # every cell's link names the anchor of its own details
+    for (sid, client), anchor in anchors.items():
+        assert re.search(r'id="c-%s"><a class="o-[a-z-]+" href="#%s"' % (anchor, anchor), html)
+
+
+def test_report_lists_failures_first_and_filters(tmp_path):
+    report.write_all(str(tmp_path), RECORDS, META)
+    html = (tmp_path / "report.html").read_text()
+    first = html.index('id="failing"')
+    assert first < html.index('class="clients"') < html.index('id="matrix"')
+    failing = html[first:html.index("</section>", first)]
+    # fail, xpass and error, failures first, each a link to its cell
+    listed = re.findall(r'<li data-area="(\w+)" data-client="(\w+)" data-outcome="([\w-]+)">'
+                        r'<a href="#(r\d+)">', failing)
+    assert [(a, c, o) for a, c, o, _ in listed] == [("xhr", "c2", "fail"), ("xhr", "c1", "xpass"),
+                                                     ("sse", "c1", "error")]
+    for _a, _c, _o, anchor in listed:
+        assert 'id="c-%s"' % anchor in html
+    for select in ("f-area", "f-client", "f-outcome"):
+        assert 'id="%s"' % select in html
+    assert html.count('<tr class="row" data-area=') == 4
+    assert '<td class="cell" data-client="c2" data-outcome="fail"' in html
+    report.write_all(str(tmp_path), [record("xhr.a", "c1", "pass")], META)
+    assert "No failures, errors or unexpected passes." in (tmp_path / "report.html").read_text()
+
+
+def test_report_stays_light_at_10000_runs(tmp_path):
+    clients = ["client-%d" % i for i in range(10)]
+    big = "x" * 3000
+    records = [record("area%d.s%d" % (i % 8, i), c, "fail" if i % 97 == 0 else "pass",
+                      details=big, observations={"responseText": big},
+                      journal=["#1 GET /x → 200 [r]"] * 20)
+               for i in range(1000) for c in clients]
+    t0 = time.monotonic()
+    paths = report.write_all(str(tmp_path), records, {"clients": [{"name": c} for c in clients]})
+    took = time.monotonic() - t0
+    html = os.path.getsize(tmp_path / "report.html")
+    details = os.listdir(tmp_path / "report-details")
+    assert len(details) == 10000 // report.DETAILS_PER_FILE
+    assert html < 4_000_000, html          # the details (~100 MB) are not in the page
+    assert took < 60, took
+    assert len(paths) == 3
+
+
+def test_summary_md_fits_a_pull_request_comment():
+    records = [record("xhr.s%d" % i, "c%d" % (i % 3), "fail", details="line\n" * 80,
+                      message="m " * 100) for i in range(400)]
+    md = report.summary_md(records, dict(META, report_url="https://ci.test/job/1/report.html"))
+    assert len(md) <= report.SUMMARY_LIMIT <= 65536
+    assert "full report: [report.html](https://ci.test/job/1/report.html)" in md
+    assert re.search(r"the summary stops here to fit a pull-request comment: \d+ more entries "
+                     r"are in \[the full report\]\(https://ci.test/job/1/report.html\)", md)
+    assert md.count("<details>") == md.count("</details>")  # no block is cut
+    assert md.count("```") % 2 == 0
+    small = report.summary_md(RECORDS, META)
+    assert "stops here" not in small and "full report: [report.html](report.html)" in small
+
+
+# ------------------------------------------------------------------------ the one client list
+
+def readme_client_rows():
+    """The rows of README.md's client table (| client | what it is | capabilities |)."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    start = lines.index("| client | what it is | capabilities |")
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(line)
+    return rows
+
+
+def client_row(spec):
+    return "| `%s` | %s | %s |" % (spec.name, spec.description, ", ".join(spec.capabilities))
+
+
+def test_readme_client_table_is_the_registry():
+    """README.md's client table says what drivers/clients.yaml says, in its order: on drift,
+    paste the rows printed here."""
+    expected = [client_row(s) for s in registry.builtin_clients().values() if s.default]
+    assert readme_client_rows() == expected, "\n" + "\n".join(expected)
+
+
+def test_registry_entries_are_complete():
+    for name, spec in registry.builtin_clients().items():
+        assert spec.description and spec.capabilities and spec.kind in registry.KINDS, name
+        assert spec.command and spec.start_timeout > 0, name
+
+
+def test_list_clients_counts_in_words():
+    from comet_harness.plugin import list_clients
+
+    class State:
+        pass
+    state = State()
+    one = registry.ClientSpec("only-one-with-a-long-name", ["x"], True, 5, "d", ["http"])
+    state.registry, state.default = {one.name: one}, [one.name]
+    assert list_clients(state)[-1] == "1 client, 1 run by default"
+    two = registry.ClientSpec("b", ["y"], False, 5, "", ["xhr", "fetch"], "browser")
+    state.registry = {one.name: one, "b": two}
+    lines = list_clients(state)
+    assert lines[-1] == "2 clients, 1 run by default"
+    assert lines[1].startswith("b ") and lines[3].startswith(one.name)
+    assert lines[0].index("default") == lines[3].index("yes") == len(one.name) + 2
+    assert lines[1].index("browser") == lines[3].index("program") == lines[0].index("kind")
+
+
+def test_adapters_doc_registry_example_loads(tmp_path):
+    """The clients.yaml entry that docs/adapters.md shows is one the registry takes."""
+    with open(os.path.join(ROOT, "docs", "adapters.md"), encoding="utf-8") as f:
+        text = f.read()
+    block = text.split("```yaml\n")[1].split("```", 1)[0]
+    (tmp_path / "c.yaml").write_text("clients:\n" + block)
+    clients, default = registry.load_registry(str(tmp_path / "c.yaml"))
+    spec = clients["my-client"]
+    assert spec.capabilities == ["http"] and spec.kind == "python" and "my-client" in default
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Chromium")
+def test_report_page_renders_a_cell_in_a_browser(tmp_path):
+    """report.html opened at a cell's anchor (file://, as a CI artifact is opened) loads
+    that cell's details from report-details/ and renders them, escaped."""
+    import subprocess
+    report.write_all(str(tmp_path), RECORDS, META)
+    html = (tmp_path / "report.html").read_text()
+    anchor = re.search(r'id="c-(r\d+)"><a class="o-fail"', html).group(1)
+    dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                          "--virtual-time-budget=5000", "--dump-dom",
+                          "file://%s/report.html#%s" % (tmp_path, anchor)],
+                         capture_output=True, text=True, timeout=120).stdout
+    box = dom[dom.index('id="detail-box"'):]
+    assert '<span class="sid">xhr.a</span> [c2 1.0]' in box
+    assert "diff &lt;b&gt;here&lt;/b&gt;" in box            # as text, not markup
+    assert '<span class="del">- a</span>' in box
+    assert 'class="detail open"' in dom
+    assert "4 of 4 scenarios shown" in dom                   # the filters ran

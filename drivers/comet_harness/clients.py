@@ -1,4 +1,9 @@
-"""Client adapter processes: the registry of known clients and the adapter protocol.
+"""The clients: their registry (drivers/clients.yaml) and their adapter processes.
+
+The registry maps a client name to the command that starts its adapter and what is known
+about it (capabilities, kind, whether it runs by default…). drivers/clients.yaml is the one
+list, the built-in clients included; --clients-file adds the clients of another file of the
+same shape (and may replace some, or the default set). See that file for the fields.
 
 An adapter is a long-lived process speaking newline-delimited JSON on stdin/stdout
 (docs/adapters.md). This module starts one, does the `start` handshake (recording the
@@ -7,16 +12,7 @@ answers, and captures stderr for failure reports. An adapter that crashes, hangs
 deadline plus a grace period, or writes a line that is not protocol raises `AdapterError`
 for that run and is killed; the pool starts a new one for the next run.
 
-The registry maps a client name to the command that starts its adapter. The built-in
-clients are below; drivers/clients.yaml adds or overrides clients and may change which
-are run by default:
-
-    default: [chromium, firefox, webkit, node-eventsource, node-ws, node-fetch, python-requests]
-    clients:
-      curl:
-        command: [/usr/bin/python3, drivers/adapters/curl.py]   # cwd: the repository root
-        start_timeout: 30          # seconds allowed for the start answer
-        description: curl through its command line
+(The adapter programs themselves are in drivers/adapters/.)
 """
 import collections
 import itertools
@@ -29,25 +25,30 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import List
 
 import yaml
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-PYTHON = "/usr/bin/python3"
+MANIFEST = os.path.join(ROOT, "drivers", "clients.yaml")
 DEFAULT_GRACE_S = 10.0
 ANSWER_TYPES = {"started", "result", "unsupported", "error", "stopped"}
+KINDS = ("browser", "node", "python", "program")
+FIELDS = {"command", "description", "capabilities", "kind", "default", "start_timeout", "needs"}
 
 
 @dataclass
 class ClientSpec:
-    """How to start one client's adapter."""
+    """How to start one client's adapter, and what the registry says of it."""
     name: str
     command: List[str]
     default: bool = False
     start_timeout: float = 60.0
     description: str = ""
+    capabilities: List[str] = field(default_factory=list)
+    kind: str = "program"
+    needs: List[str] = field(default_factory=list)
 
     def argv(self, root=ROOT):
         """The command with its program found on PATH (as `node`) when not a path."""
@@ -57,82 +58,81 @@ class ClientSpec:
         return argv
 
 
-def builtin_clients():
-    """The clients this repository ships adapters for."""
-    return {
-        "chromium": ClientSpec("chromium", ["node", "drivers/adapters/puppeteer.mjs", "--browser",
-                                            "chromium"], True, 60, "Chromium, headless, via puppeteer-core"),
-        "firefox": ClientSpec("firefox", ["node", "drivers/adapters/puppeteer.mjs", "--browser",
-                                          "firefox"], True, 90, "Firefox ESR, headless, via WebDriver BiDi"),
-        "webkit": ClientSpec("webkit", [PYTHON, "drivers/adapters/webkit.py"], True, 90,
-                             "WebKitGTK (MiniBrowser) under Xvfb, via WebKitWebDriver"),
-        "node-eventsource": ClientSpec("node-eventsource", ["node", "drivers/adapters/node-lib.mjs", "--lib", "eventsource"],
-                                       True, 30, "the eventsource npm package on Node"),
-        "node-ws": ClientSpec("node-ws", ["node", "drivers/adapters/node-lib.mjs", "--lib", "ws"],
-                              True, 30, "the ws npm package on Node"),
-        "node-fetch": ClientSpec("node-fetch", ["node", "drivers/adapters/node-lib.mjs", "--lib",
-                                                "fetch"], True, 30, "Node's built-in fetch (undici)"),
-        # xhr2 is a partial XMLHttpRequest (no XML, no CORS, no sync requests...): what it
-        # lacks is answered unsupported, where it deviates is in expectations/node-xhr2.yaml
-        "node-xhr2": ClientSpec("node-xhr2", ["node", "drivers/adapters/node-lib.mjs", "--lib",
-                                              "xhr2"], True, 30, "the xhr2 npm package on Node"),
-        "python-requests": ClientSpec("python-requests", [PYTHON, "drivers/adapters/python_requests.py"],
-                                      True, 30, "Python requests"),
-        "python-httpx": ClientSpec("python-httpx", [PYTHON, "drivers/adapters/python_httpx.py"],
-                                   True, 30, "Python httpx (synchronous client)"),
-        "python-aiohttp": ClientSpec("python-aiohttp", [PYTHON, "drivers/adapters/python_aiohttp.py"],
-                                     True, 30, "Python aiohttp (client)"),
-        "python-websocket-client": ClientSpec("python-websocket-client",
-                                              [PYTHON, "drivers/adapters/python_websocket_client.py"],
-                                              True, 30, "Python websocket-client"),
-        "python-websockets": ClientSpec("python-websockets", [PYTHON, "drivers/adapters/python_websockets.py"],
-                                        True, 30, "Python websockets (asyncio client)"),
-        "curl": ClientSpec("curl", [PYTHON, "drivers/adapters/curl.py"], True, 30,
-                           "the curl command-line tool"),
-    }
-
-
 class RegistryError(ValueError):
-    """drivers/clients.yaml is not valid."""
+    """A clients file is not valid."""
 
 
-def load_registry(path=None):
-    """The client registry: the built-in clients updated by a clients.yaml file.
+def _read(path):
+    """(clients: {name: ClientSpec}, default: [names] or None) of one clients file."""
+    with open(path, encoding="utf-8") as f:
+        try:
+            doc = yaml.safe_load(f) or {}
+        except yaml.YAMLError as err:
+            raise RegistryError("%s: %s" % (path, err)) from None
+    if not isinstance(doc, dict):
+        raise RegistryError("%s: expected a mapping" % path)
+    unknown = set(doc) - {"default", "clients"}
+    if unknown:
+        raise RegistryError("%s: unknown keys %s" % (path, ", ".join(sorted(unknown))))
+    entries = doc.get("clients") or {}
+    if not isinstance(entries, dict):
+        raise RegistryError("%s: clients must be a mapping of name to client" % path)
+    clients = {}
+    for name, entry in entries.items():
+        where = "%s: clients.%s" % (path, name)
+        if not isinstance(entry, dict) or "command" not in entry:
+            raise RegistryError("%s needs a command" % where)
+        unknown = set(entry) - FIELDS
+        if unknown:
+            raise RegistryError("%s: unknown keys %s (known: %s)" % (
+                where, ", ".join(sorted(unknown)), ", ".join(sorted(FIELDS))))
+        command = entry["command"]
+        if isinstance(command, str):
+            command = shlex.split(command)
+        kind = str(entry.get("kind", "program"))
+        if kind not in KINDS:
+            raise RegistryError("%s: kind %s is not one of %s" % (where, kind, ", ".join(KINDS)))
+        lists = {}
+        for key in ("capabilities", "needs"):
+            value = entry.get(key) or []
+            if not isinstance(value, list):
+                raise RegistryError("%s: %s must be a list" % (where, key))
+            lists[key] = [str(v) for v in value]
+        clients[str(name)] = ClientSpec(
+            str(name), [str(c) for c in command], bool(entry.get("default", False)),
+            float(entry.get("start_timeout", 60)), str(entry.get("description", "")),
+            lists["capabilities"], kind, lists["needs"])
+    default = None
+    if "default" in doc:
+        default = [str(n) for n in doc["default"] or []]
+    return clients, default
+
+
+def builtin_clients(manifest=MANIFEST):
+    """The clients this repository ships adapters for (drivers/clients.yaml)."""
+    return _read(manifest)[0]
+
+
+def load_registry(path=None, manifest=MANIFEST):
+    """The client registry: drivers/clients.yaml, updated by the clients file at path
+    (--clients-file; none, or a path that does not exist: the manifest alone).
 
     Returns (clients: {name: ClientSpec}, default: [names]).
     """
-    clients = builtin_clients()
-    default = None
-    path = path or os.path.join(ROOT, "drivers", "clients.yaml")
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            try:
-                doc = yaml.safe_load(f) or {}
-            except yaml.YAMLError as err:
-                raise RegistryError("%s: %s" % (path, err)) from None
-        if not isinstance(doc, dict):
-            raise RegistryError("%s: expected a mapping" % path)
-        unknown = set(doc) - {"default", "clients"}
-        if unknown:
-            raise RegistryError("%s: unknown keys %s" % (path, ", ".join(sorted(unknown))))
-        for name, entry in (doc.get("clients") or {}).items():
-            if not isinstance(entry, dict) or "command" not in entry:
-                raise RegistryError("%s: clients.%s needs a command" % (path, name))
-            command = entry["command"]
-            if isinstance(command, str):
-                command = shlex.split(command)
-            clients[name] = ClientSpec(str(name), [str(c) for c in command],
-                                       bool(entry.get("default", False)),
-                                       float(entry.get("start_timeout", 60)),
-                                       str(entry.get("description", "")))
-        if "default" in doc:
-            default = list(doc["default"] or [])
-            missing = [n for n in default if n not in clients]
-            if missing:
-                raise RegistryError("%s: default names unknown clients: %s"
-                                    % (path, ", ".join(missing)))
+    clients, default = _read(manifest)
+    sources = [manifest]
+    if path and os.path.abspath(path) != os.path.abspath(manifest) and os.path.exists(path):
+        extra, extra_default = _read(path)
+        clients.update(extra)
+        if extra_default is not None:
+            default = extra_default
+        sources.append(path)
     if default is None:
         default = [n for n, spec in clients.items() if spec.default]
+    missing = [n for n in default if n not in clients]
+    if missing:
+        raise RegistryError("%s: default names unknown clients: %s"
+                            % (sources[-1], ", ".join(missing)))
     return clients, default
 
 
