@@ -126,6 +126,10 @@ class Recorder:
         if hasattr(config, "workerinput") or config.getoption("no_reports") \
                 or config.getoption("collectonly"):
             return
+        if not state.records and not state.collect_errors:
+            # a pytest run with no scenario in it (the plugin is autoloaded once installed):
+            # nothing to report, and nothing written into the caller's folder
+            return
         if not state.harness_version:
             # under xdist the controller runs no server: ask the binary
             try:
