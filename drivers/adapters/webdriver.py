@@ -28,7 +28,7 @@ import re
 import sys
 
 from pyproto import Adapter, serve
-from wdclient import CAPABILITIES, Browser, BrowserRun, Endpoint
+from wdclient import CAPABILITIES, Browser, BrowserRun, Endpoint, WebDriverError
 
 DEFAULT_SESSION_TIMEOUT_S = 60
 
@@ -40,7 +40,16 @@ class Remote(Endpoint):
         super().__init__(url, capabilities)
         self.session_timeout_s = session_timeout_s
         self.label = "webdriver %s" % url
-        self.status = self.call("GET", "/status", timeout=10) or {}
+        try:
+            self.status = self.call("GET", "/status", timeout=10)
+        except WebDriverError:
+            self.status = {}  # an endpoint without /status: the session will tell
+        except OSError as err:
+            raise RuntimeError("no WebDriver endpoint answers at %s (%s); `make grid` starts "
+                               "the Selenium Grid of grid-chrome and grid-webkit"
+                               % (self.base, getattr(err, "reason", err))) from None
+        if not isinstance(self.status, dict):
+            self.status = {}
         self.new_session()
 
 
@@ -83,7 +92,7 @@ def main():
         def started(self, msg):
             with browser.lock:
                 remote = browser.get()
-            status = remote.status if isinstance(remote.status, dict) else {}
+            status = remote.status
             caps = remote.session_caps
             return {
                 "id": msg.get("id"), "type": "started", "protocol": 1,

@@ -141,6 +141,16 @@ def test_grid_facts_agree():
     assert pinned == grid_script.version()
 
 
+def test_no_endpoint_is_a_clear_start_error():
+    """Without a grid, start is answered `error` naming the URL and `make grid`."""
+    argv = grid_clients("http://127.0.0.1:%d" % free_port())[0]["grid-chrome"]
+    out = subprocess.run(argv, input='{"id": 1, "type": "start"}\n', cwd=ROOT,
+                         capture_output=True, text=True, timeout=60).stdout
+    answer = json.loads(out.splitlines()[0])
+    assert answer["type"] == "error" and "make grid" in answer["message"], answer
+    assert "no WebDriver endpoint answers at http://127.0.0.1:" in answer["message"], answer
+
+
 def test_grid_verdicts_match_local(grid, harness_bin, tmp_path):
     _, doc = grid_clients(grid)
     clients_file = tmp_path / "clients.yaml"
