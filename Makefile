@@ -6,6 +6,7 @@
 #   make install      install it with the man pages, the catalogue and the pytest plugin
 #                     (PREFIX=/usr/local, DESTDIR=); make uninstall removes them
 #   make deb          $(BUILD)/comet-harness_VERSION_ARCH.deb (dpkg-deb)
+#   make grid         start a Selenium Grid on 127.0.0.1:4444 (GRID_PORT=N; make grid-stop)
 #
 # Every harness/src/*.c is a module linked into the binary (main.c holds main());
 # every harness/tests/test_*.c is a cmocka program linked against the modules.
@@ -97,6 +98,20 @@ conformance: deps deps-browsers
 	    -p no:cacheprovider -c drivers/pytest.ini --rootdir=. -p comet_harness.plugin \
 	    --scenarios scenarios --results $(RESULTS) --junitxml=$(RESULTS)/junit.xml \
 	    -n $(JOBS) $(CONFORMANCE_ARGS) $(SCENARIOS)
+
+# A Selenium Grid 4 standalone on loopback for the webdriver adapter's grid-chrome and
+# grid-webkit clients (grid/grid.py: Debian's Chromium through chromedriver, WebKitGTK
+# through a relay to WebKitWebDriver under an Xvfb; nothing downloaded). State and logs in
+# build/grid. Port 4444 (grid/grid.py) unless GRID_PORT=N; another port needs the --url of
+# those clients changed.
+GRID_PORT ?=
+.PHONY: grid grid-stop
+grid:
+	@scripts/ensure-deps grid
+	$(PYTHON) grid/grid.py start $(if $(GRID_PORT),--port $(GRID_PORT))
+
+grid-stop:
+	$(PYTHON) grid/grid.py stop
 
 # Speed and scale figures (not a test): delay accuracy, thousands of held connections.
 BENCH_ARGS ?=
