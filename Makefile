@@ -98,13 +98,14 @@ BENCH_ARGS ?=
 bench: $(BUILD)/harness
 	$(PYTHON) bench/bench.py $(BENCH_ARGS) $(abspath $(BUILD)/harness)
 
-# libFuzzer (clang), every harness/fuzz/fuzz_NAME.c in turn: the WebSocket frame parser
-# (ws_frame), the scenario loader from text (scenario), the template engine (tmpl). Each runs
-# FUZZ_SECONDS, or FUZZ_RUNS inputs when that is set, and stops the make at its first crash
-# (the input is left as $(BUILD)/fuzz/NAME-crash-*). New inputs go to $(BUILD)/fuzz/corpus/NAME,
+# libFuzzer (clang), every harness/fuzz/fuzz_NAME.c (make fuzz-NAME runs one): the WebSocket
+# frame parser (ws_frame), the scenario loader from text (scenario), the template engine
+# (tmpl). Each runs FUZZ_SECONDS, or FUZZ_RUNS inputs when that is set, and fails at its first
+# crash (the input is left as $(BUILD)/fuzz/NAME-crash-*; make -k fuzz goes on with the rest). New inputs go to $(BUILD)/fuzz/corpus/NAME,
 # seeded by harness/fuzz/corpus/NAME (checked in, replayed by unit-tests) and NAME.dict.
-# Refresh a checked-in corpus (keep it to a few hundred inputs of at most 64 KiB) with:
-#   $(BUILD)/fuzz/fuzz_NAME -merge=1 harness/fuzz/corpus/NAME $(BUILD)/fuzz/corpus/NAME
+# Refresh a checked-in corpus (a few hundred inputs of at most 64 KiB) by merging it and the
+# new inputs into an empty folder NEW (-use_counters=0 keeps fewer), then replacing it by NEW:
+#   $(BUILD)/fuzz/fuzz_NAME -merge=1 NEW harness/fuzz/corpus/NAME $(BUILD)/fuzz/corpus/NAME
 # A crash not fixed yet goes, minimised (-minimize_crash=1), to harness/fuzz/crashers/NAME
 # (never replayed); the fix moves it into the corpus.
 FUZZ_SECONDS ?= 60
@@ -116,16 +117,15 @@ FUZZ_MAXLEN_tmpl     := 4096
 FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_OBJ   := $(patsubst harness/src/%.c,$(BUILD)/fuzz/obj/%.o,$(LIB_SRC))
 FUZZ_BIN   := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_TARGETS))
-.SECONDARY: $(FUZZ_OBJ)
-fuzz: $(FUZZ_BIN)
-	@set -e; for t in $(FUZZ_TARGETS); do echo "== fuzz $$t"; \
-	    mkdir -p $(BUILD)/fuzz/corpus/$$t; \
-	    dict=; if [ -f harness/fuzz/$$t.dict ]; then dict=-dict=harness/fuzz/$$t.dict; fi; \
-	    case $$t in ws_frame) len=$(FUZZ_MAXLEN_ws_frame);; scenario) len=$(FUZZ_MAXLEN_scenario);; \
-	        *) len=$(FUZZ_MAXLEN_tmpl);; esac; \
-	    $(BUILD)/fuzz/fuzz_$$t $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS)) \
-	        -max_len=$$len -timeout=10 -rss_limit_mb=2048 $$dict -artifact_prefix=$(BUILD)/fuzz/$$t- \
-	        $(FUZZ_FLAGS) $(BUILD)/fuzz/corpus/$$t harness/fuzz/corpus/$$t; done
+.SECONDARY: $(FUZZ_OBJ) $(FUZZ_BIN)
+# (fuzz-NAME is not .PHONY: make does not look up pattern rules for phony targets.)
+fuzz: $(patsubst %,fuzz-%,$(FUZZ_TARGETS))
+fuzz-%: $(BUILD)/fuzz/fuzz_%
+	mkdir -p $(BUILD)/fuzz/corpus/$*
+	$< $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS)) \
+	    -max_len=$(FUZZ_MAXLEN_$*) -timeout=10 -rss_limit_mb=2048 \
+	    $(if $(wildcard harness/fuzz/$*.dict),-dict=harness/fuzz/$*.dict) \
+	    -artifact_prefix=$(BUILD)/fuzz/$*- $(FUZZ_FLAGS) $(BUILD)/fuzz/corpus/$* harness/fuzz/corpus/$*
 
 # The modules instrumented for coverage and sanitized; each target links all of them.
 $(BUILD)/fuzz/obj/%.o: harness/src/%.c $(wildcard harness/src/*.h)
