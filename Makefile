@@ -27,7 +27,8 @@ LIB_SRC  := $(filter-out harness/src/main.c,$(SRC))
 LIB_OBJ  := $(patsubst harness/src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 TEST_SRC := $(wildcard harness/tests/test_*.c)
 TEST_BIN := $(patsubst harness/tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
-FUZZ_SRC := $(wildcard harness/fuzz/fuzz_*.c)
+FUZZ_TARGETS := $(patsubst harness/fuzz/fuzz_%.c,%,$(wildcard harness/fuzz/fuzz_*.c))
+FUZZ_REPLAY  := $(patsubst %,$(BUILD)/tests/fuzz_replay_%,$(FUZZ_TARGETS))
 
 .PHONY: all harness deps deps-browsers check unit-tests integration-tests sanitizer-tests \
         conformance format format-check cycles bench fuzz clean install uninstall deb man
@@ -55,13 +56,14 @@ $(BUILD)/tests/%: harness/tests/%.c $(LIB_OBJ) | $(BUILD)/tests
 $(BUILD)/obj $(BUILD)/tests:
 	mkdir -p $@
 
-unit-tests: $(TEST_BIN) $(BUILD)/tests/fuzz_replay
+unit-tests: $(TEST_BIN) $(FUZZ_REPLAY)
 	@set -e; for t in $(TEST_BIN); do echo "== $$t"; (cd harness/tests && ../../$$t); done
-	$(BUILD)/tests/fuzz_replay harness/fuzz/corpus
+	@set -e; for t in $(FUZZ_TARGETS); do echo "== fuzz corpus $$t"; \
+	    $(BUILD)/tests/fuzz_replay_$$t harness/fuzz/corpus/$$t; done
 
-# The fuzz target without libFuzzer (harness/fuzz/replay.c): the checked-in corpus replayed.
-$(BUILD)/tests/fuzz_replay: harness/fuzz/replay.c harness/fuzz/fuzz_ws_frame.c $(LIB_OBJ) | $(BUILD)/tests
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ harness/fuzz/replay.c harness/fuzz/fuzz_ws_frame.c \
+# Each fuzz target without libFuzzer (harness/fuzz/replay.c): its checked-in corpus replayed.
+$(BUILD)/tests/fuzz_replay_%: harness/fuzz/replay.c harness/fuzz/fuzz_%.c $(LIB_OBJ) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) -o $@ harness/fuzz/replay.c harness/fuzz/fuzz_$*.c \
 	    $(LIB_OBJ) $(PKG_LIBS) -lm
 
 # tests/: the server against real HTTP clients; drivers/tests: the plugin, grader, adapters
@@ -72,8 +74,11 @@ integration-tests: $(BUILD)/harness
 	    drivers/tests
 
 # The unit and server tests again with AddressSanitizer and UBSan (leaks fail the run: the
-# server must exit 0 after freeing everything).
-SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+# server must exit 0 after freeing everything). gcc leaves float-cast-overflow out of
+# "undefined": named here, a double too big for its integer fails the run as it does in
+# the clang fuzz build.
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined,float-cast-overflow \
+             -fno-sanitize-recover=undefined,float-cast-overflow -fno-omit-frame-pointer
 sanitizer-tests:
 	$(MAKE) BUILD=$(BUILD)-asan CFLAGS="$(SAN_FLAGS)" harness unit-tests
 	HARNESS_BIN=$(abspath $(BUILD)-asan/harness) $(PYTHON) -m pytest -q -p no:cacheprovider tests
@@ -118,21 +123,44 @@ BENCH_ARGS ?=
 bench: $(BUILD)/harness
 	$(PYTHON) bench/bench.py $(BENCH_ARGS) $(abspath $(BUILD)/harness)
 
-# libFuzzer (clang): the WebSocket frame parser. FUZZ_SECONDS bounds the run. New inputs go
-# to $(BUILD)/fuzz/corpus; harness/fuzz/corpus (checked in, replayed by unit-tests) seeds it.
-# Refresh it with: $(BUILD)/fuzz/fuzz_ws_frame -merge=1 harness/fuzz/corpus $(BUILD)/fuzz/corpus
+# libFuzzer (clang), every harness/fuzz/fuzz_NAME.c (make fuzz-NAME runs one): the WebSocket
+# frame parser (ws_frame), the scenario loader from text (scenario), the template engine
+# (tmpl). Each runs FUZZ_SECONDS, or FUZZ_RUNS inputs when that is set, and fails at its first
+# crash (the input is left as $(BUILD)/fuzz/NAME-crash-*; make -k fuzz goes on with the rest). New inputs go to $(BUILD)/fuzz/corpus/NAME,
+# seeded by harness/fuzz/corpus/NAME (checked in, replayed by unit-tests) and NAME.dict.
+# Refresh a checked-in corpus (a few hundred inputs of at most 64 KiB) by merging it and the
+# new inputs into an empty folder NEW (-use_counters=0 keeps fewer), then replacing it by NEW:
+#   $(BUILD)/fuzz/fuzz_NAME -merge=1 NEW harness/fuzz/corpus/NAME $(BUILD)/fuzz/corpus/NAME
+# A crash not fixed yet goes, minimised (-minimize_crash=1), to harness/fuzz/crashers/NAME
+# (never replayed); the fix moves it into the corpus.
 FUZZ_SECONDS ?= 60
-fuzz: $(BUILD)/fuzz/fuzz_ws_frame
-	mkdir -p $(BUILD)/fuzz/corpus
-	$(BUILD)/fuzz/fuzz_ws_frame -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	    $(BUILD)/fuzz/corpus harness/fuzz/corpus
+FUZZ_RUNS    ?=
+FUZZ_FLAGS   ?=
+FUZZ_MAXLEN_ws_frame := 4096
+FUZZ_MAXLEN_scenario := 65536
+FUZZ_MAXLEN_tmpl     := 4096
+FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_OBJ   := $(patsubst harness/src/%.c,$(BUILD)/fuzz/obj/%.o,$(LIB_SRC))
+FUZZ_BIN   := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_TARGETS))
+.SECONDARY: $(FUZZ_OBJ) $(FUZZ_BIN)
+# (fuzz-NAME is not .PHONY: make does not look up pattern rules for phony targets.)
+fuzz: $(patsubst %,fuzz-%,$(FUZZ_TARGETS))
+fuzz-%: $(BUILD)/fuzz/fuzz_%
+	mkdir -p $(BUILD)/fuzz/corpus/$*
+	$< $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS)) \
+	    -max_len=$(FUZZ_MAXLEN_$*) -timeout=10 -rss_limit_mb=2048 \
+	    $(if $(wildcard harness/fuzz/$*.dict),-dict=harness/fuzz/$*.dict) \
+	    -artifact_prefix=$(BUILD)/fuzz/$*- $(FUZZ_FLAGS) $(BUILD)/fuzz/corpus/$* harness/fuzz/corpus/$*
 
-# The target links what it needs of the modules (the frame codec and its allocator).
-FUZZ_SRC := harness/src/ws_frame.c harness/src/xalloc.c
-$(BUILD)/fuzz/fuzz_ws_frame: harness/fuzz/fuzz_ws_frame.c $(FUZZ_SRC) $(wildcard harness/src/*.h)
-	mkdir -p $(BUILD)/fuzz
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -Iharness/src -o $@ \
-	    harness/fuzz/fuzz_ws_frame.c $(FUZZ_SRC)
+# The modules instrumented for coverage and sanitized; each target links all of them.
+$(BUILD)/fuzz/obj/%.o: harness/src/%.c $(wildcard harness/src/*.h)
+	@mkdir -p $(BUILD)/fuzz/obj
+	clang $(CPPFLAGS) -std=c11 -g -O1 -pthread -fsanitize=fuzzer-no-link $(FUZZ_SAN) \
+	    $(PKG_CFLAGS) -c -o $@ $<
+
+$(BUILD)/fuzz/fuzz_%: harness/fuzz/fuzz_%.c $(FUZZ_OBJ)
+	clang $(CPPFLAGS) -std=c11 -g -O1 -pthread -fsanitize=fuzzer $(FUZZ_SAN) $(PKG_CFLAGS) \
+	    -o $@ $< $(FUZZ_OBJ) $(PKG_LIBS) -lm
 
 format:
 	clang-format -i $(wildcard harness/src/*.[ch] harness/tests/*.[ch] harness/fuzz/*.[ch])

@@ -1,11 +1,14 @@
 /* Replays fuzz inputs through a libFuzzer target without libFuzzer: every file named on the
  * command line, or found directly inside a directory named there, is read whole and handed
- * to LLVMFuzzerTestOneInput once. `make unit-tests` runs the checked-in corpus
- * (harness/fuzz/corpus, inputs that together reach every edge the fuzzer found) this way
- * with gcc, and `make sanitizer-tests` again under ASan/UBSan, so that the target keeps
- * building and the parser keeps accepting all of them on machines without clang.
+ * to LLVMFuzzerTestOneInput once. It is linked with one target at a time
+ * (harness/fuzz/fuzz_NAME.c -> build/tests/fuzz_replay_NAME). `make unit-tests` runs each
+ * target's checked-in corpus (harness/fuzz/corpus/NAME, inputs that together reach every
+ * edge the fuzzer found) this way with gcc, and `make sanitizer-tests` again under
+ * ASan/UBSan, so that the targets keep building and the code keeps accepting all of them on
+ * machines without clang. Crashes not fixed yet (harness/fuzz/crashers/NAME) are not
+ * replayed by make; name one here to reproduce it.
  *
- *   build/tests/fuzz_replay harness/fuzz/corpus [more files or directories]
+ *   build/tests/fuzz_replay_scenario harness/fuzz/corpus/scenario [more files or dirs]
  */
 #include <dirent.h>
 #include <stdint.h>
