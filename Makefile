@@ -11,7 +11,7 @@
 BUILD    ?= build
 CC       ?= cc
 PYTHON   := /usr/bin/python3
-PKGS     := libmicrohttpd yaml-0.1 jansson nettle
+PKGS     := libmicrohttpd yaml-0.1 jansson nettle libpcre2-8
 CPPFLAGS += -Iharness/src -D_GNU_SOURCE
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -Wall -Wextra -Werror -pthread
