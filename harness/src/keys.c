@@ -1,6 +1,7 @@
 /* keys — see keys.h. The tables follow docs/scenarios.md section by section. */
 #include "keys.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define N(a) (sizeof a / sizeof a[0])
@@ -735,13 +736,12 @@ const struct key_spec *keys_find(const struct key_table *t, const char *key)
     return NULL;
 }
 
-const char *keys_list(const struct key_table *t)
+const char *keys_list(const struct key_table *t, char *buf, size_t len)
 {
-    static char buf[1024];
-    size_t len = 0;
+    size_t used = 0;
     buf[0] = 0;
-    for (size_t i = 0; i < t->n && len + strlen(t->keys[i].key) + 3 < sizeof buf; i++)
-        len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%s", i ? ", " : "", t->keys[i].key);
+    for (size_t i = 0; i < t->n && used + strlen(t->keys[i].key) + 3 < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "", t->keys[i].key);
     return buf;
 }
 

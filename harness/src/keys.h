@@ -77,8 +77,8 @@ struct key_table {
 
 /* The key spec of key in table, or NULL. */
 const struct key_spec *keys_find(const struct key_table *t, const char *key);
-/* "a, b, c": the keys of a table (for messages); a static buffer, not thread-safe. */
-const char *keys_list(const struct key_table *t);
+/* "a, b, c": the keys of a table (for messages), into buf (truncated to len); returns buf. */
+const char *keys_list(const struct key_table *t, char *buf, size_t len);
 /* The type's name in the export ("duration", "map", ...). */
 const char *keys_type_name(enum key_type type);
 /* Every table as JSON: {"version": 1, "root": "scenario", "tables": {ID: {"what", "doc",

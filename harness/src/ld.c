@@ -475,9 +475,10 @@ void ld_keys(struct ld *ld, const struct ynode *map, const struct key_table *t)
         return;
     for (size_t i = 0; i < map->n; i++) {
         const char *k = map->keys[i]->str ? map->keys[i]->str : "";
+        char list[1024];
         if (!keys_find(t, k))
             ld_err(ld, map->keys[i], "unknown key '%s' in %s (allowed: %s)", k, t->what,
-                   keys_list(t));
+                   keys_list(t, list, sizeof list));
     }
 }
 
