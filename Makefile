@@ -15,7 +15,7 @@
 BUILD    ?= build
 CC       ?= cc
 PYTHON   := /usr/bin/python3
-PKGS     := libmicrohttpd yaml-0.1 jansson nettle gnutls
+PKGS     := libmicrohttpd yaml-0.1 jansson nettle gnutls libpcre2-8
 CPPFLAGS += -Iharness/src -D_GNU_SOURCE
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -Wall -Wextra -Werror -pthread

@@ -70,7 +70,7 @@ def test_json_output(harness_bin, tmp_path):
     good = tmp_path / "good.yaml"
     good.write_text("id: a.b\ntitle: t\nspec: https://x.org/\n"
                     "client:\n  xhr: {url: /x, abort: {on: load}, timeout: 5s}\n"
-                    "expect:\n  client: {status: 0, flag: yes, none: null}\n")
+                    "expect:\n  client: {status: 0, statusText: yes, responseXML: null}\n")
     bad = tmp_path / "bad.yaml"
     bad.write_text("id: a.c\ntitle: t\nspec: https://x.org/\nclient: {}\n")
     proc = run(harness_bin, "--json", str(good), str(bad))
@@ -81,8 +81,8 @@ def test_json_output(harness_bin, tmp_path):
     assert s["file"] == str(good)
     # YAML 1.2 core typing: `on` and `yes` stay strings, null is null
     assert s["client"]["xhr"]["abort"] == {"on": "load"}
-    assert s["client"]["xhr"]["timeout"] == "5s"
-    assert s["expect"]["client"] == {"status": 0, "flag": "yes", "none": None}
+    assert s["client"]["xhr"]["timeout"] == 5000   # durations as milliseconds
+    assert s["expect"]["client"] == {"status": 0, "statusText": "yes", "responseXML": None}
     assert doc["errors"] == [{"file": str(bad), "line": 4, "col": 9,
                               "message": doc["errors"][0]["message"]}]
     assert "exactly one action" in doc["errors"][0]["message"]
@@ -110,3 +110,58 @@ def test_missing_path(harness_bin):
     proc = run(harness_bin, "/no/such/dir")
     assert proc.returncode == 1
     assert "/no/such/dir:0:0: No such file or directory" in proc.stderr
+
+
+def _check_one(harness_bin, tmp_path, duration):
+    path = tmp_path / "d.yaml"
+    path.write_text("id: d.d\ntitle: t\nspec: https://x.org/\nserver:\n  routes:\n"
+                    "    - {match: {path: /x}, response: {delay: %s}}\n"
+                    "client:\n  xhr: {url: /x, timeout: %s}\n" % (duration, duration))
+    return run(harness_bin, "--json", str(path))
+
+
+@pytest.mark.parametrize("text, ms", [
+    ("500", 500), ("1.5", 2), ("0", 0), ('"500ms"', 500), ('"1.5s"', 1500), ('".5s"', 500),
+    ('"2min"', 120000), ('"2m"', 120000), ('" 20 ms "', 20), ('"0.25s"', 250),
+    ("86400000", 86400000), ('"1440min"', 86400000)])
+def test_duration_grammar(harness_bin, tmp_path, text, ms):
+    """One grammar (docs/scenarios.md), in the binary: check --json hands the drivers
+    milliseconds, on the client side and the server side alike."""
+    proc = _check_one(harness_bin, tmp_path, text)
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(proc.stdout)["scenarios"][0]
+    assert s["client"]["xhr"]["timeout"] == ms
+    assert s["server"]["routes"][0]["response"]["delay"] == ms
+
+
+@pytest.mark.parametrize("text", [
+    '"fast"', "-1", '"-5ms"', '"1e3"', '"1.5.s"', '"2h"', "true", "86400001", '"."', '"5 m s"',
+    '"ms"', "[1]", "null"])
+def test_duration_grammar_rejects(harness_bin, tmp_path, text):
+    proc = _check_one(harness_bin, tmp_path, text)
+    assert proc.returncode == 1
+    errors = json.loads(proc.stdout)["errors"]
+    assert [(e["line"], "delay" in e["message"]) for e in errors] == [(6, True), (8, False)]
+    assert all(re.search(r"duration", e["message"]) for e in errors), errors
+
+
+def test_keys_export(harness_bin):
+    """`harness keys --json`: every table a scenario's mappings use, each key typed and
+    described, tables referenced by id (what a JSON Schema generator needs)."""
+    proc = subprocess.run([harness_bin, "keys", "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    doc = json.loads(proc.stdout)
+    tables = doc["tables"]
+    assert doc["root"] == "scenario" and doc["root"] in tables
+    for table_id, table in tables.items():
+        assert table["what"] and table["doc"] and table["keys"], table_id
+        for key, spec in table["keys"].items():
+            assert spec["type"] and spec["doc"], (table_id, key)
+            assert spec.get("table") is None or spec["table"] in tables, (table_id, key)
+            for variant in (spec.get("variants") or {}).values():
+                assert variant in tables
+    assert tables["client.xhr"]["keys"]["timeout"]["type"] == "duration"
+    assert tables["expect.client.eventsource"]["keys"]["events_mode"]["values"] == [
+        "exact", "subsequence", "contains"]
+    text = subprocess.run([harness_bin, "keys"], capture_output=True, text=True).stdout
+    assert "response — one response" in text

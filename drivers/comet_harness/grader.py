@@ -21,6 +21,13 @@ at_most: 3}`). Any matcher, event item or request entry may carry `strict: false
 Events (`expect.client.events`) are matched on the fields each item lists, in the mode of
 `events_mode`: `exact` (the same events, in order, nothing else), `subsequence` (in order,
 others may come between) or `contains` (each item matched by a distinct event, any order).
+
+The vocabulary below (matcher keys, events modes, the keys of `expect.server` and its
+parts) is the binary's too: `harness check` validates `expect` from key tables (keys.c)
+and rejects any key this module would not understand; drivers/tests/test_grader.py holds
+the two equal through `harness keys --json`. Regexes are the dialect of docs/scenarios.md
+("Regular expressions"): Python's `re` here, PCRE2 in the server, one corpus for both.
+Durations arrive as milliseconds.
 """
 import json
 import re
@@ -33,6 +40,13 @@ UNSUPPORTED, ERROR = "unsupported", "error"
 MATCHER_KEYS = frozenset({"equals", "regex", "one_of", "absent", "present", "at_least",
                           "at_most", "approx", "tolerance"})
 EVENT_MODES = ("exact", "subsequence", "contains")
+# expect.server and its parts (`strict` is allowed wherever a mapping is a check)
+SERVER_KEYS = frozenset({"requests", "preflights", "order", "websocket", "strict"})
+REQUEST_FIELDS = ("method", "path", "target", "query", "body", "status")  # journal fields
+REQUEST_KEYS = frozenset({"route", "count", "preflight", "headers", "strict", *REQUEST_FIELDS})
+ORDER_KEYS = frozenset({"routes", "strict"})
+WEBSOCKET_KEYS = frozenset({"pongs", "messages", "close_code", "masked", "violations", "end",
+                            "strict"})
 MAX_DIFF_LINES = 120
 _BARE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
@@ -468,7 +482,7 @@ def _request_checks(label, selected, spec, path):
                             len(selected), why and "%s requests: %s" % (label, why) or "",
                             kind="server"))
     names = list((spec.get("headers") or {}).keys())
-    for field_name in ("method", "path", "target", "body", "status"):
+    for field_name in REQUEST_FIELDS:
         if field_name in spec:
             exp = spec[field_name]
             bad = [e for e in selected if match(exp, e.get(field_name, MISSING)) is not None]

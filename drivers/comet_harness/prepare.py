@@ -3,8 +3,9 @@
 Pure functions, no I/O. What an adapter receives (docs/adapters.md, "Driver → adapter"):
 exactly one action key; every `url` absolute (a relative URL resolved against the
 instance on the origin named by `origin`; WebSocket URLs with the ws: scheme); the
-`{{origin.*}}`, `{{base}}` and `{{instance}}` placeholders expanded; durations in
-milliseconds.
+`{{origin.*}}`, `{{base}}` and `{{instance}}` placeholders expanded. Durations are already
+milliseconds: `harness check --json` gives every duration of a scenario as a number (one
+grammar, in the binary; docs/scenarios.md), so nothing here parses them.
 """
 import copy
 import re
@@ -14,11 +15,7 @@ ORIGINS = ("main", "cross", "alt")
 
 # Placeholders the driver can expand (the others depend on a request: the server's).
 _PLACEHOLDER = re.compile(r"\{\{\{\{|\{\{\s*([a-z.]+)\s*\}\}")
-_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m)?\s*$")
 _ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
-
-# Keys of the client part that hold durations, by where they appear.
-_DURATION_KEYS = {"timeout", "deadline", "after", "ms", "wait"}
 
 
 class PrepareError(ValueError):
@@ -53,35 +50,6 @@ def expand(value, ctx):
         return [expand(v, ctx) for v in value]
     if isinstance(value, dict):
         return {k: expand(v, ctx) for k, v in value.items()}
-    return value
-
-
-def parse_duration(value):
-    """A scenario duration as milliseconds (a number): 500, "500ms", "1.5s", "2m"."""
-    if isinstance(value, bool):
-        raise PrepareError("not a duration: %r" % (value,))
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise PrepareError("negative duration: %r" % (value,))
-        return value
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m:
-            number = float(m.group(1))
-            scale = {"ms": 1, None: 1, "s": 1000, "m": 60000}[m.group(2)]
-            ms = number * scale
-            return int(ms) if ms == int(ms) else ms
-    raise PrepareError("not a duration: %r" % (value,))
-
-
-def _durations(value):
-    """Convert the duration keys found anywhere in a client action to milliseconds."""
-    if isinstance(value, dict):
-        return {k: (parse_duration(v) if k in _DURATION_KEYS and isinstance(v, (str, int, float))
-                    and not isinstance(v, bool) else _durations(v))
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [_durations(v) for v in value]
     return value
 
 
@@ -121,7 +89,6 @@ def prepare_client(client, instance, origins):
     body = expand(copy.deepcopy(client[action]) or {}, ctx)
     if not isinstance(body, dict):
         raise PrepareError("client.%s must be a mapping" % action)
-    body = _durations(body)
     origin_name = body.get("origin", "main")
     if origin_name not in ORIGINS:
         raise PrepareError("client.%s.origin must be one of %s" % (action, ", ".join(ORIGINS)))

@@ -346,3 +346,75 @@ def test_websocket_non_strict_close_code():
     checks = grader.grade_server({"websocket": {"close_code": {"equals": 4002, "strict": False}}},
                                  ws_journal(WS_EVENTS))
     assert len(checks) == 1 and not checks[0].ok and not checks[0].strict
+
+
+# ------------------------------------------------------------------------ one vocabulary
+
+def _tables(harness_bin):
+    import json
+    import subprocess
+    out = subprocess.run([harness_bin, "keys", "--json"], capture_output=True, check=True)
+    doc = json.loads(out.stdout)
+    assert doc["version"] == 1
+    return doc["tables"]
+
+
+def _keys(tables, table_id):
+    return set(tables[table_id]["keys"])
+
+
+def test_grader_and_check_share_the_expect_vocabulary(harness_bin):
+    """`harness check` validates expect from its key tables: every key it accepts, the
+    grader understands, and the other way round (a key in one only would be a typo that
+    silently grades nothing, or a check the author cannot write)."""
+    t = _tables(harness_bin)
+    assert _keys(t, "matcher") == set(grader.MATCHER_KEYS) | {"strict"}
+    assert _keys(t, "expect") == {"client", "server"}
+    assert _keys(t, "expect.server") == set(grader.SERVER_KEYS)
+    assert _keys(t, "expect.server.request") == set(grader.REQUEST_KEYS)
+    assert _keys(t, "expect.server.order") == set(grader.ORDER_KEYS)
+    assert _keys(t, "expect.server.websocket") == set(grader.WEBSOCKET_KEYS)
+    assert set(grader.websocket_view([{"websocket": {"upgraded": True}}])) == \
+        set(grader.WEBSOCKET_KEYS) - {"strict"}
+    for variant in t["expect"]["keys"]["client"]["variants"].values():
+        assert t[variant]["keys"]["events_mode"]["values"] == list(grader.EVENT_MODES)
+
+
+def test_expect_client_keys_are_the_protocols_observations(harness_bin):
+    """expect.client names observations; the adapter protocol's schema defines them per
+    capability (and the fields of each capability's events)."""
+    import json
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "drivers", "schema", "adapter-protocol.schema.json")) as f:
+        defs = json.load(f)["$defs"]
+
+    def fields(node):
+        out = set()
+        if isinstance(node, dict):
+            if "$ref" in node:
+                out |= fields(defs[node["$ref"].split("/")[-1]])
+            out |= set(node.get("properties", {}))
+            for k in ("oneOf", "anyOf", "allOf"):
+                for sub in node.get(k, []):
+                    out |= fields(sub)
+        return out
+
+    t = _tables(harness_bin)
+    variants = t["expect"]["keys"]["client"]["variants"]
+    assert set(variants) == _keys(t, "client")
+    for action, table_id in variants.items():
+        assert _keys(t, table_id) == set(defs["observations." + action]["properties"]) | \
+            {"events_mode"}, action
+        events_table = t[table_id]["keys"]["events"]["table"]
+        assert _keys(t, events_table) == fields(defs["event." + action]) | {"strict"}, action
+
+
+@pytest.mark.parametrize("field", grader.REQUEST_FIELDS)
+def test_every_request_field_is_graded(field):
+    entry = {"seq": 1, "route": "r", "method": "GET", "path": "/p", "target": "/p?a=1",
+             "query": "a=1", "body": "", "status": 200}
+    spec = {"route": "r", field: entry[field]}
+    assert grade({"server": {"requests": [spec]}}, {}, {"entries": [entry]}).outcome == "pass"
+    spec[field] = {"regex": "^nothing-like-it$"}
+    assert grade({"server": {"requests": [spec]}}, {}, {"entries": [entry]}).outcome == "fail"

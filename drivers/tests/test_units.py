@@ -58,8 +58,8 @@ def test_urls_without_the_instance_urls():
     assert p["xhr"]["url"] == "http://127.0.0.1:4001/s/i/a"
 
 
-def test_durations_and_templates_everywhere():
-    client = {"xhr": {"url": "/a", "timeout": "1.5s", "deadline": "3s", "abort": {"after": "100ms"},
+def test_templates_everywhere_and_durations_as_given():
+    client = {"xhr": {"url": "/a", "timeout": 1500, "deadline": 3000, "abort": {"after": 100},
                       "headers": [{"X-I": "{{instance}}"}, {"X-Lit": "{{{{x}}"}],
                       "body": "{{request.body}} stays"}}
     original = json.loads(json.dumps(client))
@@ -69,22 +69,57 @@ def test_durations_and_templates_everywhere():
     assert x["headers"] == [{"X-I": "w-1-x"}, {"X-Lit": "{{x}}"}]
     assert x["body"] == "{{request.body}} stays"      # only the server knows the request
     assert client == original                          # not modified
-    ws = {"websocket": {"url": "/ws", "send": [{"wait": "1s", "text": "hi"}, "bye"]}}
-    assert prepare.prepare_client(ws, INSTANCE, ORIGINS)[1]["websocket"]["send"][0]["wait"] == 1000
-    es = {"eventsource": {"url": "/e", "close_after": {"ms": "2s"}}}
-    assert prepare.prepare_client(es, INSTANCE, ORIGINS)[1]["eventsource"]["close_after"] == {"ms": 2000}
 
 
-@pytest.mark.parametrize("value, ms", [(500, 500), ("500ms", 500), ("1.5s", 1500), ("2m", 120000),
-                                       (" 20 ms ", 20), (0.5, 0.5)])
-def test_parse_duration(value, ms):
-    assert prepare.parse_duration(value) == ms
+DURATIONS = """id: e2e.duration.units
+title: durations in every unit reach the server and the adapter as milliseconds
+spec: https://example.org/
+server:
+  routes:
+    - name: slow
+      match: {path: /slow}
+      response: {body: late, delay: 2min}
+client:
+  http: {url: /slow, timeout: .5s, deadline: 2min}
+expect:
+  client:
+    events:
+      - {type: error, name: ReadTimeout, t: {at_least: 450, at_most: 60000}}
+    events_mode: contains
+"""
 
 
-@pytest.mark.parametrize("value", [-1, "fast", True, None, "-5ms"])
-def test_parse_duration_rejects(value):
-    with pytest.raises(prepare.PrepareError):
-        prepare.parse_duration(value)
+def test_duration_units_end_to_end(harness_bin, tmp_path):
+    """`.5s` and `2min`, parsed once by the binary: check --json gives milliseconds, the
+    prepared run carries them, a real client times out after 0.5 s on a route the server
+    holds for two minutes, and the grade passes."""
+    import sys
+    sys.path.insert(0, os.path.join(TESTS, "fakes"))
+    stdout = sys.stdout
+    import fakelib  # (it points sys.stdout at stderr, for the adapters' protocol)
+    sys.stdout = stdout
+    from comet_harness import grader, server
+
+    path = tmp_path / "units.yaml"
+    path.write_text(DURATIONS)
+    doc = server.check(harness_bin, [str(path)])
+    assert doc["errors"] == []
+    scenario = doc["scenarios"][0]
+    assert scenario["client"]["http"]["timeout"] == 500
+    assert scenario["client"]["http"]["deadline"] == 120000
+    assert scenario["server"]["routes"][0]["response"]["delay"] == 120000
+    srv = server.HarnessServer(harness_bin)
+    try:
+        instance = srv.load(scenario["file"], "units-1")
+        _, client, deadline_ms = prepare.prepare_client(scenario["client"], instance, srv.origins)
+        assert (client["http"]["timeout"], deadline_ms) == (500, 120000)
+        RUN_SCHEMA.validate({"id": 1, "type": "run", "scenario": scenario["id"], "client": client,
+                             "origins": srv.origins, "page": srv.page, "deadline_ms": deadline_ms})
+        observations = fakelib.http_run(client)
+        verdict = grader.grade(prepare.expect_of(scenario, instance, srv.origins), observations)
+        assert verdict.outcome == grader.PASS, (verdict.checks, observations)
+    finally:
+        srv.stop()
 
 
 def test_bad_client_parts():

@@ -5,5 +5,7 @@
 
 int cmd_serve(int argc, char **argv); /* serve_cmd.c */
 int cmd_check(int argc, char **argv); /* check_cmd.c */
+int cmd_keys(int argc, char **argv);  /* keys_cmd.c */
+int cmd_regex(int argc, char **argv); /* regex_cmd.c */
 
 #endif

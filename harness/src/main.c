@@ -2,6 +2,8 @@
  *
  *   harness serve [FILES|DIRS] [--port N] [--cross-port N] [--bind ADDR] ...
  *   harness check FILES|DIRS [--json]
+ *   harness keys [--json]
+ *   harness regex PATTERN [SUBJECT...]
  *   harness --help | --version
  */
 #include <stdio.h>
@@ -19,6 +21,8 @@ static void usage(FILE *out)
           "commands:\n"
           "  serve   serve scenarios over HTTP on a main and a cross-origin port\n"
           "  check   validate scenario files without serving them\n"
+          "  keys    the keys a scenario may use, with their types and meanings\n"
+          "  regex   try a pattern of the scenario regex dialect on subjects\n"
           "\n"
           "`harness COMMAND --help` describes a command. `harness --version` prints the version.\n",
           out);
@@ -43,6 +47,10 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "check"))
         return cmd_check(argc - 1, argv + 1);
+    if (!strcmp(cmd, "keys"))
+        return cmd_keys(argc - 1, argv + 1);
+    if (!strcmp(cmd, "regex"))
+        return cmd_regex(argc - 1, argv + 1);
     fprintf(stderr, "harness: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

@@ -14,7 +14,7 @@ bool value_match_holds(const struct value_match *m, const char *value)
     case MATCH_EQUALS:
         return value && !strcmp(value, m->value);
     case MATCH_REGEX:
-        return value && regexec(&m->re, value, 0, NULL, 0) == 0;
+        return value && rx_search(&m->re, value, strlen(value), NULL, NULL);
     }
     return false;
 }
@@ -60,7 +60,7 @@ static bool path_match(const struct route *rt, const char *rel_path)
     if (rt->path)
         return !strcmp(rt->path, rel_path);
     if (rt->has_path_re)
-        return regexec(&rt->path_re, rel_path, 0, NULL, 0) == 0;
+        return rx_search(&rt->path_re, rel_path, strlen(rel_path), NULL, NULL);
     return true;
 }
 

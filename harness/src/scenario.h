@@ -3,7 +3,8 @@
  * scenario_load() reads a YAML file (see docs/scenarios.md), validates every part and
  * builds these plain structs; the server only ever reads them. The `client` and `expect`
  * parts are validated here but kept as JSON (jansson) for the drivers, which receive them
- * through `harness check --json` and the control API.
+ * through `harness check --json` and the control API, with every duration as a number of
+ * milliseconds.
  *
  * Ownership: a struct scenario owns everything it points to; scenario_free() releases it.
  * A loaded scenario is immutable and may be shared by many instances and threads.
@@ -14,11 +15,11 @@
 #define HARNESS_SCENARIO_H
 
 #include <jansson.h>
-#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "diag.h"
+#include "rx.h"
 #include "tmpl.h"
 
 struct bytes {
@@ -32,8 +33,8 @@ enum match_op { MATCH_EQUALS, MATCH_REGEX, MATCH_PRESENT, MATCH_ABSENT };
 struct value_match {
     char *name;
     enum match_op op;
-    char *value; /* MATCH_EQUALS: the value; MATCH_REGEX: the source of re */
-    regex_t re;  /* compiled when op == MATCH_REGEX (REG_EXTENDED|REG_NOSUB) */
+    char *value;  /* MATCH_EQUALS: the value; MATCH_REGEX: the source of re */
+    struct rx re; /* compiled when op == MATCH_REGEX (the regex dialect, rx.h) */
 };
 
 struct header {
@@ -256,7 +257,7 @@ struct route {
     size_t n_methods;
     char *path; /* exact path, or NULL */
     bool has_path_re;
-    regex_t path_re;
+    struct rx path_re; /* the regex dialect (rx.h) */
     char *path_re_src;
     struct value_match *query;
     size_t n_query;
@@ -281,7 +282,7 @@ struct scenario {
     json_t *client; /* validated `client` part as JSON, or NULL */
     json_t *expect; /* validated `expect` part as JSON, or NULL */
     json_t *doc;    /* the whole file as JSON (identity + client + expect + server) plus
-                     * "file": the path */
+                     * "file": the path; durations as milliseconds */
 };
 
 /* Load and validate a scenario file. Returns NULL and appends every problem to diags (at

@@ -1,54 +1,41 @@
-/* scenario_load — the shared readers of the scenario loader (scenario.c) and its parts
- * (scenario_server.c, scenario_client.c). Internal to the loader.
+/* scenario_load — the parts of the scenario loader, as the file loader (scenario.c) calls
+ * them. Internal to the loader. Each part validates its YAML with the readers of ld.h and
+ * the tables of keys.h, and frees what it built:
  *
- * Every reader takes the node to read and a `what` naming it in messages; on a problem it
- * appends a located message and returns false/NULL, and the caller goes on with the next
- * key, so a file's errors are all reported in one run.
+ *   scenario_server.c    server: routes, match conditions, CORS, channels
+ *   scenario_response.c  a response: common keys, bodies, and the table of response kinds
+ *                        (raw, jsonp, long_poll, stream here; sse and websocket below)
+ *   scenario_sse.c       the sse kind
+ *   scenario_ws.c        the websocket kind: handshake and script
+ *   scenario_client.c    client: one action, kept as JSON
+ *   scenario_expect.c    expect, kept as JSON
+ *
+ * Calls go one way: scenario.c → server → response → sse, ws; scenario.c → client, expect.
  */
 #ifndef HARNESS_SCENARIO_LOAD_H
 #define HARNESS_SCENARIO_LOAD_H
 
 #include <jansson.h>
-#include <regex.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include "scenario.h"
-#include "yamldoc.h"
+#include "ld.h"
 
-struct ld {
-    struct diag_list *d;
-    const char *file;
-    const char *dir; /* body_file is read from here; NULL: not allowed */
-    struct scenario *s;
-};
+/* scenario_server.c: fills ld->s->routes and ld->s->channels. */
+void scenario_server_load(struct ld *ld, const struct ynode *server);
+void scenario_server_free(struct scenario *s);
 
-void ld_err(struct ld *ld, const struct ynode *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-void *ld_alloc(size_t n, size_t size);
-char *ld_strdup(const char *s);
-/* Report every key of map not in the NULL-terminated allowed list. */
-void ld_keys(struct ld *ld, const struct ynode *map, const char *const *allowed, const char *where);
-bool ld_is_map(struct ld *ld, const struct ynode *n, const char *what);
-bool ld_is_seq(struct ld *ld, const struct ynode *n, const char *what);
-const char *ld_text(struct ld *ld, const struct ynode *n, const char *what);
-const char *ld_string(struct ld *ld, const struct ynode *n, const char *what);
-bool ld_int(struct ld *ld, const struct ynode *n, long long min, long long max, long long *out,
-            const char *what);
-bool ld_bool(struct ld *ld, const struct ynode *n, bool *out, const char *what);
-bool ld_duration(struct ld *ld, const struct ynode *n, uint64_t *ms, const char *what);
-bool ld_base64(struct ld *ld, const struct ynode *n, struct bytes *out, const char *what);
-void ld_bytes_text(const struct ynode *n, struct bytes *out);
-struct tmpl *ld_tmpl(struct ld *ld, const struct ynode *n, const char *what);
-void ld_headers(struct ld *ld, const struct ynode *n, struct header_list *out, const char *what);
-bool ld_regex(struct ld *ld, const struct ynode *n, regex_t *re, const char *what);
-void ld_matches(struct ld *ld, const struct ynode *n, struct value_match **out, size_t *count,
-                const char *what);
-bool ld_body_file(struct ld *ld, const struct ynode *n, struct bytes *out);
+/* scenario_response.c: r is zeroed by the caller; false if n is not a mapping. */
+bool scenario_response_load(struct ld *ld, const struct ynode *n, struct response *r);
+/* Frees what r holds (not r itself). NULL is allowed. */
+void scenario_response_free(struct response *r);
 
-/* scenario_server.c */
-void load_server(struct ld *ld, const struct ynode *server);
-/* scenario_client.c: the validated parts as JSON (NULL if absent) */
-json_t *load_client(struct ld *ld, const struct ynode *client);
-json_t *load_expect(struct ld *ld, const struct ynode *expect);
+/* scenario_sse.c, scenario_ws.c: response kinds (r->sse, r->websocket). */
+void scenario_sse_load(struct ld *ld, const struct ynode *n, struct response *r);
+void scenario_sse_free(struct sse_spec *s);
+void scenario_ws_load(struct ld *ld, const struct ynode *n, struct response *r);
+void scenario_ws_free(struct ws_spec *w);
+
+/* scenario_client.c, scenario_expect.c: the validated parts as JSON (NULL if invalid); the
+ * client part sets ld->action. The JSON is built by the caller (ld_to_json). */
+bool scenario_client_load(struct ld *ld, const struct ynode *client);
+bool scenario_expect_load(struct ld *ld, const struct ynode *expect);
 
 #endif

@@ -298,8 +298,17 @@ struct ynode *ymap_get(const struct ynode *n, const char *key)
 
 json_t *ynode_to_json(const struct ynode *n)
 {
+    return ynode_to_json_with(n, NULL, NULL);
+}
+
+json_t *ynode_to_json_with(const struct ynode *n, json_t *(*scalar)(const struct ynode *, void *),
+                           void *ctx)
+{
+    json_t *alt;
     switch (n->kind) {
     case Y_SCALAR:
+        if (scalar && (alt = scalar(n, ctx)))
+            return alt;
         switch (n->type) {
         case YS_NULL:
             return json_null();
@@ -318,7 +327,7 @@ json_t *ynode_to_json(const struct ynode *n)
     case Y_SEQ: {
         json_t *a = json_array();
         for (size_t i = 0; i < n->n; i++)
-            json_array_append_new(a, ynode_to_json(n->values[i]));
+            json_array_append_new(a, ynode_to_json_with(n->values[i], scalar, ctx));
         return a;
     }
     case Y_MAP: {
@@ -326,7 +335,7 @@ json_t *ynode_to_json(const struct ynode *n)
         for (size_t i = 0; i < n->n; i++)
             json_object_setn_new(o, n->keys[i]->str ? n->keys[i]->str : "",
                                  n->keys[i]->str ? n->keys[i]->len : 0,
-                                 ynode_to_json(n->values[i]));
+                                 ynode_to_json_with(n->values[i], scalar, ctx));
         return o;
     }
     }

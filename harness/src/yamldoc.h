@@ -45,6 +45,10 @@ void ynode_free(struct ynode *n);
 struct ynode *ymap_get(const struct ynode *n, const char *key);
 /* The node as JSON with typed scalars (mapping keys are strings). */
 json_t *ynode_to_json(const struct ynode *n);
+/* The same, where scalar(node, ctx) may give a scalar's JSON instead (a new reference), or
+ * NULL for the default. */
+json_t *ynode_to_json_with(const struct ynode *n, json_t *(*scalar)(const struct ynode *, void *),
+                           void *ctx);
 /* "a mapping", "a sequence", "a string", "an integer", ... for messages. */
 const char *ynode_kind_name(const struct ynode *n);
 

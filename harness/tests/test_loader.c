@@ -2,6 +2,7 @@
  * errors with their exact positions (all of them, not only the first). */
 #include <stdlib.h>
 #include "test_util.h"
+#include "keys.h"
 #include "yamldoc.h"
 
 static size_t load_errors(const char *yaml, struct diag_list *d)
@@ -224,6 +225,75 @@ static void test_templates(void **state)
     diag_free(&d);
 }
 
+static void test_duration_units(void **state)
+{
+    (void)state;
+    struct scenario *s =
+        load_ok("id: t.unit\ntitle: unit\nspec: https://example.org/\n"
+                "client:\n  http: {url: /, timeout: .5s, deadline: 2min}\n"
+                "server:\n  routes:\n    - match: {path: /x}\n"
+                "      response: {delay: .5s, body_delay: 2min, stream: [{after: 2m, data: a}, "
+                "{after: ' 20 ms ', data: b}, {after: 0.4, data: c}]}\n");
+    const struct response *r = &s->routes[0].responses[0];
+    assert_int_equal(r->delay_ms, 500);
+    assert_int_equal(r->body_delay_ms, 120000);
+    assert_int_equal(r->stream[0].after_ms, 120000);
+    assert_int_equal(r->stream[1].after_ms, 20);
+    assert_int_equal(r->stream[2].after_ms, 0); /* rounded to the millisecond */
+    /* the JSON the drivers read: milliseconds */
+    json_t *http = json_object_get(s->client, "http");
+    assert_int_equal(json_integer_value(json_object_get(http, "timeout")), 500);
+    assert_int_equal(json_integer_value(json_object_get(http, "deadline")), 120000);
+    json_t *doc_http = json_object_get(json_object_get(s->doc, "client"), "http");
+    assert_int_equal(json_integer_value(json_object_get(doc_http, "timeout")), 500);
+    scenario_free(s);
+}
+
+static void test_regex_dialect_in_routes(void **state)
+{
+    (void)state;
+    struct scenario *s = load_ok(SCENARIO_HEAD "server:\n  routes:\n"
+                                               "    - match:\n"
+                                               "        path_regex: '(?i)^/items/\\d+$'\n"
+                                               "        headers: {Accept: {regex: '^(?!text/)'}}\n"
+                                               "      response: {body: x}\n");
+    const struct route *rt = &s->routes[0];
+    assert_true(rt->has_path_re);
+    assert_true(rx_search(&rt->path_re, "/ITEMS/42", 9, NULL, NULL));
+    assert_false(rx_search(&rt->path_re, "/items/x", 8, NULL, NULL));
+    assert_int_equal(rt->n_headers, 1);
+    assert_true(rx_search(&rt->headers[0].re, "image/png", 9, NULL, NULL));
+    assert_false(rx_search(&rt->headers[0].re, "text/html", 9, NULL, NULL));
+    scenario_free(s);
+}
+
+static void test_keys_from_tables(void **state)
+{
+    (void)state;
+    struct diag_list d;
+    size_t n = load_errors(SCENARIO_HEAD "expect:\n  client:\n    event_mode: contains\n"
+                                         "    events: [{type: error, nam: x}]\n"
+                                         "  server:\n    requests: [{target: /x, tagret: /y}]\n",
+                           &d);
+    assert_int_equal(n, 3);
+    assert_int_equal(d.items[0].line, 8);
+    assert_int_equal(d.items[0].col, 5);
+    assert_non_null(strstr(d.items[0].message, "unknown key 'event_mode' in expect.client.http"));
+    assert_non_null(strstr(d.items[1].message, "unknown key 'nam' in an expected event"));
+    assert_non_null(strstr(d.items[2].message, "unknown key 'tagret' in an expected request"));
+    diag_free(&d);
+    /* every table is reachable from the export, with its keys */
+    json_t *keys = keys_to_json();
+    json_t *tables = json_object_get(keys, "tables");
+    assert_non_null(json_object_get(tables, "response"));
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_object_get(json_object_get(tables, "route"), "keys"), "response"),
+            "table")),
+        "response");
+    json_decref(keys);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +302,9 @@ int main(void)
         cmocka_unit_test(test_all_errors_with_positions),
         cmocka_unit_test(test_duplicate_keys_and_typing),
         cmocka_unit_test(test_templates),
+        cmocka_unit_test(test_duration_units),
+        cmocka_unit_test(test_regex_dialect_in_routes),
+        cmocka_unit_test(test_keys_from_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,91 @@
+/* ld — the typed readers of the scenario loader, and the table-driven validator.
+ *
+ * Every reader takes the YAML node to read and a `what` naming it in messages; on a problem
+ * it appends a located message ("file:line:column: what: ...") and returns false/NULL, and
+ * the caller goes on with the next key, so a file's errors are all reported in one run.
+ * ld_keys() checks a mapping's key names against its table (keys.h); ld_table.h validates
+ * values by their types too.
+ *
+ * Durations have one grammar, here (ld_duration); a duration read is also recorded so that
+ * ld_to_json() gives it as a number of milliseconds: the drivers never parse durations.
+ *
+ * Internal to the loader (scenario*.c). A struct ld lives for one file; ld_done() frees
+ * what it recorded.
+ */
+#ifndef HARNESS_LD_H
+#define HARNESS_LD_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "keys.h"
+#include "rx.h"
+#include "scenario.h"
+#include "yamldoc.h"
+
+/* The longest duration a scenario may give: one day. */
+#define LD_MAX_DURATION_MS 86400000ULL
+
+struct ld_value; /* a scalar read as something else (a duration as milliseconds) */
+
+struct ld {
+    struct diag_list *d;
+    const char *file;
+    const char *dir; /* body_file is read from here; NULL: not allowed */
+    struct scenario *s;
+    const char *action; /* the client action (xhr, ...), once the client part is read */
+    struct ld_value *values;
+    size_t n_values, cap_values;
+};
+
+void ld_err(struct ld *ld, const struct ynode *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void ld_done(struct ld *ld);
+
+/* Report every key of map that table t does not list. */
+void ld_keys(struct ld *ld, const struct ynode *map, const struct key_table *t);
+
+bool ld_is_map(struct ld *ld, const struct ynode *n, const char *what);
+bool ld_is_seq(struct ld *ld, const struct ynode *n, const char *what);
+/* A scalar's text (numbers and booleans as written); NULL (with an error) otherwise. */
+const char *ld_text(struct ld *ld, const struct ynode *n, const char *what);
+/* A string proper (not a number or boolean). */
+const char *ld_string(struct ld *ld, const struct ynode *n, const char *what);
+bool ld_int(struct ld *ld, const struct ynode *n, long long min, long long max, long long *out,
+            const char *what);
+bool ld_bool(struct ld *ld, const struct ynode *n, bool *out, const char *what);
+/* A duration (docs/scenarios.md, "Values used everywhere"): a YAML number of milliseconds,
+ * or a string NUMBER [UNIT] with NUMBER digits with an optional fraction (".5" too) and
+ * UNIT ms (the default), s, m or min; rounded to the millisecond; 0 to one day. */
+bool ld_duration(struct ld *ld, const struct ynode *n, uint64_t *ms, const char *what);
+/* One of the NULL-terminated values; its index in *out. */
+bool ld_enum(struct ld *ld, const struct ynode *n, const char *const *values, int *out,
+             const char *what);
+/* One of the enum values of key in table t (keys.h); its index in *out. The tables list the
+ * values in the order of the matching C enums (scenario.h). */
+bool ld_choice(struct ld *ld, const struct ynode *n, const struct key_table *t, const char *key,
+               int *out, const char *what);
+/* Decoded base64 (whitespace ignored) into out (owned by the caller). */
+bool ld_base64(struct ld *ld, const struct ynode *n, struct bytes *out, const char *what);
+/* A scalar's bytes as written (NULs kept) into out (owned by the caller). */
+void ld_bytes_text(const struct ynode *n, struct bytes *out);
+struct tmpl *ld_tmpl(struct ld *ld, const struct ynode *n, const char *what);
+/* A header list: a mapping, or a sequence of one-entry mappings (order kept). */
+void ld_headers(struct ld *ld, const struct ynode *n, struct header_list *out, const char *what);
+void ld_free_headers(struct header_list *h);
+/* A pattern of the regex dialect (rx.h), compiled into re (owned by the caller). */
+bool ld_regex(struct ld *ld, const struct ynode *n, struct rx *re, const char *what);
+/* NAME: "value" | {equals|regex|present|absent}; *out (owned) gets *count conditions. */
+void ld_matches(struct ld *ld, const struct ynode *n, struct value_match **out, size_t *count,
+                const char *what);
+void ld_free_matches(struct value_match *m, size_t n);
+/* body_file: a file inside the scenario's folder, read into out (owned by the caller). */
+bool ld_body_file(struct ld *ld, const struct ynode *n, struct bytes *out);
+/* A whole file into a malloc'd NUL-terminated buffer; NULL with a reason in err. */
+char *ld_read_file(const char *path, size_t *len, char *err, size_t errlen);
+
+/* The tree as JSON, with every duration read so far as a number of milliseconds. New
+ * reference. */
+json_t *ld_to_json(const struct ld *ld, const struct ynode *n);
+
+#endif
