@@ -20,7 +20,7 @@
 #include <stdint.h>
 #include "keys.h"
 #include "rx.h"
-#include "scenario.h"
+#include "scenario_types.h"
 #include "yamldoc.h"
 
 /* The longest duration a scenario may give: one day. */
