@@ -26,7 +26,7 @@ TEST_BIN := $(patsubst harness/tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 FUZZ_SRC := $(wildcard harness/fuzz/fuzz_*.c)
 
 .PHONY: all harness deps deps-browsers check unit-tests integration-tests sanitizer-tests \
-        conformance format format-check bench fuzz clean
+        conformance format format-check bench bench-deps fuzz clean
 
 all: harness
 
@@ -88,10 +88,22 @@ conformance: deps deps-browsers
 	    --scenarios scenarios --results results --junitxml=results/junit.xml \
 	    $(CONFORMANCE_ARGS) scenarios
 
-# Speed and scale figures (not a test): delay accuracy, thousands of held connections.
-BENCH_ARGS ?=
-bench: $(BUILD)/harness
-	$(PYTHON) bench/bench.py $(BENCH_ARGS) $(abspath $(BUILD)/harness)
+# Speed and scale figures (not a test), side by side with nginx on the same loads (and
+# Mountebank and WireMock with BENCH_PEERS=all): results/bench/bench.{json,md}, cdf-*.png.
+# Installs what it needs itself (never make check). BENCH_ARGS=--quick: a ~30 s smoke run.
+BENCH_ARGS  ?=
+BENCH_PEERS ?=
+bench-deps:
+	@scripts/ensure-deps $(if $(filter all,$(BENCH_PEERS)),bench-peers $(BUILD)/bench-peers,bench)
+
+$(BUILD)/bench/burst: bench/burst.c
+	mkdir -p $(BUILD)/bench
+	$(CC) -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o $@ $<
+
+bench: bench-deps $(BUILD)/harness $(BUILD)/bench/burst
+	$(PYTHON) bench/bench.py --burst $(abspath $(BUILD)/bench/burst) \
+	    $(if $(filter all,$(BENCH_PEERS)),--peers all --peers-dir $(abspath $(BUILD)/bench-peers)) \
+	    $(BENCH_ARGS) $(abspath $(BUILD)/harness)
 
 # libFuzzer (clang): the WebSocket frame parser. FUZZ_SECONDS bounds the run. New inputs go
 # to $(BUILD)/fuzz/corpus; harness/fuzz/corpus (checked in, replayed by unit-tests) seeds it.

@@ -281,7 +281,8 @@ def main():
     ap.add_argument("--peers-dir", default=os.path.join(ROOT, "build", "bench-peers"))
     ap.add_argument("--only", default=",".join(GROUPS), help="groups: " + ",".join(GROUPS))
     ap.add_argument("--out", default=os.path.join(ROOT, "results", "bench"))
-    ap.add_argument("--burst", help="the burst client (default: built into build/bench/)")
+    ap.add_argument("--burst", help="the burst client, built there from bench/burst.c when "
+                    "missing or older (default: build/bench/burst)")
     args = ap.parse_args()
     args.binary = os.path.abspath(args.binary)
     p = dict(QUICK if args.quick else FULL)
@@ -298,7 +299,8 @@ def main():
     if missing or not os.path.exists(args.binary):
         sys.exit("bench: missing %s (make bench installs them: scripts/ensure-deps bench)"
                  % ", ".join(missing or [args.binary]))
-    burst_bin = args.burst or build_burst(os.path.join(ROOT, "build", "bench", "burst"))
+    burst_bin = build_burst(os.path.abspath(args.burst or os.path.join(ROOT, "build", "bench",
+                                                                        "burst")))
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
