@@ -113,7 +113,7 @@ def ranged(xs, unit=""):
     s = spread(xs)
     if not s:
         return None
-    if s["n"] == 1 or s["min"] == s["max"]:
+    if s["n"] == 1 or num(s["min"]) == num(s["max"]):
         return num(s["median"]) + unit
     return "%s%s (%s–%s)" % (num(s["median"]), unit, num(s["min"]), num(s["max"]))
 
@@ -146,7 +146,7 @@ def _cells(runs, params):
             return text
 
         def ref(m):
-            return "%s (no delay: the reference)" % ranged(m("p99_ms"), " ms")
+            return "reference: %s, no delay" % ranged(m("p99_ms"), " ms")
         cells = {s: cell("burst%d" % n, s, burst) for s in SERVERS if s != "nginx"}
         cells["nginx"] = cell("burst%d" % n, "nginx", ref)
         rows.append(("%d concurrent 1 s delays, p99 lateness" % n, cells))
@@ -214,10 +214,10 @@ def markdown(result):
             lines.append("| %d concurrent | %s | %s | %s |" % (
                 n, ranged(m("journal_p50_ms"), " ms"), ranged(m("journal_p99_ms"), " ms"),
                 ranged(m("journal_max_ms"), " ms")))
-    lines += ["", "## Load on the machine (1-minute load average)", "",
-              "| when | load |", "|---|---|"]
-    for when, load in result["meta"]["load"]:
-        lines.append("| %s | %.2f |" % (when, load))
+    loads = [x for _, x in result["meta"]["load"]]
+    lines += ["", "Load on the machine (1-minute average, %d samples between groups): %.2f at "
+              "the start, %.2f–%.2f during, %.2f at the end." % (len(loads), loads[0], min(loads),
+                                                                 max(loads), loads[-1])]
     if result.get("errors"):
         lines += ["", "## Errors", ""] + ["- " + e for e in result["errors"]]
     lines.append("")

@@ -9,8 +9,10 @@ Every server answers three paths (PATHS) the same way:
 
 A server is started by start(kind, tmpdir, ...) pinned to CPU 1 (taskset) in a session of
 its own; stop() ends that process group, and stop_all() (registered by the driver for
-exit, Ctrl-C and SIGTERM) ends every one still running, so no run leaves a server behind.
+exit, Ctrl-C and SIGTERM) ends every one still running, so no run leaves a server behind
+(and should the driver be killed outright, each server gets SIGTERM: PR_SET_PDEATHSIG).
 """
+import ctypes
 import json
 import os
 import select
@@ -130,6 +132,14 @@ def stop_all():
         s.stop()
 
 
+def _die_with_parent():
+    """In the child before exec: SIGTERM when the driver dies, even by SIGKILL."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _spawn(kind, argv, tmpdir, cwd=None, stdout=None):
     err = open(os.path.join(tmpdir, "%s.stderr" % kind), "wb")
     logs = [err]
@@ -139,7 +149,7 @@ def _spawn(kind, argv, tmpdir, cwd=None, stdout=None):
     t0 = time.monotonic()
     proc = subprocess.Popen(["taskset", "-c", SERVER_CPU] + argv, stdout=stdout, stderr=err,
                             stdin=subprocess.DEVNULL, cwd=cwd or tmpdir,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_die_with_parent)
     return proc, t0, logs
 
 
