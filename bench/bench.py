@@ -87,7 +87,7 @@ def measure_get(srv, p):
     wrk = ["wrk", "-t1", "-c%d" % p["wrk_conns"]]
     if p["wrk_warmup"]:
         run_load(wrk + ["-d%ds" % p["wrk_warmup"], url], p["wrk_warmup"] + 30)
-    load0, cpu0 = loadavg(), srv.cpu()
+    load0, cpu0, cont = loadavg(), srv.cpu(), S.Contention(srv)
     out = run_load(wrk + ["-d%ds" % p["wrk_seconds"], "--latency", url], p["wrk_seconds"] + 30)
     cpu1 = srv.cpu()
     m = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
@@ -104,7 +104,7 @@ def measure_get(srv, p):
             if p99 else None,
             "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0,
             "non_2xx": int(non2xx.group(1)) if non2xx else 0,
-            "load1_before": load0, "load1_after": loadavg()}
+            "load1_before": load0, "load1_after": loadavg(), "cpu1_others_pct": cont.others_pct()}
 
 
 def burst_summary(lat_path, summary, total):
@@ -119,6 +119,7 @@ def burst_summary(lat_path, summary, total):
 def measure_burst(srv, p, n, tmp, burst_bin):
     delay = p["delay_ms"] if srv.kind != "nginx" else 0
     lat = os.path.join(tmp, "lat-%s-%d" % (srv.kind, n))
+    cont = S.Contention(srv)
     out = run_load([burst_bin, "--port", str(srv.port), "--path", srv.paths["delay"],
                     "--conns", str(n), "--delay-ms", str(delay), "--timeout-ms",
                     str(p["timeout_s"] * 1000), "--out", lat],
@@ -128,7 +129,8 @@ def measure_burst(srv, p, n, tmp, burst_bin):
     failed = n - summary["ok"]
     r = dict(q, delay_ms=delay, failed=failed, failed_pct=100.0 * failed / n,
              failures=summary["failed"], connect_ms=summary["connect_ms"],
-             send_spread_ms=summary["send_spread_ms"], wall_ms=summary["wall_ms"])
+             send_spread_ms=summary["send_spread_ms"], wall_ms=summary["wall_ms"],
+             cpu1_others_pct=cont.others_pct())
     if srv.kind == "harness":
         with urllib.request.urlopen(srv.base + "/journal", timeout=30) as resp:
             entries = json.load(resp)["entries"]
@@ -144,7 +146,7 @@ def measure_burst(srv, p, n, tmp, burst_bin):
 def measure_sse(srv, p, tmp, burst_bin):
     n, ev = p["sse_streams"], p["sse_events"]
     lat = os.path.join(tmp, "lat-sse")
-    cpu0 = srv.cpu()
+    cpu0, cont = srv.cpu(), S.Contention(srv)
     out = run_load([burst_bin, "--mode", "sse", "--port", str(srv.port), "--path",
                     srv.paths["sse"], "--conns", str(n), "--events", str(ev), "--every",
                     str(p["sse_every_ms"]), "--first", str(p["sse_every_ms"]),
@@ -154,7 +156,8 @@ def measure_sse(srv, p, tmp, burst_bin):
     vals, q = burst_summary(lat, summary, n * ev)
     return (dict(q, lost=summary["lost"], events=summary["events_expected"],
                  connected=summary["connected"], hwm_mib=srv.hwm_kib() / 1024,
-                 cpu_s=srv.cpu() - cpu0, failures=summary["failed"]),
+                 cpu_s=srv.cpu() - cpu0, failures=summary["failed"],
+                 cpu1_others_pct=cont.others_pct()),
             (vals, n * ev))
 
 
@@ -341,7 +344,8 @@ def main():
         runs[group][kind][rep] = value
         brief = {k: round(v, 3) if isinstance(v, float) else v for k, v in value.items()
                  if not isinstance(v, dict)}
-        print("rep %d %-8s %-10s %s" % (rep + 1, group, kind, json.dumps(brief)), flush=True)
+        print("rep %d %-9s %-10s %s" % (rep + 1, group, kind, json.dumps(report.finite(brief))),
+              flush=True)
 
     def with_server(kind, fn):
         def go():

@@ -45,7 +45,7 @@ def goals(runs, params, cores):
     out = []
     nreps = params["reps"]
 
-    def goal(gid, text, judge):
+    def goal(gid, text, judge, unit=""):
         reps = []
         for i in range(nreps):
             try:
@@ -53,14 +53,15 @@ def goals(runs, params, cores):
             except (TypeError, ZeroDivisionError, IndexError, KeyError):
                 value, limit, ok = None, None, None
             reps.append({"value": value, "limit": limit, "pass": ok})
-        out.append({"id": gid, "text": text, "reps": reps})
+        out.append({"id": gid, "text": text, "unit": unit, "reps": reps})
 
     def at(group, server, key, i):
         return metric(runs, group, server, key)[i]
 
     goal("get.throughput", "13-byte GET throughput >= 0.8 x nginx",
          lambda i: (at("get", "harness", "rps", i) / at("get", "nginx", "rps", i), 0.8,
-                    at("get", "harness", "rps", i) >= 0.8 * at("get", "nginx", "rps", i)))
+                    at("get", "harness", "rps", i) >= 0.8 * at("get", "nginx", "rps", i)),
+         " x nginx")
     for n in params["bursts"]:
         g = "burst%d" % n
 
@@ -69,27 +70,29 @@ def goals(runs, params, cores):
             p99 = at(g, "harness", "p99_ms", i)
             return p99, 2 * limit, p99 <= 2 * limit
         goal(g, "%d concurrent 1 s delays: p99 lateness <= 2 x (N x nginx CPU us/req / %d cores)"
-             % (n, cores), judge)
+             % (n, cores), judge, " ms")
     goal("sse.lost", "%d SSE streams: 0 events lost" % params["sse_streams"],
          lambda i: (at("sse", "harness", "lost", i), 0, at("sse", "harness", "lost", i) == 0))
     goal("sse.rss", "%d SSE streams: peak RSS <= 64 MiB" % params["sse_streams"],
-         lambda i: (at("sse", "harness", "hwm_mib", i), 64, at("sse", "harness", "hwm_mib", i) <= 64))
+         lambda i: (at("sse", "harness", "hwm_mib", i), 64, at("sse", "harness", "hwm_mib", i) <= 64),
+         " MiB")
     goal("sse.p99", "%d SSE streams: p99 event lateness <= 50 ms" % params["sse_streams"],
-         lambda i: (at("sse", "harness", "p99_ms", i), 50, at("sse", "harness", "p99_ms", i) <= 50))
+         lambda i: (at("sse", "harness", "p99_ms", i), 50, at("sse", "harness", "p99_ms", i) <= 50),
+         " ms")
     goal("idle.bytes", "idle keep-alive connection <= 4 x nginx's bytes",
          lambda i: (at("idle", "harness", "bytes_per_conn", i),
                     4 * at("idle", "nginx", "bytes_per_conn", i),
                     at("idle", "harness", "bytes_per_conn", i)
-                    <= 4 * at("idle", "nginx", "bytes_per_conn", i)))
+                    <= 4 * at("idle", "nginx", "bytes_per_conn", i)), " B")
     goal("startup.ready", "%d scenarios: ready <= 50 ms" % params["scenarios"],
          lambda i: (at("startup", "harness", "ready_ms", i), 50,
-                    at("startup", "harness", "ready_ms", i) <= 50))
+                    at("startup", "harness", "ready_ms", i) <= 50), " ms")
     goal("startup.rss", "%d scenarios: RSS <= 20 MiB" % params["scenarios"],
          lambda i: (at("startup", "harness", "rss_mib", i), 20,
-                    at("startup", "harness", "rss_mib", i) <= 20))
+                    at("startup", "harness", "rss_mib", i) <= 20), " MiB")
     goal("check", "check of %d files <= 0.3 s" % params["check_files"],
          lambda i: (at("startup", "harness", "check_s", i), 0.3,
-                    at("startup", "harness", "check_s", i) <= 0.3))
+                    at("startup", "harness", "check_s", i) <= 0.3), " s")
     return out
 
 
@@ -118,6 +121,14 @@ def ranged(xs, unit=""):
     return "%s%s (%s–%s)" % (num(s["median"]), unit, num(s["min"]), num(s["max"]))
 
 
+def ms(xs):
+    """Milliseconds, as seconds once the median reaches 10 s."""
+    s = spread(xs)
+    if s and 10000 <= s["median"] < math.inf:
+        return ranged([x / 1000 if x is not None else None for x in xs], " s")
+    return ranged(xs, " ms")
+
+
 def _cells(runs, params):
     """{row label: {server: cell text}} in the issue's layout."""
     rows = []
@@ -140,20 +151,21 @@ def _cells(runs, params):
     for n in params["bursts"]:
         def burst(m, n=n):
             failed = spread(m("failed_pct"))
-            text = "%s late" % ranged(m("p99_ms"), " ms")
+            p99 = spread(m("p99_ms"))
+            text = "%s late" % ms(m("p99_ms")) if p99 and p99["median"] != math.inf else ""
             if failed and failed["max"] > 0:
-                text += ", %s%% failed" % ranged(m("failed_pct"))
+                text += "%s%s%% failed" % (", " if text else "", ranged(m("failed_pct")))
             return text
 
         def ref(m):
-            return "reference: %s, no delay" % ranged(m("p99_ms"), " ms")
+            return "reference: %s, no delay" % ms(m("p99_ms"))
         cells = {s: cell("burst%d" % n, s, burst) for s in SERVERS if s != "nginx"}
         cells["nginx"] = cell("burst%d" % n, "nginx", ref)
         rows.append(("%d concurrent 1 s delays, p99 lateness" % n, cells))
 
     def sse(m):
         return "%s lost, %s, p99 %s late" % (ranged(m("lost")), ranged(m("hwm_mib"), " MiB"),
-                                              ranged(m("p99_ms"), " ms"))
+                                              ms(m("p99_ms")))
     cells = {"harness": cell("sse", "harness", sse), "mountebank": "no SSE",
              "wiremock": "no SSE"}
     rows.append(("%d SSE streams, 1 event/s for %d s" % (params["sse_streams"],
@@ -169,7 +181,7 @@ def _cells(runs, params):
                  {s: cell("idle", s, idle) for s in SERVERS}))
 
     def startup(m):
-        return "%s, %s" % (ranged(m("ready_ms"), " ms"), ranged(m("rss_mib"), " MiB"))
+        return "%s, %s" % (ms(m("ready_ms")), ranged(m("rss_mib"), " MiB"))
     rows.append(("ready with %d scenarios, RSS" % params["scenarios"],
                  {s: cell("startup", s, startup) for s in SERVERS if s != "nginx"}))
 
@@ -200,8 +212,9 @@ def markdown(result):
             if r["pass"] is None:
                 cells.append("n/a")
             else:
-                cells.append("%s %s (limit %s)" % ("PASS" if r["pass"] else "MISS",
-                                                   num(r["value"]), num(r["limit"])))
+                u = g.get("unit", "")
+                cells.append("%s %s%s (limit %s%s)" % ("PASS" if r["pass"] else "MISS",
+                                                       num(r["value"]), u, num(r["limit"]), u))
         lines.append("| %s | %s |" % (g["text"], " | ".join(cells)))
     jv = [(n, runs.get("burst%d" % n, {}).get("harness")) for n in params["bursts"]]
     if any(reps for _, reps in jv):
@@ -218,6 +231,13 @@ def markdown(result):
     lines += ["", "Load on the machine (1-minute average, %d samples between groups): %.2f at "
               "the start, %.2f–%.2f during, %.2f at the end." % (len(loads), loads[0], min(loads),
                                                                  max(loads), loads[-1])]
+    others = [r.get("cpu1_others_pct") for per in runs.values() for reps in per.values()
+              for r in reps if r and r.get("cpu1_others_pct") is not None]
+    if others:
+        lines[-1] += (" Other processes took %.0f–%.0f%% (median %.0f%%) of the server's CPU %s "
+                      "during the timed loads." % (min(others), max(others),
+                                                  statistics.median(others),
+                                                  result["meta"]["server_cpu"]))
     if result.get("errors"):
         lines += ["", "## Errors", ""] + ["- " + e for e in result["errors"]]
     lines.append("")

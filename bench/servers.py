@@ -77,6 +77,30 @@ def cpu_seconds(pids):
     return total / ticks
 
 
+def cpu_busy(cpu):
+    """Seconds CPU number cpu has been busy (not idle or waiting on I/O), all processes."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu%s " % cpu):
+                v = [int(x) for x in line.split()[1:]]
+                return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+class Contention:
+    """How much of the server's CPU others took while a measurement ran (percent of the
+    wall time): CPU 1's busy time minus the server's own CPU time."""
+
+    def __init__(self, srv):
+        self.srv, self.t0 = srv, time.monotonic()
+        self.busy0, self.own0 = cpu_busy(SERVER_CPU), srv.cpu()
+
+    def others_pct(self):
+        wall = time.monotonic() - self.t0
+        others = (cpu_busy(SERVER_CPU) - self.busy0) - (self.srv.cpu() - self.own0)
+        return max(0.0, 100.0 * others / wall) if wall > 0 else None
+
+
 def status_kib(pids, key):
     """The sum of one /proc/PID/status field (VmRSS, VmHWM) over pids, in KiB."""
     total = 0

@@ -46,6 +46,7 @@ def test_goals_compare_with_nginx_in_the_same_repetition():
     assert [r["pass"] for r in g["get.throughput"]] == [True, False]
     # the limit: 1000 x 10 us / 2 cores = 5 ms; the goal: p99 <= 10 ms
     assert g["burst1000"][0] == {"value": 9, "limit": 10.0, "pass": True}
+    assert [x["unit"] for x in report.goals(runs, p, cores=2)][:2] == [" x nginx", " ms"]
     assert g["burst1000"][1]["pass"] is None  # not measured: n/a, never a pass
     assert g["sse.lost"][0]["pass"] is None
 
