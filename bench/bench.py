@@ -209,21 +209,26 @@ def measure_startup(kind, args, p, tmp):
         try:
             if S.http_get(srv.port, "/s/bench.s%d/hello" % (m - 1)) != 200:
                 raise ToolFailed("harness: the last scenario does not answer")
-            r = {"ready_ms": (srv.t_ready - srv.t_spawn) * 1000, "rss_mib": srv.rss_kib() / 1024}
+            r = {"ready_ms": (srv.t_ready - srv.t_spawn) * 1000, "rss_mib": srv.rss_kib() / 1024,
+                 "ready_cpu_ms": srv.cpu() * 1000}
         finally:
             srv.stop()
         c = scenario_dir(tmp, p["check_files"])
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.monotonic()
         ck = subprocess.run(["taskset", "-c", S.SERVER_CPU, args.binary, "check", "--quiet", c],
                             capture_output=True, text=True, timeout=120)
         r["check_s"] = time.monotonic() - t0
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        r["check_cpu_s"] = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
         if ck.returncode != 0:
             raise ToolFailed("harness check failed: %s" % ck.stderr[-300:])
         return r
     start = S.start_mountebank if kind == "mountebank" else S.start_wiremock
     srv = start(args.peers_dir, tmp, stubs=m)
     try:
-        return {"ready_ms": (srv.t_ready - srv.t_spawn) * 1000, "rss_mib": srv.rss_kib() / 1024}
+        return {"ready_ms": (srv.t_ready - srv.t_spawn) * 1000, "rss_mib": srv.rss_kib() / 1024,
+                "ready_cpu_ms": srv.cpu() * 1000}
     finally:
         srv.stop()
 
