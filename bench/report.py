@@ -203,6 +203,8 @@ def markdown(result):
     lines.append("| figure | " + " | ".join(TITLES[s] for s in shown) + " |")
     lines.append("|---" * (len(shown) + 1) + "|")
     for label, cells in _cells(runs, params):
+        if not any(c for s, c in cells.items() if c != "no SSE"):
+            continue  # a group this run left out (--only)
         lines.append("| %s | %s |" % (label, " | ".join(cells.get(s) or "—" for s in shown)))
     lines += ["", "## Goals (harness against nginx in the same repetition)", "",
               "| goal | " + " | ".join("rep %d" % (i + 1) for i in range(params["reps"])) + " |",

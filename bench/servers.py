@@ -78,12 +78,12 @@ def cpu_seconds(pids):
 
 
 def cpu_busy(cpu):
-    """Seconds CPU number cpu has been busy (not idle or waiting on I/O), all processes."""
+    """Seconds CPU number cpu has run processes (user, nice, system; not interrupts)."""
     with open("/proc/stat") as f:
         for line in f:
             if line.startswith("cpu%s " % cpu):
                 v = [int(x) for x in line.split()[1:]]
-                return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+                return (v[0] + v[1] + v[2]) / os.sysconf("SC_CLK_TCK")  # user, nice, system
     return 0.0
 
 
