@@ -46,7 +46,7 @@ def test_goals_compare_with_nginx_in_the_same_repetition():
     assert [r["pass"] for r in g["get.throughput"]] == [True, False]
     # the limit: 1000 x 10 us / 2 cores = 5 ms; the goal: p99 <= 10 ms
     assert g["burst1000"][0] == {"value": 9, "limit": 10.0, "pass": True}
-    assert [x["unit"] for x in report.goals(runs, p, cores=2)][:2] == [" x nginx", " ms"]
+    assert [x["unit"] for x in report.goals(runs, p, cores=2)][:3] == [" x nginx"] * 2 + [" ms"]
     assert g["burst1000"][1]["pass"] is None  # not measured: n/a, never a pass
     assert g["sse.lost"][0]["pass"] is None
 
@@ -87,7 +87,7 @@ def test_quick_run_writes_the_table_json_and_plots(harness_bin, tmp_path):
     assert start["ready_ms"] > 0 and start["rss_mib"] > 0 and start["check_s"] > 0
     assert "nginx" not in result["runs"]["startup"]
     ids = [g["id"] for g in result["goals"]]
-    assert ids == (["get.throughput"] + ["burst%d" % n for n in p["bursts"]]
+    assert ids == (["get.throughput", "get.cpu"] + ["burst%d" % n for n in p["bursts"]]
                    + ["sse.lost", "sse.rss", "sse.p99", "idle.bytes", "startup.ready",
                       "startup.rss", "check"])
     assert all(r["pass"] in (True, False) for g in result["goals"] for r in g["reps"])
