@@ -186,13 +186,13 @@ def _cells(runs, params):
                  {s: cell("idle", s, idle) for s in SERVERS}))
 
     def startup(m):
-        return "%s (%s CPU), %s" % (ms(m("ready_ms")), ms(m("ready_cpu_ms")),
-                                    ranged(m("rss_mib"), " MiB"))
+        return "%s, CPU %s, %s" % (ms(m("ready_ms")), ms(m("ready_cpu_ms")),
+                                   ranged(m("rss_mib"), " MiB"))
     rows.append(("ready with %d scenarios, RSS" % params["scenarios"],
                  {s: cell("startup", s, startup) for s in SERVERS if s != "nginx"}))
 
     def check(m):
-        return "%s (%s CPU)" % (ranged(m("check_s"), " s"), ranged(m("check_cpu_s"), " s"))
+        return "%s, CPU %s" % (ranged(m("check_s"), " s"), ranged(m("check_cpu_s"), " s"))
     rows.append(("`check` of %d files" % params["check_files"],
                  {"harness": cell("startup", "harness", check)}))
     return rows
