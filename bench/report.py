@@ -186,13 +186,15 @@ def _cells(runs, params):
                  {s: cell("idle", s, idle) for s in SERVERS}))
 
     def startup(m):
-        return "%s, CPU %s, %s" % (ms(m("ready_ms")), ms(m("ready_cpu_ms")),
-                                   ranged(m("rss_mib"), " MiB"))
+        cpu = ms(m("ready_cpu_ms"))
+        return ", ".join(x for x in (ms(m("ready_ms")), cpu and "CPU " + cpu,
+                                     ranged(m("rss_mib"), " MiB")) if x)
     rows.append(("ready with %d scenarios, RSS" % params["scenarios"],
                  {s: cell("startup", s, startup) for s in SERVERS if s != "nginx"}))
 
     def check(m):
-        return "%s, CPU %s" % (ranged(m("check_s"), " s"), ranged(m("check_cpu_s"), " s"))
+        cpu = ranged(m("check_cpu_s"), " s")
+        return ranged(m("check_s"), " s") + (", CPU " + cpu if cpu else "")
     rows.append(("`check` of %d files" % params["check_files"],
                  {"harness": cell("startup", "harness", check)}))
     return rows
