@@ -31,7 +31,7 @@ FUZZ_TARGETS := $(patsubst harness/fuzz/fuzz_%.c,%,$(wildcard harness/fuzz/fuzz_
 FUZZ_REPLAY  := $(patsubst %,$(BUILD)/tests/fuzz_replay_%,$(FUZZ_TARGETS))
 
 .PHONY: all harness deps deps-browsers check unit-tests integration-tests sanitizer-tests \
-        conformance format format-check cycles bench fuzz clean install uninstall deb man
+        conformance format format-check cycles bench bench-deps fuzz clean install uninstall deb man
 
 all: harness
 
@@ -118,10 +118,22 @@ grid:
 grid-stop:
 	$(PYTHON) grid/grid.py stop
 
-# Speed and scale figures (not a test): delay accuracy, thousands of held connections.
-BENCH_ARGS ?=
-bench: $(BUILD)/harness
-	$(PYTHON) bench/bench.py $(BENCH_ARGS) $(abspath $(BUILD)/harness)
+# Speed and scale figures (not a test), side by side with nginx on the same loads (and
+# Mountebank and WireMock with BENCH_PEERS=all): results/bench/bench.{json,md}, cdf-*.png.
+# Installs what it needs itself (never make check). BENCH_ARGS=--quick: a ~30 s smoke run.
+BENCH_ARGS  ?=
+BENCH_PEERS ?=
+bench-deps:
+	@scripts/ensure-deps $(if $(filter all,$(BENCH_PEERS)),bench-peers $(BUILD)/bench-peers,bench)
+
+$(BUILD)/bench/burst: bench/burst.c
+	mkdir -p $(BUILD)/bench
+	$(CC) -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o $@ $<
+
+bench: bench-deps $(BUILD)/harness $(BUILD)/bench/burst
+	$(PYTHON) bench/bench.py --burst $(abspath $(BUILD)/bench/burst) \
+	    $(if $(filter all,$(BENCH_PEERS)),--peers all --peers-dir $(abspath $(BUILD)/bench-peers)) \
+	    $(BENCH_ARGS) $(abspath $(BUILD)/harness)
 
 # libFuzzer (clang), every harness/fuzz/fuzz_NAME.c (make fuzz-NAME runs one): the WebSocket
 # frame parser (ws_frame), the scenario loader from text (scenario), the template engine
