@@ -80,8 +80,9 @@ def main():
         f.write(SCENARIO % {"delay": args.delay_ms, "body": "x" * 5, "every": 1000})
     proc, ready = start(args.binary, path)
     host, port = "127.0.0.1", int(ready["main"].rsplit(":", 1)[1])
-    journal_url = ready["main"] + "/_harness/instances/bench.server/journal"
-    reset_url = ready["main"] + "/_harness/instances/bench.server/reset"
+    journal_url = ready["control"] + "/_harness/instances/bench.server/journal"
+    reset_url = ready["control"] + "/_harness/instances/bench.server/reset"
+    token = {"X-Harness-Token": ready["token"]}
     try:
         def delay_rows(label, concurrent):
             """The error of each delay, from the client and from the journal."""
@@ -90,10 +91,12 @@ def main():
                     return await asyncio.gather(*[get(host, port, "/s/bench.server/d")
                                                   for _ in range(100)])
                 return [await get(host, port, "/s/bench.server/d") for _ in range(10)]
-            urllib.request.urlopen(urllib.request.Request(reset_url, data=b"{}", method="POST"))
+            urllib.request.urlopen(urllib.request.Request(reset_url, data=b"{}", method="POST",
+                                                          headers=token))
             results = asyncio.run(delays())
             client_err = [abs(t * 1000 - args.delay_ms) for t, _ in results]
-            journal = json.load(urllib.request.urlopen(journal_url))
+            journal = json.load(urllib.request.urlopen(urllib.request.Request(journal_url,
+                                                                              headers=token)))
             server_err = [abs(e["phases"]["headers_sent"] - e["arrived"] - args.delay_ms)
                           for e in journal["entries"]]
             print("| %s | client (full response) | %.2f | %.2f |" % (
