@@ -404,7 +404,7 @@ def test_control_api(server, http):
         assert http.get(origin + "/_harness/version", headers=server.control_headers()
                         ).status_code == 404
         assert http.get(origin + "/_harness/page").headers["Content-Type"].startswith("text/html")
-    assert http.get(server.control + "/_harness/page").status_code == 404
+    assert server.api("GET", "/page").status_code == 404
 
 
 def test_serve_files_and_journal_limit(harness_bin, tmp_path):
