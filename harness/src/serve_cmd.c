@@ -236,6 +236,7 @@ int cmd_serve(int argc, char **argv)
     cfg.roots = &roots;
     for (size_t i = 0; i < n_root_dirs; i++) {
         struct stat st;
+        errno = 0;
         if (stat(root_dirs[i], &st) != 0 || !S_ISDIR(st.st_mode) ||
             !fsroot_add(&roots, root_dirs[i])) {
             fprintf(stderr, "harness serve: --root %s: %s\n", root_dirs[i],
