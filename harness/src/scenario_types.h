@@ -202,7 +202,7 @@ struct ws_step {
     /* WS_RAW */
     struct raw_chunks chunks;
     /* WS_DROP */
-    enum conn_end drop_end; /* fin (default), rst or hang */
+    enum conn_end drop_end; /* fin, rst or hang; default (drop: true): websocket.end */
     /* WS_CLOSE */
     bool has_code; /* false: a close frame with an empty payload */
     int code;      /* any 0..65535, including the ones not allowed on the wire */

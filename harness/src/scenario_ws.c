@@ -199,7 +199,7 @@ static bool step_close(struct ld *ld, const struct ynode *v, struct ws_step *st)
 
 static bool step_drop(struct ld *ld, const struct ynode *v, struct ws_step *st)
 {
-    st->drop_end = CONN_END_FIN;
+    st->drop_end = CONN_END_DEFAULT; /* true: as websocket.end says (default fin) */
     if (v->kind == Y_SCALAR && v->type == YS_BOOL) {
         if (!v->b)
             ld_err(ld, v, "drop: true, fin, rst or hang (false means nothing)");

@@ -686,7 +686,7 @@ const char *ws_session_run(const struct ws_spec *spec, int fd, const unsigned ch
         }
         end = ended(&s, r);
     }
-    end_connection(&s, !strcmp(end, "dropped") ? s.drop_end : spec->end);
+    end_connection(&s, !strcmp(end, "dropped") && s.drop_end ? s.drop_end : spec->end);
     while (s.q_len)
         queue_drop_oldest(&s);
     free(s.queue);
