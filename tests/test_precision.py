@@ -7,6 +7,7 @@ import base64
 import errno
 import hashlib
 import json
+import os
 import socket
 import subprocess
 import time
@@ -376,3 +377,37 @@ def test_expect_kind_and_json_matcher_are_keys(harness_bin, tmp_path):
     assert "raw" in keys["websocket.step"]["keys"]
     assert hashlib  # (imported for symmetry with test_websocket's accept check)
     assert errno
+
+
+# The `json` condition (server, route_json_subset) and the `json` matcher (grader) are one
+# rule: both are held to this corpus.
+JSON_CORPUS = [
+    ({"a": 1}, '{"a": 1, "b": 2}', True),
+    ({"a": 1}, '{"a": 1.0}', True),
+    ({"a": 1}, '{"a": "1"}', False),
+    ({"a": True}, '{"a": 1}', False),
+    ({"a": {"b": [1, 2]}}, '{"a": {"b": [1, 2], "c": 0}}', True),
+    ({"a": {"b": [1]}}, '{"a": {"b": [1, 2]}}', False),
+    ([{"x": 1}], '[{"x": 1, "y": 2}]', True),
+    ({"a": None}, '{"a": null}', True),
+    ({"a": None}, '{}', False),
+    ("s", '"s"', True),
+    ({"a": 1}, 'not json', False),
+]
+
+
+def test_json_subset_is_one_rule_in_server_and_grader(server, http):
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "drivers"))
+    from comet_harness import grader
+    for want, text, holds in JSON_CORPUS:
+        base = server.load("""
+            server:
+              routes:
+                - name: j
+                  match: {path: /j, body: {json: %s}}
+                  response: {body: yes}
+        """ % json.dumps(want))
+        r = http.post(base + "/j", data=text)
+        assert (r.status_code == 200) == holds, (want, text)
+        assert (grader.match({"json": want}, text) is None) == holds, (want, text)

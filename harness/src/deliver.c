@@ -319,7 +319,8 @@ static enum MHD_Result manual_pump(struct exchange *ex)
                     stop = end < stop ? end : stop;
                     break;
                 }
-        ssize_t n = send(fd, ex->out + ex->out_off, stop - ex->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n =
+            send(fd, ex->out + ex->out_off, stop - ex->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 ex_wake_at(ex, now + 5000);

@@ -49,7 +49,7 @@ static const char *const FAULTS[] = {"close", "reset", "hang", NULL};
 static const char *const THENS[] = {"close", "hang", "reset", NULL};
 static const char *const LP_FORMATS[] = {"json", "text", NULL};
 static const char *const LINE_ENDINGS[] = {"lf", "cr", "crlf", "mixed", NULL};
-static const char *const ACCEPTS[] = {"correct", "wrong",  "omit",     "case_flipped",
+static const char *const ACCEPTS[] = {"correct", "wrong",     "omit", "case_flipped",
                                       "padded",  "duplicate", NULL};
 static const char *const CONN_ENDS[] = {"fin", "rst", "hang", NULL};
 static const char *const REQUEST_KINDS[] = {"actual", "preflight", NULL};
@@ -101,8 +101,8 @@ static const struct key_spec KEYS_MATCH_K[] = {
     K("path_regex", KT_REGEX, "a pattern searched in the path (instead of path)"),
     K("target", KT_TEXT, "exact target (path?query as received), relative to the prefix"),
     KE("kind", REQUEST_KINDS, "actual: not CORS preflights; preflight: only them"),
-    {"body", KT_MAP, &KEYS_CONDITION, NULL, "a condition on the body: text, regex or json", KF_SCALAR,
-     KT_TEXT, 0, 0, NULL},
+    {"body", KT_MAP, &KEYS_CONDITION, NULL, "a condition on the body: text, regex or json",
+     KF_SCALAR, KT_TEXT, 0, 0, NULL},
     {"query", KT_MATCHES, &KEYS_CONDITION, NULL, "conditions on query parameters", 0, KT_ANY, 0, 0,
      NULL},
     {"headers", KT_MATCHES, &KEYS_CONDITION, NULL, "conditions on request headers", 0, KT_ANY, 0, 0,

@@ -419,8 +419,9 @@ struct value_match *ld_body_condition(struct ld *ld, const struct ynode *n, cons
             m.json = ynode_to_json(arg);
         } else {
             if (!strcmp(k, "present") || !strcmp(k, "absent"))
-                ld_err(ld, n, "%s: a body is always there (empty or not): use equals, regex "
-                              "or json",
+                ld_err(ld, n,
+                       "%s: a body is always there (empty or not): use equals, regex "
+                       "or json",
                        what);
             return NULL;
         }

@@ -90,8 +90,9 @@ void plan_base(const struct response *r, const struct tmpl_ctx *ctx, struct plan
     p->fault_after = r->fault_after_bytes;
     if (r->end != CONN_END_DEFAULT) {
         /* after the whole response: written by hand, then the end as a fault at its end */
-        static const enum fault_action AS_FAULT[] = {
-            [CONN_END_FIN] = FAULT_CLOSE, [CONN_END_RST] = FAULT_RESET, [CONN_END_HANG] = FAULT_HANG};
+        static const enum fault_action AS_FAULT[] = {[CONN_END_FIN] = FAULT_CLOSE,
+                                                     [CONN_END_RST] = FAULT_RESET,
+                                                     [CONN_END_HANG] = FAULT_HANG};
         p->manual = true;
         p->fault = AS_FAULT[r->end];
         p->fault_has_after = true;

@@ -336,11 +336,13 @@ bool scenario_response_load(struct ld *ld, const struct ynode *n, struct respons
                    "end: for plain, raw and chunks responses (a stream or sse has then, a "
                    "websocket websocket.end)");
         else if (r->fault != FAULT_NONE)
-            ld_err(ld, v, "end: give fault (a bad end inside the body) or end (after it), not "
-                          "both");
+            ld_err(ld, v,
+                   "end: give fault (a bad end inside the body) or end (after it), not "
+                   "both");
         else if (r->transfer == TRANSFER_CHUNKED)
-            ld_err(ld, v, "end: a response with an end is written by hand with Content-Length "
-                          "(write chunked bytes with chunks)");
+            ld_err(ld, v,
+                   "end: a response with an end is written by hand with Content-Length "
+                   "(write chunked bytes with chunks)");
     }
     if (r->chunks.n && r->trickle_bytes)
         ld_err(ld, ymap_get(n, "trickle"), "trickle: chunks carry their own pauses");

@@ -135,8 +135,9 @@ static void load_match(struct ld *ld, const struct ynode *n, struct route *rt)
         ld_matches(ld, v, &rt->headers, &rt->n_headers, "match.headers");
     if ((v = ymap_get(n, "target")) && ld_text(ld, v, "match.target")) {
         if (p || pr)
-            ld_err(ld, v, "match: give target or path/path_regex, not both (target is the path "
-                          "and the query)");
+            ld_err(ld, v,
+                   "match: give target or path/path_regex, not both (target is the path "
+                   "and the query)");
         else if (ymap_get(n, "query"))
             ld_err(ld, v, "match: target fixes the query already; leave out match.query");
         else if (v->str[0] != '/' && v->str[0] != '?')

@@ -27,8 +27,8 @@ enum part_kind {
 /* The forms of an origin: {{port.X}} and {{origin.X.FORM}}, X = main, cross or alt. */
 enum { F_PORT, F_UPPER, F_HTTPS, F_USERINFO };
 static const char *const ORIGIN_NAMES[] = {"main", "cross", "alt"};
-static const char *const FORM_NAMES[] = {[F_UPPER] = "upper", [F_HTTPS] = "https",
-                                         [F_USERINFO] = "userinfo"};
+static const char *const FORM_NAMES[] = {
+    [F_UPPER] = "upper", [F_HTTPS] = "https", [F_USERINFO] = "userinfo"};
 #define USERINFO "user:pass@"
 
 struct part {
@@ -47,11 +47,16 @@ static const struct {
     const char *name;
     enum part_kind kind;
 } NAMES[] = {
-    {"origin.main", P_ORIGIN_MAIN}, {"origin.cross", P_ORIGIN_CROSS},
-    {"origin.alt", P_ORIGIN_ALT},   {"base", P_BASE},
-    {"instance", P_INSTANCE},       {"request.method", P_METHOD},
-    {"request.path", P_PATH},       {"request.target", P_TARGET},
-    {"request.body", P_BODY},       {"request.count", P_COUNT},
+    {"origin.main", P_ORIGIN_MAIN},
+    {"origin.cross", P_ORIGIN_CROSS},
+    {"origin.alt", P_ORIGIN_ALT},
+    {"base", P_BASE},
+    {"instance", P_INSTANCE},
+    {"request.method", P_METHOD},
+    {"request.path", P_PATH},
+    {"request.target", P_TARGET},
+    {"request.body", P_BODY},
+    {"request.count", P_COUNT},
     {"request.full_target", P_FULL_TARGET},
 };
 

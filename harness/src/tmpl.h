@@ -29,8 +29,8 @@ struct tmpl_ctx {
     const char *base;         /* "/s/INSTANCE" */
     const char *instance;
     const char *method;
-    const char *path;   /* relative to the instance prefix */
-    const char *target; /* path + "?" + query as received, relative to the prefix */
+    const char *path;        /* relative to the instance prefix */
+    const char *target;      /* path + "?" + query as received, relative to the prefix */
     const char *full_target; /* the target as received, prefix included */
     const char *body;
     size_t body_len;

@@ -208,10 +208,9 @@ static enum pump_result write_at(struct session *s, const unsigned char *data, s
         setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         s->nodelay = true;
     }
-    json_t *ev = json_pack("{s:s, s:s, s:I, s:f}", "kind", "write", "dir", "out", "length",
-                           (json_int_t)len, "due",
-                           (double)(long long)((double)(due_us - s->t0) / 1000.0 * 1000.0) /
-                               1000.0);
+    json_t *ev =
+        json_pack("{s:s, s:s, s:I, s:f}", "kind", "write", "dir", "out", "length", (json_int_t)len,
+                  "due", (double)(long long)((double)(due_us - s->t0) / 1000.0 * 1000.0) / 1000.0);
     enum pump_result r = send_bytes(s, data, len);
     if (r == R_OK) {
         put_payload(ev, "bytes", "bytes_base64", data, len, false);
@@ -492,10 +491,9 @@ static enum pump_result pump(struct session *s, uint64_t deadline_us, bool want_
 /* ------------------------------------------------------------------------------- steps */
 
 static const char *STEP_NAMES[] = {
-    [WS_SEND] = "send",   [WS_PING] = "ping",       [WS_PONG] = "pong",
-    [WS_WAIT] = "wait",   [WS_RECEIVE] = "receive", [WS_ECHO] = "echo",
-    [WS_FRAME] = "frame", [WS_CLOSE] = "close",     [WS_DROP] = "drop",
-    [WS_RAW] = "raw",
+    [WS_SEND] = "send",       [WS_PING] = "ping", [WS_PONG] = "pong",   [WS_WAIT] = "wait",
+    [WS_RECEIVE] = "receive", [WS_ECHO] = "echo", [WS_FRAME] = "frame", [WS_CLOSE] = "close",
+    [WS_DROP] = "drop",       [WS_RAW] = "raw",
 };
 
 /* The session's end for a result that ends it. */
