@@ -252,7 +252,8 @@ static const struct key_spec KEYS_WS_STEP_K[] = {
     KMF("echo", KEYS_WS_ECHO, KF_SCALAR | KF_NULL, "echo messages back"),
     KM("frame", KEYS_WS_FRAME, "one frame exactly as described"),
     KMF("close", KEYS_WS_CLOSE, KF_INT | KF_NULL, "a close frame (a code), then wait"),
-    KF("drop", KT_ENUM, KF_BOOL, "end the TCP connection without a close frame: fin, rst, hang"),
+    {"drop", KT_ENUM, NULL, CONN_ENDS, "end the TCP connection without a close frame", KF_BOOL,
+     KT_ANY, 0, 0, NULL},
     KL("raw", KEYS_CHUNK, "exact bytes, one write per chunk"),
 };
 TABLE(KEYS_WS_STEP, "websocket.step", "a websocket step", "one step of a script (one key)");
