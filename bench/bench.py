@@ -132,7 +132,8 @@ def measure_burst(srv, p, n, tmp, burst_bin):
              send_spread_ms=summary["send_spread_ms"], wall_ms=summary["wall_ms"],
              cpu1_others_pct=cont.others_pct())
     if srv.kind == "harness":
-        with urllib.request.urlopen(srv.base + "/journal", timeout=30) as resp:
+        req = urllib.request.Request(srv.base + "/journal", headers={"X-Harness-Token": srv.token})
+        with urllib.request.urlopen(req, timeout=30) as resp:
             entries = json.load(resp)["entries"]
         errs = [e["phases"]["headers_sent"] - e["arrived"] - delay for e in entries
                 if e.get("route") == "delay" and e.get("phases", {}).get("headers_sent")]

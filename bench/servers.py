@@ -120,6 +120,7 @@ class Server:
         self.kind, self.proc, self.port, self.paths = kind, proc, port, paths
         self.t_spawn, self.t_ready, self.logs = t_spawn, t_ready, logs
         self.base = ""  # the harness's journal URL prefix, when there is one
+        self.token = ""  # the harness's control token
 
     def pids(self):
         return tree_pids(self.proc.pid)
@@ -236,7 +237,9 @@ def start_harness(binary, tmpdir, scenario_paths, ready_limit=30.0):
     pre = "/s/%s" % HARNESS_ID
     s = Server("harness", proc, port, {k: pre + "/" + k for k in ("hello", "delay", "sse")},
                t0, t1, logs + [proc.stdout])
-    s.base = info["main"] + "/_harness/instances/" + HARNESS_ID
+    # the control API is on its own port and wants the run's token (docs/control-api.md)
+    s.base = info["control"] + "/_harness/instances/" + HARNESS_ID
+    s.token = info["token"]
     _running.append(s)
     return s
 

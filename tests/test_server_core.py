@@ -239,7 +239,7 @@ def test_sequences_repeat_cycle_not_found(server, http):
     assert [http.get(base + "/nf").status_code for _ in range(3)] == [200, 404, 404]
     nf = [e for e in server.entries() if e["route"] == "nf"]
     assert [e["response_index"] for e in nf] == [0, None, None]
-    http.post(server.main + "/_harness/instances/%s/reset" % server.last["instance"])
+    server.api("POST", "/instances/%s/reset" % server.last["instance"])
     assert http.get(base + "/nf").status_code == 200
     assert len(server.entries()) == 1
 
@@ -398,8 +398,13 @@ def test_control_api(server, http):
     assert server.api("GET", "/instances/mine").status_code == 404
     assert http.get(server.main + "/s/mine/").status_code == 404
     assert server.api("GET", "/nope").status_code == 404
-    assert http.get(server.cross + "/_harness/health").status_code == 404
-    assert http.get(server.cross + "/_harness/page").headers["Content-Type"].startswith("text/html")
+    # the control API is on its own port only; the page is on the scenario ports only
+    for origin in (server.main, server.cross):
+        assert http.get(origin + "/_harness/health").status_code == 404
+        assert http.get(origin + "/_harness/version", headers=server.control_headers()
+                        ).status_code == 404
+        assert http.get(origin + "/_harness/page").headers["Content-Type"].startswith("text/html")
+    assert server.api("GET", "/page").status_code == 404
 
 
 def test_serve_files_and_journal_limit(harness_bin, tmp_path):

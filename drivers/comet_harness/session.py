@@ -19,7 +19,7 @@ import pytest
 
 from . import expectations as expectations_mod
 from .clients import AdapterPool, ROOT, RegistryError, load_registry
-from .server import HarnessServer, check, default_binary
+from .server import HarnessServer, check, default_binary, default_roots
 
 YAML = (".yaml", ".yml")
 
@@ -107,7 +107,11 @@ class SessionState:
         if self.server is not None and not self.server.alive():
             self.server = None  # it died: the next test gets a new one
         if self.server is None:
-            self.server = HarnessServer(self.harness_bin)
+            # the server reads scenario files only under its roots (docs/control-api.md,
+            # Security): the folders of every scenario this run collected, besides the default
+            roots = default_roots() + list(self.roots) + [os.path.dirname(os.path.abspath(p))
+                                                          for p in self.explicit_files]
+            self.server = HarnessServer(self.harness_bin, roots=roots)
             self.harness_version = self.server.version
         return self.server
 

@@ -112,14 +112,16 @@ class Harness:
             if isinstance(msg, dict) and msg.get("event") == "ready":
                 ready = msg
         self.origins = {k: ready[k].rstrip("/") for k in ("main", "cross", "alt")}
+        self.control, self.token = ready["control"], ready["token"]
         # Keep the pipes drained.
         for stream in (self.proc.stdout, self.proc.stderr):
             threading.Thread(target=stream.read, daemon=True).start()
 
     def api(self, method, path, body=None):
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.origins["main"] + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(self.control + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json",
+                                              "X-Harness-Token": self.token})
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
                 text = resp.read().decode()

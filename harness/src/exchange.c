@@ -173,6 +173,16 @@ struct registry *ex_registry(struct exchange *ex)
     return &ex->host->reg;
 }
 
+const struct ctlauth *ex_auth(const struct exchange *ex)
+{
+    return &ex->host->auth;
+}
+
+const struct fsroot *ex_roots(const struct exchange *ex)
+{
+    return ex->host->roots;
+}
+
 bool ex_stopping(struct exchange *ex)
 {
     pthread_mutex_lock(&ex->host->lock);

@@ -21,6 +21,8 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "ctlauth.h"
+#include "fsroot.h"
 #include "instance.h"
 #include "plan.h"
 #include "request.h"
@@ -28,13 +30,19 @@
 #include "timer.h"
 #include "tmpl.h"
 
+/* The ports of a server, as an exchange's port_index says. */
+enum ex_port { EX_PORT_MAIN, EX_PORT_CROSS, EX_PORT_CONTROL };
+
 /* Shared by every exchange of one server (owned by it; server.c fills it in). */
 struct ex_host {
     struct timers *timers;
     struct registry reg;
-    char origins[3][80];  /* main, cross, alt */
-    uint16_t ports[2];    /* main, cross */
-    pthread_mutex_t lock; /* guards stopping and ws_sessions */
+    char origins[3][300];       /* main, cross, alt */
+    char control_url[300];      /* the control port's URL */
+    uint16_t ports[3];          /* enum ex_port */
+    struct ctlauth auth;        /* the control API's token, Host and Origin checks */
+    const struct fsroot *roots; /* borrowed: where the control API may read files */
+    pthread_mutex_t lock;       /* guards stopping and ws_sessions */
     bool stopping;
     int ws_sessions; /* WebSocket session threads running */
 };
@@ -67,7 +75,7 @@ const char *ex_end_name(enum ex_end end);
 
 struct exchange {
     struct ex_host *host;
-    int port_index; /* 0 main, 1 cross */
+    int port_index; /* enum ex_port */
     struct MHD_Connection *conn;
     int refs; /* guarded by lock */
     pthread_mutex_t lock;
@@ -81,6 +89,7 @@ struct exchange {
     bool body_too_large;
     char *version;
     char remote[64];
+    char local_ip[16]; /* the address the connection reached (control port only), or "" */
     uint64_t arrived_us;
     enum ex_state state;
 
@@ -150,6 +159,8 @@ void ex_wake(void *ex);
 const char *ex_origin(const struct exchange *ex, int which); /* 0 main, 1 cross, 2 alt */
 uint16_t ex_port(const struct exchange *ex);                 /* the port it came on */
 struct registry *ex_registry(struct exchange *ex);
+const struct ctlauth *ex_auth(const struct exchange *ex);
+const struct fsroot *ex_roots(const struct exchange *ex); /* NULL: no file access */
 bool ex_stopping(struct exchange *ex);
 void ex_ws_session_started(struct exchange *ex);
 void ex_ws_session_ended(struct ex_host *host);

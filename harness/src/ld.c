@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "fsroot.h"
 #include "xalloc.h"
 
 struct ld_value {
@@ -443,23 +444,21 @@ bool ld_body_file(struct ld *ld, const struct ynode *n, struct bytes *out)
         ld_err(ld, n, "body_file: '%s' must be relative to the scenario's folder", rel);
         return false;
     }
-    char path[PATH_MAX * 2];
-    snprintf(path, sizeof path, "%s/%s", ld->dir, rel);
-    char real[PATH_MAX], realdir[PATH_MAX];
-    if (!realpath(path, real)) {
-        ld_err(ld, n, "body_file: cannot open '%s': %s", rel, strerror(errno));
-        return false;
-    }
-    if (!realpath(ld->dir, realdir) || strncmp(real, realdir, strlen(realdir)) ||
-        (real[strlen(realdir)] != '/' && real[strlen(realdir)] != 0)) {
-        ld_err(ld, n, "body_file: '%s' is outside the scenario's folder", rel);
-        return false;
-    }
-    char err[200];
+    /* fsroot: resolved inside the folder, a regular file, at most FSROOT_MAX_BYTES (a FIFO
+     * or a device would hang or exhaust the server); errors never quote the content */
+    struct fsroot_error fe;
     size_t len = 0;
-    char *data = ld_read_file(real, &len, err, sizeof err);
+    char *data = fsroot_read_under(ld->dir, rel, FSROOT_MAX_BYTES, &len, &fe);
     if (!data) {
-        ld_err(ld, n, "body_file: cannot read '%s': %s", rel, err);
+        if (fe.status == FSROOT_OUTSIDE) {
+            ld_err(ld, n, "body_file: '%s' is outside the scenario's folder", rel);
+        } else if (fe.status == FSROOT_MISSING) {
+            ld_err(ld, n, "body_file: cannot open '%s': %s", rel, strerror(fe.err));
+        } else {
+            char why[200];
+            fsroot_describe(&fe, why, sizeof why);
+            ld_err(ld, n, "body_file: '%s': %s", rel, why);
+        }
         return false;
     }
     out->data = (unsigned char *)data;

@@ -2,9 +2,9 @@
  *
  * The access handler reads the headers and the body into the exchange (exchange.h), then
  * hands it to the handler of the first entry of HANDLERS whose prefix the path has: the
- * scenario responder (respond.h), the control API (control.h), or a fixed answer. It is
- * called again after every resume, until a response is queued or the connection is to be
- * closed.
+ * scenario responder (respond.h), the control API (control.h, on the control port only),
+ * or a fixed answer. It is called again after every resume, until a response is queued or
+ * the connection is to be closed.
  */
 #include "server.h"
 
@@ -22,6 +22,7 @@
 #include "xalloc.h"
 
 #define BODY_LIMIT (64u * 1024u * 1024u)
+#define N_PORTS 3 /* enum ex_port */
 
 struct port_ctx {
     struct server *srv;
@@ -30,8 +31,8 @@ struct port_ctx {
 
 struct server {
     struct ex_host host; /* shared with every exchange */
-    struct MHD_Daemon *daemons[2];
-    struct port_ctx ports[2];
+    struct MHD_Daemon *daemons[N_PORTS];
+    struct port_ctx ports[N_PORTS];
     FILE *log;
     pthread_mutex_t live_lock; /* guards live */
     struct exchange *live;
@@ -47,6 +48,16 @@ uint16_t server_port(const struct server *srv, int which)
     return srv->host.ports[which];
 }
 
+const char *server_origin(const struct server *srv, int which)
+{
+    return srv->host.origins[which];
+}
+
+const char *server_control_url(const struct server *srv)
+{
+    return srv->host.control_url;
+}
+
 /* ---------------------------------------------------------------- handlers */
 
 static const char PAGE[] = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
@@ -59,8 +70,9 @@ static enum MHD_Result page(struct exchange *ex)
 
 static enum MHD_Result control(struct exchange *ex)
 {
-    if (ex->port_index != 0) {
-        static const char msg[] = "the control API is on the main port only\n";
+    if (ex->port_index != EX_PORT_CONTROL) {
+        static const char msg[] = "the control API is on a port of its own: the ready line's "
+                                  "\"control\" URL\n";
         return ex_queue_simple(ex, 404, "text/plain", msg, sizeof msg - 1);
     }
     return control_handle(ex);
@@ -91,6 +103,13 @@ static const struct {
 static enum MHD_Result dispatch(struct exchange *ex)
 {
     const char *path = ex->req.path;
+    if (ex->port_index == EX_PORT_CONTROL) {
+        /* the control port serves the control API only: no page, no scenario */
+        if (!strncmp(path, "/_harness/", 10) || !strcmp(path, "/_harness"))
+            return control_handle(ex);
+        static const char nf[] = "not found: this is the control port (/_harness/)\n";
+        return ex_queue_simple(ex, 404, "text/plain", nf, sizeof nf - 1);
+    }
     /* a scenario request stays one once journaled, whatever its state */
     if (ex->entry || !strncmp(path, "/s/", 3))
         return respond_scenario(ex);
@@ -144,6 +163,16 @@ static void read_headers(struct exchange *ex, const char *method, const char *ve
         inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip);
         snprintf(ex->remote, sizeof ex->remote, "%s:%u", ip, ntohs(sin->sin_port));
     }
+    if (ex->port_index == EX_PORT_CONTROL) {
+        /* the address served, for the Host check (ctlauth.h) */
+        const union MHD_ConnectionInfo *fi =
+            MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct sockaddr_in local;
+        socklen_t len = sizeof local;
+        if (fi && getsockname(fi->connect_fd, (struct sockaddr *)&local, &len) == 0 &&
+            local.sin_family == AF_INET)
+            inet_ntop(AF_INET, &local.sin_addr, ex->local_ip, sizeof ex->local_ip);
+    }
     ex->headers_read = true;
 }
 
@@ -191,8 +220,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (srv->log && ex->headers_read) {
         /* one line per request */
         const char *end = ex_end_name(ex->end);
-        fprintf(srv->log, "%s %s %s%s%s\n", ex->port_index ? "cross" : "main", ex->req.method,
-                ex->req.target, end ? " " : "", end ? end : "");
+        static const char *const names[N_PORTS] = {"main", "cross", "control"};
+        fprintf(srv->log, "%s %s %s%s%s\n", names[ex->port_index], ex->req.method, ex->req.target,
+                end ? " " : "", end ? end : "");
         fflush(srv->log);
     }
     pthread_mutex_lock(&srv->live_lock);
@@ -240,8 +270,18 @@ struct server *server_start(const struct server_config *cfg, char *err, size_t e
         goto fail;
     }
     const char *bind = cfg->bind ? cfg->bind : "127.0.0.1";
-    uint16_t want[2] = {cfg->port, cfg->cross_port};
-    for (int i = 0; i < 2; i++) {
+    const char *public = cfg->public_host          ? cfg->public_host
+                         : strcmp(bind, "0.0.0.0") ? bind
+                                                   : "127.0.0.1";
+    host->roots = cfg->roots;
+    host->auth = (struct ctlauth){.public_host = public, .bind = bind};
+    snprintf(host->auth.token, sizeof host->auth.token, "%s", cfg->token ? cfg->token : "");
+    if (!cfg->token || !*cfg->token) {
+        snprintf(err, errlen, "the control API needs a token");
+        goto fail;
+    }
+    uint16_t want[N_PORTS] = {cfg->port, cfg->cross_port, cfg->control_port};
+    for (int i = 0; i < N_PORTS; i++) {
         srv->ports[i] = (struct port_ctx){.srv = srv, .index = i};
         srv->daemons[i] = start_daemon(&srv->ports[i], bind, want[i]);
         if (!srv->daemons[i]) {
@@ -253,12 +293,20 @@ struct server *server_start(const struct server_config *cfg, char *err, size_t e
             MHD_get_daemon_info(srv->daemons[i], MHD_DAEMON_INFO_BIND_PORT);
         host->ports[i] = di ? di->port : want[i];
     }
-    snprintf(host->origins[0], sizeof host->origins[0], "http://%s:%u", bind, host->ports[0]);
-    snprintf(host->origins[1], sizeof host->origins[1], "http://%s:%u", bind, host->ports[1]);
-    snprintf(host->origins[2], sizeof host->origins[2], "http://localhost:%u", host->ports[0]);
+    host->auth.port = host->ports[EX_PORT_CONTROL];
+    /* alt: the main port under a second name (docs/control-api.md) */
+    const char *alt = ctlauth_is_loopback(public) ? "localhost"
+                      : !strcmp(public, "localhost")
+                          ? "127.0.0.1"
+                          : (strcmp(bind, "0.0.0.0") && strcmp(bind, public) ? bind : "localhost");
+    snprintf(host->origins[0], sizeof host->origins[0], "http://%s:%u", public, host->ports[0]);
+    snprintf(host->origins[1], sizeof host->origins[1], "http://%s:%u", public, host->ports[1]);
+    snprintf(host->origins[2], sizeof host->origins[2], "http://%s:%u", alt, host->ports[0]);
+    snprintf(host->control_url, sizeof host->control_url, "http://%s:%u", public,
+             host->ports[EX_PORT_CONTROL]);
     return srv;
 fail:
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < N_PORTS; i++)
         if (srv->daemons[i])
             MHD_stop_daemon(srv->daemons[i]);
     timers_stop(host->timers);
@@ -272,7 +320,7 @@ fail:
 void server_stop(struct server *srv)
 {
     struct ex_host *host = &srv->host;
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < N_PORTS; i++)
         MHD_quiesce_daemon(srv->daemons[i]);
     pthread_mutex_lock(&host->lock);
     host->stopping = true;
@@ -293,7 +341,7 @@ void server_stop(struct server *srv)
             break;
         usleep(10000);
     }
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < N_PORTS; i++)
         MHD_stop_daemon(srv->daemons[i]);
     timers_stop(host->timers);
     registry_free(&host->reg);
