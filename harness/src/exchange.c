@@ -64,6 +64,8 @@ void ex_unref(struct exchange *ex)
         instance_unref(&ex->host->reg, ex->inst);
     plan_free(&ex->plan);
     request_free(&ex->req);
+    if (ex->buffered)
+        limits_give(&ex->host->buffered, ex->buffered);
     free(ex->version);
     free(ex->out);
     free(ex->wait_route);
@@ -88,13 +90,25 @@ void ex_finish(struct exchange *ex)
     }
 }
 
+bool ex_buffer_take(struct exchange *ex, size_t n)
+{
+    if (!limits_take(&ex->host->buffered, n))
+        return false;
+    ex->buffered += n;
+    return true;
+}
+
 /* ---------------------------------------------------------------- waits */
 
 void ex_suspend(struct exchange *ex)
 {
-    MHD_suspend_connection(ex->conn);
+    /* under the lock, so that ex_resume() (a stop resuming everything) never sees the
+     * connection suspended by libmicrohttpd but not yet marked */
     pthread_mutex_lock(&ex->lock);
-    ex->suspended = true;
+    if (!ex_stopping(ex)) {
+        MHD_suspend_connection(ex->conn);
+        ex->suspended = true;
+    }
     pthread_mutex_unlock(&ex->lock);
 }
 
@@ -329,8 +343,6 @@ json_t *ex_entry_new(struct exchange *ex, const char *rel_path)
         free(b64);
     }
     json_object_set_new(e, "body_len", json_integer((json_int_t)ex->req.body_len));
-    if (ex->body_too_large)
-        json_object_set_new(e, "body_truncated", json_true());
     json_object_set_new(e, "arrived", ex_ms_at(ex, ex->arrived_us));
     json_object_set_new(e, "phases", json_object());
     json_object_set_new(e, "bytes_sent", json_integer(0));

@@ -46,6 +46,14 @@ size_t request_header_count(const struct request *r, const char *name);
 /* The first value of a query parameter (decoded), or NULL. */
 const char *request_param(const struct request *r, const char *name);
 
+/* Is the message framing of the request unambiguous (RFC 9112 6.1, 6.3)? NULL if it is,
+ * else why not: two Content-Length headers (even equal ones), a Content-Length that is not
+ * one decimal number, Content-Length with Transfer-Encoding, or a Transfer-Encoding other
+ * than one "chunked". A server that reads such a request one way while something in front
+ * of it reads it another lets a request be smuggled: it answers 400 and closes. *length
+ * gets the Content-Length (0 without one). */
+const char *request_framing_error(const struct request *r, unsigned long long *length);
+
 /* Percent-decode s into a new string ('+' becomes a space when plus_is_space). Invalid
  * escapes are kept as written. */
 char *url_decode(const char *s, size_t len, bool plus_is_space);

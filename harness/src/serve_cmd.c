@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 #include "commands.h"
+#include "limits.h"
 #include "xalloc.h"
 #include "scenario.h"
 #include "server.h"
@@ -24,7 +25,7 @@
 static void usage(FILE *out)
 {
     fputs("usage: harness serve [FILES|DIRS] [--port N] [--cross-port N] [--bind ADDR]\n"
-          "                     [--journal-limit N] [--quiet]\n"
+          "                     [--journal-limit N] [LIMITS] [--quiet]\n"
           "\n"
           "Serve scenarios: each file (or every *.yaml under a folder) is loaded as an instance\n"
           "named by its id, at /s/ID/ on both ports. More are loaded through the control API\n"
@@ -36,6 +37,10 @@ static void usage(FILE *out)
           "  --journal-limit N  entries kept per instance journal (default 10000)\n"
           "  --quiet            no log line per request on stderr\n"
           "\n"
+          "Limits (docs/control-api.md, \"Limits\"); BYTES may end in K, M or G:\n",
+          out);
+    limits_usage(out);
+    fputs("\n"
           "Once listening it prints one JSON line on stdout:\n"
           "  {\"event\":\"ready\",\"main\":URL,\"cross\":URL,\"alt\":URL,\"pid\":N,...}\n"
           "SIGINT or SIGTERM stop it cleanly (exit status 0).\n",
@@ -53,32 +58,72 @@ static bool parse_port(const char *s, uint16_t *out)
     return true;
 }
 
-static void raise_fd_limit(void)
+/* Descriptors kept for everything but connections: scenario and body files, the journal
+ * API's clients, libmicrohttpd's own. */
+#define FD_RESERVE 64u
+
+/* Raise the descriptor limit to the hard one; if max_connections does not fit under it,
+ * lower max_connections (said on stderr): at the descriptor limit a server accepts nothing
+ * and answers nobody, while under max_connections it refuses the extra ones only. */
+static void fit_fd_limit(struct limits *lim)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)lim->max_connections + FD_RESERVE > rl.rlim_cur) {
+        unsigned fit = rl.rlim_cur > 2 * FD_RESERVE ? (unsigned)(rl.rlim_cur - FD_RESERVE) : 1;
+        fprintf(stderr,
+                "harness serve: --max-connections %u does not fit the descriptor limit %llu: "
+                "%u\n",
+                lim->max_connections, (unsigned long long)rl.rlim_cur, fit);
+        lim->max_connections = fit;
     }
 }
 
+/* getopt_long's value for the i-th option of LIMITS_OPTIONS. */
+#define LIMIT_OPT 1000
+
 int cmd_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {
+    static const struct option base[] = {
         {"port", required_argument, NULL, 'p'}, {"cross-port", required_argument, NULL, 'c'},
         {"bind", required_argument, NULL, 'b'}, {"journal-limit", required_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'q'},      {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},    {NULL, 0, NULL, 0},
+        {"version", no_argument, NULL, 'V'},
     };
-    struct server_config cfg = {.bind = "127.0.0.1", .journal_limit = 10000, .log = stderr};
+    size_t n_base = sizeof base / sizeof base[0];
+    struct option *opts = xcalloc(n_base + LIMITS_N_OPTIONS + 1, sizeof *opts);
+    memcpy(opts, base, sizeof base);
+    for (size_t i = 0; i < LIMITS_N_OPTIONS; i++)
+        opts[n_base + i] =
+            (struct option){LIMITS_OPTIONS[i].name, required_argument, NULL, LIMIT_OPT + (int)i};
+    struct limits limits = LIMITS_DEFAULT;
+    struct server_config cfg = {
+        .bind = "127.0.0.1", .journal_limit = 10000, .log = stderr, .limits = &limits};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "p:c:b:j:qhV", opts, NULL)) != -1) {
+        if (c >= LIMIT_OPT && c < LIMIT_OPT + (int)LIMITS_N_OPTIONS) {
+            const struct limits_option *o = &LIMITS_OPTIONS[c - LIMIT_OPT];
+            if (!limits_set(&limits, o, optarg) ||
+                (!strcmp(o->name, "max-connections") && !limits.max_connections)) {
+                fprintf(stderr, "harness serve: bad --%s '%s'\n", o->name, optarg);
+                free(opts);
+                return 2;
+            }
+            continue;
+        }
         switch (c) {
         case 'p':
         case 'c':
             if (!parse_port(optarg, c == 'p' ? &cfg.port : &cfg.cross_port)) {
                 fprintf(stderr, "harness serve: bad port '%s'\n", optarg);
+                free(opts);
                 return 2;
             }
             break;
@@ -90,6 +135,7 @@ int cmd_serve(int argc, char **argv)
             unsigned long v = strtoul(optarg, &end, 10);
             if (*end || v == 0) {
                 fprintf(stderr, "harness serve: bad --journal-limit '%s'\n", optarg);
+                free(opts);
                 return 2;
             }
             cfg.journal_limit = v;
@@ -100,15 +146,19 @@ int cmd_serve(int argc, char **argv)
             break;
         case 'h':
             usage(stdout);
+            free(opts);
             return 0;
         case 'V':
             printf("harness %s\n", HARNESS_VERSION);
+            free(opts);
             return 0;
         default:
             usage(stderr);
+            free(opts);
             return 2;
         }
     }
+    free(opts);
 
     /* Load everything first: a broken scenario stops the start, with every error shown. */
     struct diag_list diags;
@@ -134,7 +184,7 @@ int cmd_serve(int argc, char **argv)
     }
     diag_free(&diags);
 
-    raise_fd_limit();
+    fit_fd_limit(&limits);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);

@@ -16,13 +16,15 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "instance.h"
+#include "limits.h"
 
 struct server_config {
     const char *bind; /* an IPv4 address; default 127.0.0.1 */
     uint16_t port;    /* 0: any free port */
     uint16_t cross_port;
     size_t journal_limit;
-    FILE *log; /* one line per request, or NULL */
+    FILE *log;                   /* one line per request, or NULL */
+    const struct limits *limits; /* NULL: LIMITS_DEFAULT (copied) */
 };
 
 struct server;
