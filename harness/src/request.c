@@ -84,6 +84,14 @@ void request_add_header(struct request *r, const char *name, const char *value)
     r->n_headers++;
 }
 
+void request_reserve_body(struct request *r, size_t n)
+{
+    if (n + 1 > r->body_cap) {
+        r->body = xrealloc(r->body, n + 1);
+        r->body_cap = n + 1;
+    }
+}
+
 bool request_append_body(struct request *r, const void *data, size_t len, size_t limit)
 {
     if (r->body_len + len > limit)

@@ -190,6 +190,8 @@ static enum MHD_Result check_request(struct exchange *ex)
     }
     if (length && !ex_buffer_take(ex, (size_t)length))
         return refuse(ex, 503, "%s", "the server holds too many bodies now (--max-buffered)\n");
+    if (length)
+        request_reserve_body(&ex->req, (size_t)length);
     return MHD_YES;
 }
 
