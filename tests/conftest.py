@@ -99,6 +99,20 @@ def http():
     s.close()
 
 
+# Timing checks judge each event against the absolute schedule -- its due time from one
+# origin, such as when the request was sent -- never against the event before it (a late
+# first event would make the next look early). Early is a bug, beyond the clock's grain;
+# late is allowed up to LATE_S: room for a loaded machine (make check passes beside
+# `stress-ng --cpu 4` on two cores).
+EARLY_S = 0.02
+LATE_S = 0.5
+
+
+def on_schedule(t, due):
+    """Did an event seen at t (seconds from the origin) happen on time for due?"""
+    return due - EARLY_S <= t <= due + LATE_S
+
+
 def wait_until(pred, timeout=5.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
