@@ -92,7 +92,9 @@ def test_concurrent_delays_do_not_block_each_other(server):
     assert len(errors) == 100
     assert statistics.median(errors) < 20 + slack_ms, (slack_ms, errors)
     assert max(errors) < 100 + slack_ms, (slack_ms, errors)
-    assert wall < 3.0  # 100 sequential delays would take 50 s
+    # 100 sequential delays would take 50 s; the clients' own work (100 Python threads)
+    # grows with the machine's lag
+    assert wall < 3.0 + 25 * slack_ms / 1000, (wall, slack_ms)
 
 
 def test_body_delay_sends_headers_first(server, http):
