@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include "fsroot.h"
 #include "instance.h"
+#include "caps.h"
 
 struct server_config {
     const char *bind;        /* an IPv4 address; default 127.0.0.1 */
@@ -30,7 +31,8 @@ struct server_config {
     const struct fsroot *roots; /* where the control API may read files (borrowed; must
                                  * outlive the server) */
     size_t journal_limit;
-    FILE *log; /* one line per request, or NULL */
+    FILE *log;                 /* one line per request, or NULL */
+    const struct caps *limits; /* NULL: CAPS_DEFAULT (copied) */
 };
 
 struct server;
