@@ -80,10 +80,14 @@ HTTP_ERRORS = {
 }
 
 
+with open(os.path.join(DRIVERS, "package.json"), encoding="utf-8") as f:
+    NPM_PACKAGES = sorted(json.load(f)["dependencies"])
+
+
 def missing_needs(name):
     for need in ADAPTERS[name]["needs"]:
         if need == "node_modules":
-            for pkg in ("puppeteer-core", "eventsource", "ws", "xhr2"):
+            for pkg in NPM_PACKAGES:
                 if not os.path.isdir(os.path.join(DRIVERS, "node_modules", pkg)):
                     return "npm packages not installed (scripts/ensure-deps)"
         elif not os.path.exists(need):
@@ -630,7 +634,9 @@ HANG_CLIENT = {
     "firefox": {"xhr": {"url": "/hang"}},
     "webkit": {"xhr": {"url": "/hang"}},
     "node-eventsource": {"eventsource": {"url": "/hang"}},
+    "node-undici-eventsource": {"eventsource": {"url": "/hang"}},
     "node-ws": {"websocket": {"url": "/hang"}},
+    "node-undici-websocket": {"websocket": {"url": "/hang"}},
     "node-fetch": {"fetch": {"url": "/hang"}},
     "node-xhr2": {"xhr": {"url": "/hang"}},
     "python-requests": {"http": {"url": "/hang"}},
@@ -638,6 +644,7 @@ HANG_CLIENT = {
     "python-aiohttp": {"http": {"url": "/hang"}},
     "python-websocket-client": {"websocket": {"url": "/hang"}},
     "python-websockets": {"websocket": {"url": "/hang"}},
+    "python-aiohttp-websocket": {"websocket": {"url": "/hang"}},
     "curl": {"http": {"url": "/hang"}},
 }
 # A quick run per adapter (for concurrency).
@@ -646,9 +653,11 @@ QUICK = {case[0]: case for case in CASES
                                    ("websocket", "harness-script"), ("fetch", "stream")}}
 # An action the adapter lacks.
 LACKING = {"chromium": "http", "firefox": "http", "webkit": "http", "node-eventsource": "xhr",
-           "node-ws": "xhr", "node-fetch": "xhr", "node-xhr2": "fetch", "python-requests": "xhr",
-           "python-httpx": "xhr", "python-aiohttp": "websocket", "python-websocket-client": "http",
-           "python-websockets": "fetch", "curl": "xhr"}
+           "node-undici-eventsource": "websocket", "node-ws": "xhr",
+           "node-undici-websocket": "eventsource", "node-fetch": "xhr", "node-xhr2": "fetch",
+           "python-requests": "xhr", "python-httpx": "xhr", "python-aiohttp": "websocket",
+           "python-websocket-client": "http", "python-websockets": "fetch",
+           "python-aiohttp-websocket": "http", "curl": "xhr"}
 
 # Cases that need a page (an origin, CORS, FormData, synchronous XHR): a client outside a
 # browser answers them `unsupported`.
@@ -685,6 +694,10 @@ DEVIATIONS = {
     ("node-xhr2", "xhr", "abort-after"): check_xhr2_abort,
     ("node-xhr2", "xhr", "abort-at-readystate-3"): check_xhr2_abort,
 }
+
+
+# WebSocket clients whose close() leaves no close frame received (test_websocket_script)
+WS_CLOSE_DROPPED = {"python-aiohttp-websocket"}
 
 
 def call_check(check, obs, name, case=None):
@@ -770,7 +783,13 @@ def test_websocket_script(sessions, ws_echo, name):
     assert ev[1] == dict(ev[1], data="hello", binary=False)
     assert ev[2] == dict(ev[2], data="hi", binary=False)
     assert ev[3] == dict(ev[3], data_base64="AAEC", binary=True)
-    assert ev[4] == dict(ev[4], code=1000, reason="bye", wasClean=True)
+    if name in WS_CLOSE_DROPPED:
+        # aiohttp 3.8 drops the connection on close() without the server's close frame
+        # when a receive() is pending (aio-libs/aiohttp#7306, fixed in 3.9): the adapter
+        # reports what that leaves, an abnormal closure
+        assert ev[4] == dict(ev[4], code=1006, reason="", wasClean=False)
+    else:
+        assert ev[4] == dict(ev[4], code=1000, reason="bye", wasClean=True)
     assert obs["protocol"] == "chat" and obs["binaryType"] == "arraybuffer"
     assert obs["readyState"] == 3
 
