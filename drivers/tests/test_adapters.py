@@ -30,6 +30,7 @@ import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import jsonschema
@@ -84,7 +85,23 @@ with open(os.path.join(DRIVERS, "package.json"), encoding="utf-8") as f:
     NPM_PACKAGES = sorted(json.load(f)["dependencies"])
 
 
+def endpoint_down(argv):
+    """A remote browser's WebDriver endpoint (`--url URL`: grid-chrome, grid-webkit) that
+    does not answer, or None. test_grid.py runs those clients against a grid of its own."""
+    if "--url" not in argv:
+        return None
+    url = urllib.parse.urlsplit(argv[argv.index("--url") + 1])
+    try:
+        socket.create_connection((url.hostname, url.port or 80), timeout=2).close()
+    except OSError:
+        return "no WebDriver endpoint at %s (make grid starts one)" % url.geturl()
+    return None
+
+
 def missing_needs(name):
+    down = endpoint_down(ADAPTERS[name]["argv"])
+    if down:
+        return down
     for need in ADAPTERS[name]["needs"]:
         if need == "node_modules":
             for pkg in NPM_PACKAGES:
