@@ -64,6 +64,7 @@ ADAPTERS = {name: {"argv": spec.argv(ROOT), "capabilities": spec.capabilities,
                    "needs": spec.needs, "start_timeout": spec.start_timeout}
             for name, spec in REGISTRY.items()}
 BROWSERS = {name for name, spec in REGISTRY.items() if spec.kind == "browser"}
+BROWSER_CAPS = REGISTRY["chromium"].capabilities  # what a browser declares (test_grid.py)
 
 # What each HTTP client names its failures (the library's exception, or curl's exit code).
 HTTP_ERRORS = {
