@@ -110,7 +110,7 @@ conformance: deps deps-browsers
 
 SHARDS ?=
 REPORT_URL ?=
-merge:
+merge: deps
 	PYTHONPATH=drivers $(PYTHON) -m comet_harness.merge --results $(RESULTS) \
 	    $(if $(REPORT_URL),--report-url $(REPORT_URL)) $(SHARDS)
 
