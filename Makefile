@@ -106,7 +106,7 @@ conformance: deps deps-browsers
 	PYTHONPATH=drivers HARNESS_BIN=$(abspath $(BUILD)/harness) $(PYTHON) -m pytest \
 	    -p no:cacheprovider -c drivers/pytest.ini --rootdir=. -p comet_harness.plugin \
 	    --scenarios scenarios --results $(RESULTS) --junitxml=$(RESULTS)/junit.xml \
-	    -n $(JOBS) $(if $(SHARD),--shard $(SHARD)) $(CONFORMANCE_ARGS) $(SCENARIOS)
+	    -n $(JOBS) $(if $(SHARD),--shard $(SHARD) )$(CONFORMANCE_ARGS) $(SCENARIOS)
 
 SHARDS ?=
 REPORT_URL ?=
