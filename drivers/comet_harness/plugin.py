@@ -80,9 +80,9 @@ def pytest_addoption(parser, pluginmanager):
                     help="run the K-th of N balanced slices of the scenario × client runs "
                          "(make merge puts the N results together)")
     group.addoption("--shard-durations", default=None, metavar="FILE",
-                    help="the results.json whose run durations balance the shards and order "
-                         "the runs (default: %s when it exists; every shard must read the "
-                         "same file)" % shard_mod.DURATIONS_DEFAULT)
+                    help="the results.json whose run durations balance the shards (default: "
+                         "%s when it exists; every shard must read the same file)"
+                         % shard_mod.DURATIONS_DEFAULT)
     group.addoption("--list-clients", action="store_true",
                     help="list the known clients and exit")
 
@@ -162,11 +162,14 @@ def pytest_collect_file(file_path, parent):
 
 @pytest.hookimpl(trylast=True)  # after -k and -m deselected theirs
 def pytest_collection_modifyitems(config, items):
-    """--shard K/N: keep this shard's runs. Under xdist (in every worker, alike): the
-    costliest runs first, so that both workers stay busy to the end."""
+    """--shard K/N: keep this shard's runs (in every xdist worker alike), in their order.
+
+    (Not reordered, costliest first: xdist hands each worker a first chunk of a quarter
+    of its share, so one worker would get the long runs, the other the short ones and then
+    everything else, and be left alone at the end. In the collection's order every chunk
+    is a mix.)"""
     state = session.state_of(config)
-    xdist_worker = hasattr(config, "workerinput")
-    if state.shard is None and not xdist_worker:
+    if state.shard is None:
         return
     runs = []
     for item in items:
@@ -181,23 +184,17 @@ def pytest_collection_modifyitems(config, items):
         else:
             runs.append((item.nodeid, None, None, True))
     cost = shard_mod.costs(runs, state.durations)
-    keep = items
-    if state.shard is not None:
-        k, n = state.shard
-        where = shard_mod.partition(cost, n)
-        keep = [item for item in items if where[item.nodeid] == k - 1]
-        dropped = [item for item in items if where[item.nodeid] != k - 1]
-        state.shard_meta = {
-            "index": k, "count": n, "runs": len(keep), "of": len(items),
-            "partition": shard_mod.fingerprint(where, n),
-            "balanced_by": "durations" if state.durations else "count",
-            "cost": round(sum(cost[i.nodeid] for i in keep), 3)}
-        if dropped:
-            config.hook.pytest_deselected(items=dropped)
-    if xdist_worker:
-        order = {key: n for n, key in enumerate(
-            shard_mod.costliest_first([i.nodeid for i in keep], cost))}
-        keep = sorted(keep, key=lambda i: order[i.nodeid])
+    k, n = state.shard
+    where = shard_mod.partition(cost, n)
+    keep = [item for item in items if where[item.nodeid] == k - 1]
+    dropped = [item for item in items if where[item.nodeid] != k - 1]
+    state.shard_meta = {
+        "index": k, "count": n, "runs": len(keep), "of": len(items),
+        "partition": shard_mod.fingerprint(where, n),
+        "balanced_by": "durations" if state.durations else "count",
+        "cost": round(sum(cost[i.nodeid] for i in keep), 3)}
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
     items[:] = keep
 
 

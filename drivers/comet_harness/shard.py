@@ -15,9 +15,6 @@ client's registry capabilities cannot do (unsupported) costs almost nothing.
 The partition's fingerprint (a hash of every run's shard) goes into each shard's
 results.json; merge.py refuses shards whose fingerprints differ (say, one job read other
 durations) or that hold a run twice.
-
-Also here: the order in which an xdist run hands its runs to the workers (costliest
-first, so that no worker is left with a long run while the other idles at the end).
 """
 import hashlib
 import json
@@ -98,8 +95,3 @@ def fingerprint(where, n):
     for key in sorted(where):
         h.update(("%s\t%d\n" % (key, where[key])).encode("utf-8"))
     return h.hexdigest()[:16]
-
-
-def costliest_first(keys, cost):
-    """keys in the order an xdist run should hand them out: the costliest first (stable)."""
-    return sorted(keys, key=lambda k: -cost.get(k, DEFAULT_COST))
