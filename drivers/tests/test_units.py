@@ -459,6 +459,7 @@ def test_report_html(tmp_path):
                                                           "summary.md"]
     html = (tmp_path / "report.html").read_text()
     assert html.count('class="cell"') == 8
+    assert "8 runs · 2 areas · 2 clients · " in html
     for outcome in ("pass", "fail", "non-strict", "unsupported", "error", "xfail", "xpass"):
         assert 'class="o-%s" href="#r' % outcome in html
     assert "scenarios/bad.yaml:3:5: unknown key" in html
@@ -478,6 +479,11 @@ def test_report_html(tmp_path):
     # every cell's link names the anchor of its own details
     for (sid, client), anchor in anchors.items():
         assert re.search(r'id="c-%s"><a class="o-[a-z-]+" href="#%s"' % (anchor, anchor), html)
+
+
+def test_report_header_counts_in_the_singular(tmp_path):
+    report.write_all(str(tmp_path), RECORDS[:1], dict(META, clients=META["clients"][:1]))
+    assert "1 run · 1 area · 1 client · " in (tmp_path / "report.html").read_text()
 
 
 def test_report_lists_failures_first_and_filters(tmp_path):
