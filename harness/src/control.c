@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "ctl_load.h"
 #include "scenario.h"
 #include "version.h"
 #include "xalloc.h"
@@ -56,8 +57,42 @@ static json_t *diags_json(const struct diag_list *d)
     return list;
 }
 
+/* The second half of a load: the scenario was loaded off this thread (ctl_load.h). */
+static enum MHD_Result loaded(struct exchange *ex)
+{
+    struct scenario *s = NULL;
+    struct diag_list diags;
+    char *id = NULL;
+    if (!ctl_load_take(ex, &s, &diags, &id))
+        return error(ex, 503, "the server is stopping%s", NULL);
+    if (!s) {
+        json_t *doc = json_pack("{s:s, s:o}", "error", "the scenario does not load", "errors",
+                                diags_json(&diags));
+        diag_free(&diags);
+        free(id);
+        return ex_queue_json(ex, 400, doc);
+    }
+    diag_free(&diags);
+    struct instance *in = NULL;
+    enum registry_status st = registry_add(ex_registry(ex), s, id, &in);
+    if (st != REG_OK) {
+        enum MHD_Result r =
+            st == REG_CONFLICT
+                ? error(ex, 409, "an instance %s is already loaded", id)
+                : error(ex, 400, "bad instance id '%s' (letters, digits, . - _)", id);
+        free(id);
+        return r;
+    }
+    free(id);
+    json_t *doc = instance_json(ex, in);
+    instance_unref(ex_registry(ex), in);
+    return ex_queue_json(ex, 201, doc);
+}
+
 static enum MHD_Result load(struct exchange *ex)
 {
+    if (ex->state == EX_HOLDING || ctl_load_pending(ex))
+        return loaded(ex);
     json_error_t jerr;
     json_t *req = json_loadb((const char *)ex->req.body, ex->req.body_len, 0, &jerr);
     if (!req || !json_is_object(req)) {
@@ -77,33 +112,10 @@ static enum MHD_Result load(struct exchange *ex)
         json_decref(req);
         return error(ex, 400, "\"id\" must be a string%s", NULL);
     }
-    struct diag_list diags;
-    diag_init(&diags);
-    struct scenario *s = file
-                             ? scenario_load(file, &diags)
-                             : scenario_load_text(yaml, strlen(yaml), "<posted>", base_dir, &diags);
-    if (!s) {
-        json_t *doc = json_pack("{s:s, s:o}", "error", "the scenario does not load", "errors",
-                                diags_json(&diags));
-        diag_free(&diags);
-        json_decref(req);
-        return ex_queue_json(ex, 400, doc);
-    }
-    diag_free(&diags);
-    struct instance *in = NULL;
-    enum registry_status st = registry_add(ex_registry(ex), s, id, &in);
-    if (st != REG_OK) {
-        enum MHD_Result r =
-            st == REG_CONFLICT
-                ? error(ex, 409, "an instance %s is already loaded", id)
-                : error(ex, 400, "bad instance id '%s' (letters, digits, . - _)", id);
-        json_decref(req);
-        return r;
-    }
+    /* loading may take a while (a second for 100,000 routes): off this thread */
+    ctl_load_start(ex, file, yaml, base_dir, id);
     json_decref(req);
-    json_t *doc = instance_json(ex, in);
-    instance_unref(ex_registry(ex), in);
-    return ex_queue_json(ex, 201, doc);
+    return MHD_YES;
 }
 
 static enum MHD_Result wait_for(struct exchange *ex, struct instance *in)

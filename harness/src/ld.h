@@ -21,6 +21,7 @@
 #include "keys.h"
 #include "rx.h"
 #include "scenario_types.h"
+#include "strmap.h"
 #include "yamldoc.h"
 
 /* The longest duration a scenario may give: one day. */
@@ -33,9 +34,12 @@ struct ld {
     const char *file;
     const char *dir; /* body_file is read from here; NULL: not allowed */
     struct scenario *s;
-    const char *action; /* the client action (xhr, ...), once the client part is read */
-    struct ld_value *values;
+    const char *action;      /* the client action (xhr, ...), once the client part is read */
+    struct ld_value *values; /* sorted by node when ld_to_json needs them */
     size_t n_values, cap_values;
+    bool values_sorted;
+    struct strmap route_names;   /* name -> struct route *, as routes are read */
+    struct strmap channel_names; /* name -> struct channel * */
 };
 
 void ld_err(struct ld *ld, const struct ynode *n, const char *fmt, ...)
@@ -86,6 +90,6 @@ char *ld_read_file(const char *path, size_t *len, char *err, size_t errlen);
 
 /* The tree as JSON, with every duration read so far as a number of milliseconds. New
  * reference. */
-json_t *ld_to_json(const struct ld *ld, const struct ynode *n);
+json_t *ld_to_json(struct ld *ld, const struct ynode *n);
 
 #endif
