@@ -26,6 +26,9 @@
 
 /* The longest duration a scenario may give: one day. */
 #define LD_MAX_DURATION_MS 86400000ULL
+/* The string form of a duration (ld_duration) as a regular expression, for the JSON Schema
+ * (schema.h); tests/test_schema.py holds it to ld_duration on the documented examples. */
+#define LD_DURATION_PATTERN "^ *([0-9]+(\\.[0-9]*)?|\\.[0-9]+) *(ms|s|m|min)? *$"
 
 struct ld_value; /* a scalar read as something else (a duration as milliseconds) */
 
