@@ -282,9 +282,12 @@ def test_control_api_load_does_not_stall_other_requests(harness_bin):
             latencies.append(time.monotonic() - t0)
         th.join()
         assert result["status"] == 201
+        # Loading on the request thread, a request sent as the load began waited for all of
+        # it; off the thread, requests go on being answered (judged against the load's own
+        # duration, so that a loaded machine slows both alike).
         assert len(latencies) >= 5, (result, latencies)
-        assert max(latencies) < 1.5, "a request waited %.2f s while loading (load: %.2f s)" % (
-            max(latencies), result["seconds"])
+        assert max(latencies) < 0.5 * result["seconds"], \
+            "a request waited %.2f s during a %.2f s load" % (max(latencies), result["seconds"])
         r = srv.session.get(srv.main + "/_harness/instances", timeout=30)
         assert [i["scenario"] for i in r.json()["instances"]] == ["big.routes"]
     finally:
