@@ -184,6 +184,13 @@ def cpu_of(harness_bin, *args):
     return proc, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def cpu_bound(harness_bin, seconds):
+    """The CPU bound for a binary: ten times as much under AddressSanitizer (make
+    sanitizer-tests), still far below what a quadratic load takes."""
+    with open(harness_bin, "rb") as f:
+        return seconds * (10 if b"__asan_init" in f.read() else 1)
+
+
 def many_routes(n, channels=1000):
     """A valid scenario with n routes (names, delays, templates, long polls) and an expect
     naming every tenth route."""
@@ -205,7 +212,8 @@ def test_hundred_thousand_routes_load_in_linear_time(harness_bin, tmp_path):
     path.write_text(many_routes(100000))
     proc, cpu = cpu_of(harness_bin, str(path))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert cpu < 3.0, "harness check took %.2f s of CPU for 100,000 routes" % cpu
+    assert cpu < cpu_bound(harness_bin, 3.0), \
+        "harness check took %.2f s of CPU for 100,000 routes" % cpu
 
 
 def test_hundred_thousand_keys_in_one_mapping(harness_bin, tmp_path):
@@ -217,7 +225,8 @@ def test_hundred_thousand_keys_in_one_mapping(harness_bin, tmp_path):
                     "      response: {body: x}\n")
     proc, cpu = cpu_of(harness_bin, str(path))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert cpu < 3.0, "harness check took %.2f s of CPU for 100,000 keys" % cpu
+    assert cpu < cpu_bound(harness_bin, 3.0), \
+        "harness check took %.2f s of CPU for 100,000 keys" % cpu
 
 
 def test_size_and_node_limits(harness_bin, tmp_path):
