@@ -227,6 +227,24 @@ static struct ynode *parse_scalar(struct parser *p, yaml_event_t *ev, struct src
     return n;
 }
 
+/* The key of map n equal to key, or NULL (then key is remembered). A short mapping is
+ * searched; from SMALL_MAP keys on, a hash map of them (seen) is used: linear time. */
+#define SMALL_MAP 8
+static const struct ynode *first_key(const struct ynode *n, struct strmap *seen,
+                                     const struct ynode *key)
+{
+    if (n->n < SMALL_MAP) {
+        for (size_t i = 0; i < n->n; i++)
+            if (n->keys[i]->len == key->len && !memcmp(n->keys[i]->str, key->str, key->len))
+                return n->keys[i];
+        return NULL;
+    }
+    if (n->n == SMALL_MAP && !seen->n)
+        for (size_t i = 0; i < n->n; i++)
+            strmap_put(seen, n->keys[i]->str, n->keys[i]->len, n->keys[i]);
+    return strmap_put(seen, key->str, key->len, (void *)key);
+}
+
 /* The entries of a sequence or mapping n, up to its end event. false on a syntax error or
  * a limit crossed (n is freed by the caller). */
 static bool parse_entries(struct parser *p, struct ynode *n, int depth)
@@ -267,7 +285,7 @@ static bool parse_entries(struct parser *p, struct ynode *n, int depth)
             ynode_free(value);
             continue;
         }
-        const struct ynode *first = map ? strmap_put(&seen, key->str, key->len, key) : NULL;
+        const struct ynode *first = map ? first_key(n, &seen, key) : NULL;
         if (first) {
             diag_add(p->d, key->loc, "duplicate key '%s' (first at line %d, column %d)", key->str,
                      first->loc.line, first->loc.col);
