@@ -18,10 +18,18 @@ struct parser {
     struct diag_list *d;
     size_t nodes;
     bool failed;
+    size_t end_line, end_col; /* 0-based: where the text ends (past its last character) */
 };
 
+/* A mark as a location. At the end of a text without a final line break, libyaml moves its
+ * mark to the start of a line after the last (for a syntax error, an empty value at the
+ * end): that is the end of the last line. */
 static struct src_loc mark_loc(const struct parser *p, yaml_mark_t m)
 {
+    if (p->end_col > 0 && m.line == p->end_line + 1 && m.column == 0) {
+        m.line = p->end_line;
+        m.column = p->end_col;
+    }
     return (struct src_loc){.file = p->file, .line = (int)m.line + 1, .col = (int)m.column + 1};
 }
 
@@ -56,35 +64,27 @@ static int char_at(const struct parser *p, size_t line, size_t col)
     return -1;
 }
 
-/* Where a syntax error is reported. At the end of a text without a final line break,
- * libyaml moves its mark to the start of a line after the last: that is the end of the
- * last line. */
-static struct src_loc error_loc(const struct parser *p, yaml_mark_t m)
+/* Where the text ends, as libyaml counts lines and columns (characters). */
+static void find_end(struct parser *p)
 {
     const char *s = p->text, *end = p->text + p->len;
     if (p->len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3))
         s += 3;
-    size_t line = 0, col = 0;
     for (size_t brk; s < end; s += brk ? brk : 1) {
         if ((brk = line_break(s, end))) {
-            line++;
-            col = 0;
+            p->end_line++;
+            p->end_col = 0;
         } else if (((unsigned char)*s & 0xC0) != 0x80) {
-            col++;
+            p->end_col++;
         }
     }
-    if (col > 0 && m.line == line + 1 && m.column == 0) {
-        m.line = line;
-        m.column = col;
-    }
-    return mark_loc(p, m);
 }
 
 static bool next(struct parser *p, yaml_event_t *ev)
 {
     if (yaml_parser_parse(&p->y, ev))
         return true;
-    struct src_loc loc = error_loc(p, p->y.problem_mark);
+    struct src_loc loc = mark_loc(p, p->y.problem_mark);
     const char *hint = char_at(p, p->y.problem_mark.line, p->y.problem_mark.column) == '\t'
                            ? " (YAML forbids tabs for indentation; use spaces)"
                            : "";
@@ -353,6 +353,7 @@ struct ynode *ydoc_parse(const char *text, size_t len, const char *file, struct 
                  YDOC_MAX_BYTES);
         return NULL;
     }
+    find_end(&p);
     if (!yaml_parser_initialize(&p.y))
         abort();
     yaml_parser_set_input_string(&p.y, (const unsigned char *)text, len);
