@@ -276,8 +276,7 @@ def test_control_api_load_does_not_stall_other_requests(harness_bin):
 
         def post():
             t0 = time.monotonic()
-            r = srv.session.post(srv.main + "/_harness/instances", json={"yaml": text},
-                                 timeout=300)
+            r = srv.api("POST", "/instances", json={"yaml": text}, timeout=300)
             result["status"], result["seconds"] = r.status_code, time.monotonic() - t0
 
         other = requests.Session()
@@ -287,7 +286,7 @@ def test_control_api_load_does_not_stall_other_requests(harness_bin):
         latencies = []
         while th.is_alive():
             t0 = time.monotonic()
-            assert other.get(srv.main + "/_harness/health", timeout=60).status_code == 200
+            assert other.get(srv.control + "/_harness/health", timeout=60).status_code == 200
             latencies.append(time.monotonic() - t0)
         th.join()
         assert result["status"] == 201
@@ -297,7 +296,7 @@ def test_control_api_load_does_not_stall_other_requests(harness_bin):
         assert len(latencies) >= 5, (result, latencies)
         assert max(latencies) < 0.5 * result["seconds"], \
             "a request waited %.2f s during a %.2f s load" % (max(latencies), result["seconds"])
-        r = srv.session.get(srv.main + "/_harness/instances", timeout=30)
+        r = srv.api("GET", "/instances", timeout=30)
         assert [i["scenario"] for i in r.json()["instances"]] == ["big.routes"]
     finally:
         assert srv.stop() == 0, srv.stderr

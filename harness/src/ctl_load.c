@@ -8,7 +8,8 @@
 
 struct job {
     struct exchange *ex; /* a reference, dropped by the thread when it is done */
-    char *file, *yaml, *base_dir, *id;
+    char *text, *name, *dir, *real_file, *id;
+    size_t len;
     struct scenario *s;
     struct diag_list diags;
     bool done;  /* guarded by lock */
@@ -21,9 +22,10 @@ static struct job *jobs; /* guarded by lock */
 
 static void job_free(struct job *j)
 {
-    free(j->file);
-    free(j->yaml);
-    free(j->base_dir);
+    free(j->text);
+    free(j->name);
+    free(j->dir);
+    free(j->real_file);
     free(j->id);
     scenario_free(j->s);
     diag_free(&j->diags);
@@ -42,9 +44,9 @@ static void unlist_locked(struct job *j)
 static void *run(void *arg)
 {
     struct job *j = arg;
-    struct scenario *s =
-        j->file ? scenario_load(j->file, &j->diags)
-                : scenario_load_text(j->yaml, strlen(j->yaml), "<posted>", j->base_dir, &j->diags);
+    struct scenario *s = scenario_load_text(j->text, j->len, j->name, j->dir, &j->diags);
+    if (s && j->real_file)
+        json_object_set_new(s->doc, "file", json_string(j->real_file));
     struct exchange *ex = j->ex;
     pthread_mutex_lock(&lock);
     j->s = s;
@@ -61,14 +63,16 @@ static void *run(void *arg)
     return NULL;
 }
 
-void ctl_load_start(struct exchange *ex, const char *file, const char *yaml, const char *base_dir,
-                    const char *id)
+void ctl_load_start(struct exchange *ex, char *text, size_t len, const char *name, const char *dir,
+                    const char *real_file, const char *id)
 {
     struct job *j = xcalloc(1, sizeof *j);
     j->ex = ex;
-    j->file = file ? xstrdup(file) : NULL;
-    j->yaml = yaml ? xstrdup(yaml) : NULL;
-    j->base_dir = base_dir ? xstrdup(base_dir) : NULL;
+    j->text = text;
+    j->len = len;
+    j->name = xstrdup(name);
+    j->dir = dir ? xstrdup(dir) : NULL;
+    j->real_file = real_file ? xstrdup(real_file) : NULL;
     j->id = id ? xstrdup(id) : NULL;
     diag_init(&j->diags);
     pthread_mutex_lock(&lock);
