@@ -3,7 +3,8 @@
 #   make check        install what is missing, build, run every test
 #   make conformance  install what is missing, run the catalogue against the default clients
 #   make merge        the results of shards (make conformance SHARD=K/N) as one run's
-#   make harness      build the server binary only ($(BUILD)/harness)
+#   make harness      build the server binary only ($(BUILD)/harness); like a bare `make`,
+#                     it installs the build dependencies first when missing (make deps)
 #   make install      install it with the man pages, the catalogue and the pytest plugin
 #                     (PREFIX=/usr/local, DESTDIR=); make uninstall removes them
 #   make deb          $(BUILD)/comet-harness_VERSION_ARCH.deb (dpkg-deb)
@@ -44,7 +45,9 @@ deps:
 deps-browsers:
 	@scripts/ensure-deps browsers
 
-$(BUILD)/obj/%.o: harness/src/%.c $(wildcard harness/src/*.h) | $(BUILD)/obj
+# Compiling needs the build dependencies: `make deps` first (order-only: it never makes an
+# object out of date; scripts/ensure-deps is quick when everything is there).
+$(BUILD)/obj/%.o: harness/src/%.c $(wildcard harness/src/*.h) | $(BUILD)/obj deps
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) -MMD -c -o $@ $<
 
 $(BUILD)/harness: $(BUILD)/obj/main.o $(LIB_OBJ)

@@ -4,9 +4,15 @@ import glob
 import json
 import os
 import re
+import resource
 import subprocess
+import threading
+import time
 
 import pytest
+import requests
+
+from conftest import Server
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BAD = sorted(glob.glob(os.path.join(ROOT, "tests/fixtures/bad/*.yaml")))
@@ -165,3 +171,132 @@ def test_keys_export(harness_bin):
         "exact", "subsequence", "contains"]
     text = subprocess.run([harness_bin, "keys"], capture_output=True, text=True).stdout
     assert "response — one response" in text
+
+
+# -- loader limits (issue 14): linear time, bounded depth, nodes and size ------------------
+
+def cpu_of(harness_bin, *args):
+    """(process, CPU seconds) of `harness check ARGS`: CPU time, not wall time, so that a
+    loaded machine does not fail the bound."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = run(harness_bin, *args)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return proc, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def cpu_bound(harness_bin, seconds):
+    """The CPU bound for a binary: ten times as much under AddressSanitizer (make
+    sanitizer-tests), still far below what a quadratic load takes."""
+    with open(harness_bin, "rb") as f:
+        return seconds * (10 if b"__asan_init" in f.read() else 1)
+
+
+def many_routes(n, channels=1000):
+    """A valid scenario with n routes (names, delays, templates, long polls) and an expect
+    naming every tenth route."""
+    out = ["id: big.routes\ntitle: t\nspec: https://x.org/\nclient:\n  http: {url: /r1}\n"
+           "server:\n  channels:\n"]
+    out += ["    c%d: {events: [{after: 5, data: x}]}\n" % i for i in range(channels)]
+    out.append("  routes:\n")
+    out += ['    - {name: r%d, match: {path: /%d}, response: {delay: 1s, body: "{{base}}", '
+            'long_poll: {channel: c%d}}}\n' % (i, i, i % channels) for i in range(n)]
+    out.append("expect:\n  server:\n    requests:\n")
+    out += ["      - {route: r%d, count: 1}\n" % i for i in range(0, n, 10)]
+    return "".join(out)
+
+
+def test_hundred_thousand_routes_load_in_linear_time(harness_bin, tmp_path):
+    """10^5 routes took over 120 s (a quadratic duplicate-name check); now well under a
+    second of CPU on this machine (3 s allows for a slow CI)."""
+    path = tmp_path / "routes.yaml"
+    path.write_text(many_routes(100000))
+    proc, cpu = cpu_of(harness_bin, str(path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert cpu < cpu_bound(harness_bin, 3.0), \
+        "harness check took %.2f s of CPU for 100,000 routes" % cpu
+
+
+def test_hundred_thousand_keys_in_one_mapping(harness_bin, tmp_path):
+    """Duplicate keys are found with a hash map: 10^5 keys in one mapping (80k took 25 s)."""
+    path = tmp_path / "keys.yaml"
+    path.write_text("id: big.keys\ntitle: t\nspec: https://x.org/\nclient:\n  http: {url: /}\n"
+                    "server:\n  routes:\n    - match:\n        query:\n" +
+                    "".join("          k%d: v\n" % i for i in range(100000)) +
+                    "      response: {body: x}\n")
+    proc, cpu = cpu_of(harness_bin, str(path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert cpu < cpu_bound(harness_bin, 3.0), \
+        "harness check took %.2f s of CPU for 100,000 keys" % cpu
+
+
+def test_size_and_node_limits(harness_bin, tmp_path):
+    """The documented limits (yamldoc.h): 16 MiB of text, 2,000,000 nodes; each an error
+    at its place, never a crash or an hour of work."""
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * (16 * 1024 * 1024) + "\n")
+    proc = run(harness_bin, str(big))
+    assert proc.returncode == 1
+    assert "%s:1:1: the file is %d bytes: a scenario is at most 16777216 bytes" % (
+        big, 16 * 1024 * 1024 + 3) in proc.stderr
+    many = tmp_path / "many.yaml"
+    many.write_text("description: [" + "0," * 2000000 + "0]\n")
+    proc = run(harness_bin, str(many))
+    assert proc.returncode == 1
+    # node 1 is the root mapping, 2 its key, 3 the sequence, 4.. its items
+    col = 15 + 2 * (2000000 - 3)
+    assert "%s:1:%d: too many values: a scenario has at most 2000000 nodes" % (many, col) \
+        in proc.stderr, proc.stderr
+
+
+def test_depth_limit_is_an_error_not_a_stack_overflow(harness_bin, tmp_path):
+    path = tmp_path / "deep.yaml"
+    path.write_text("[" * 50000 + "]" * 50000 + "\n")
+    proc = run(harness_bin, str(path))
+    assert proc.returncode == 1
+    assert "%s:1:65: nested too deeply: at most 64 levels" % path in proc.stderr
+
+
+def test_every_integer_key_is_range_checked(harness_bin):
+    """Every integer a scenario gives has a documented range (no value reaches the server
+    unchecked); durations have theirs (0 to one day) in the one grammar."""
+    tables = json.loads(subprocess.run([harness_bin, "keys", "--json"], capture_output=True,
+                                       text=True).stdout)["tables"]
+    unbounded = [(t, k) for t, table in tables.items() for k, spec in table["keys"].items()
+                 if spec["type"] == "integer" and ("min" not in spec or "max" not in spec)]
+    assert unbounded == []
+
+
+def test_control_api_load_does_not_stall_other_requests(harness_bin):
+    """A 10^5-route scenario posted to the control API loads off the request thread
+    (ctl_load.c): other requests keep being answered while it loads."""
+    srv = Server(harness_bin, ["--quiet"])
+    try:
+        text = many_routes(100000)
+        result = {}
+
+        def post():
+            t0 = time.monotonic()
+            r = srv.api("POST", "/instances", json={"yaml": text}, timeout=300)
+            result["status"], result["seconds"] = r.status_code, time.monotonic() - t0
+
+        other = requests.Session()
+        other.trust_env = False
+        th = threading.Thread(target=post)
+        th.start()
+        latencies = []
+        while th.is_alive():
+            t0 = time.monotonic()
+            assert other.get(srv.control + "/_harness/health", timeout=60).status_code == 200
+            latencies.append(time.monotonic() - t0)
+        th.join()
+        assert result["status"] == 201
+        # Loading on the request thread, a request sent as the load began waited for all of
+        # it; off the thread, requests go on being answered (judged against the load's own
+        # duration, so that a loaded machine slows both alike).
+        assert len(latencies) >= 5, (result, latencies)
+        assert max(latencies) < 0.5 * result["seconds"], \
+            "a request waited %.2f s during a %.2f s load" % (max(latencies), result["seconds"])
+        r = srv.api("GET", "/instances", timeout=30)
+        assert [i["scenario"] for i in r.json()["instances"]] == ["big.routes"]
+    finally:
+        assert srv.stop() == 0, srv.stderr

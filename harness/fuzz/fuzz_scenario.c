@@ -55,11 +55,6 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
             abort();
         if (d->line == 0 && d->col == 0)
             continue;
-        /* Known, not fixed yet (harness/fuzz/crashers/scenario/eof-line-past-end): a syntax
-         * error at the end of a file without a final newline is reported on the line after
-         * the last (libyaml moves its mark there). Drop this allowance with the fix. */
-        if (d->line == lines + 1 && d->col == 1)
-            continue;
         if (d->line < 1 || d->line > lines || d->col < 1 || d->col > cols) {
             fprintf(stderr, "diagnostic outside the input (at most %ld lines, %ld columns):\n",
                     lines, cols);

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "ctl_load.h"
 #include "ctlauth.h"
 #include "fsroot.h"
 #include "scenario.h"
@@ -53,32 +54,30 @@ static enum MHD_Result file_error(struct exchange *ex, const char *key, const ch
                                    refused ? " (see harness serve --root)" : ""));
 }
 
-/* Load the scenario file at path if the roots allow it: the loader's answer, or NULL
- * with the refusal queued (*queued set, *r its result). */
-static struct scenario *load_file(struct exchange *ex, const char *path, struct diag_list *diags,
-                                  bool *queued, enum MHD_Result *r)
+/* Read the scenario file at path if the roots allow it: its text (owned), its folder and
+ * real path (owned: body_file is read beside it, "file" names it), or NULL with the
+ * refusal queued (*r its result). */
+static char *read_file(struct exchange *ex, const char *path, size_t *len, char **dir,
+                       char **real_path, enum MHD_Result *r)
 {
     struct fsroot_error fe;
-    size_t len = 0;
-    char *text = fsroot_read(ex_roots(ex), path, FSROOT_MAX_BYTES, &len, &fe);
+    char *text = fsroot_read(ex_roots(ex), path, FSROOT_MAX_BYTES, len, &fe);
     char real[PATH_MAX];
     if (text && !realpath(path, real))
         fe = (struct fsroot_error){.status = FSROOT_MISSING, .err = errno};
     if (fe.status != FSROOT_OK) {
-        *queued = true;
         *r = file_error(ex, "file", path, &fe);
         free(text);
         return NULL;
     }
-    /* as scenario_load(): body_file beside the file, "file" its real path */
-    char *dir = xstrdup(real);
-    *strrchr(dir, '/') = 0;
-    struct scenario *s = scenario_load_text(text, len, path, *dir ? dir : "/", diags);
-    if (s)
-        json_object_set_new(s->doc, "file", json_string(real));
-    free(dir);
-    free(text);
-    return s;
+    *real_path = xstrdup(real);
+    *dir = xstrdup(real);
+    *strrchr(*dir, '/') = 0;
+    if (!**dir) {
+        free(*dir);
+        *dir = xstrdup("/");
+    }
+    return text;
 }
 
 static json_t *instance_json(struct exchange *ex, struct instance *in)
@@ -105,8 +104,42 @@ static json_t *diags_json(const struct diag_list *d)
     return list;
 }
 
+/* The second half of a load: the scenario was loaded off this thread (ctl_load.h). */
+static enum MHD_Result loaded(struct exchange *ex)
+{
+    struct scenario *s = NULL;
+    struct diag_list diags;
+    char *id = NULL;
+    if (!ctl_load_take(ex, &s, &diags, &id))
+        return error(ex, 503, "the server is stopping%s", NULL);
+    if (!s) {
+        json_t *doc = json_pack("{s:s, s:o}", "error", "the scenario does not load", "errors",
+                                diags_json(&diags));
+        diag_free(&diags);
+        free(id);
+        return ex_queue_json(ex, 400, doc);
+    }
+    diag_free(&diags);
+    struct instance *in = NULL;
+    enum registry_status st = registry_add(ex_registry(ex), s, id, &in);
+    if (st != REG_OK) {
+        enum MHD_Result r =
+            st == REG_CONFLICT
+                ? error(ex, 409, "an instance %s is already loaded", id)
+                : error(ex, 400, "bad instance id '%s' (letters, digits, . - _)", id);
+        free(id);
+        return r;
+    }
+    free(id);
+    json_t *doc = instance_json(ex, in);
+    instance_unref(ex_registry(ex), in);
+    return ex_queue_json(ex, 201, doc);
+}
+
 static enum MHD_Result load(struct exchange *ex)
 {
+    if (ex->state == EX_HOLDING || ctl_load_pending(ex))
+        return loaded(ex);
     json_error_t jerr;
     json_t *req = json_loadb((const char *)ex->req.body, ex->req.body_len, 0, &jerr);
     if (!req || !json_is_object(req)) {
@@ -126,50 +159,30 @@ static enum MHD_Result load(struct exchange *ex)
         json_decref(req);
         return error(ex, 400, "\"id\" must be a string%s", NULL);
     }
-    char *dir = NULL;
-    if (base_dir) {
+    char *dir = NULL, *real = NULL, *text = NULL;
+    size_t len = 0;
+    enum MHD_Result r = MHD_NO;
+    if (file) {
+        text = read_file(ex, file, &len, &dir, &real, &r);
+    } else if (base_dir) {
         struct fsroot_error fe;
-        dir = fsroot_dir(ex_roots(ex), base_dir, &fe);
-        if (!dir) {
-            enum MHD_Result r = file_error(ex, "base_dir", base_dir, &fe);
-            json_decref(req);
-            return r;
-        }
+        if (!(dir = fsroot_dir(ex_roots(ex), base_dir, &fe)))
+            r = file_error(ex, "base_dir", base_dir, &fe);
     }
-    struct diag_list diags;
-    diag_init(&diags);
-    enum MHD_Result refused = MHD_NO;
-    bool queued = false;
-    struct scenario *s = file ? load_file(ex, file, &diags, &queued, &refused)
-                              : scenario_load_text(yaml, strlen(yaml), "<posted>", dir, &diags);
-    free(dir);
-    if (queued) {
-        diag_free(&diags);
-        json_decref(req);
-        return refused;
-    }
-    if (!s) {
-        json_t *doc = json_pack("{s:s, s:o}", "error", "the scenario does not load", "errors",
-                                diags_json(&diags));
-        diag_free(&diags);
-        json_decref(req);
-        return ex_queue_json(ex, 400, doc);
-    }
-    diag_free(&diags);
-    struct instance *in = NULL;
-    enum registry_status st = registry_add(ex_registry(ex), s, id, &in);
-    if (st != REG_OK) {
-        enum MHD_Result r =
-            st == REG_CONFLICT
-                ? error(ex, 409, "an instance %s is already loaded", id)
-                : error(ex, 400, "bad instance id '%s' (letters, digits, . - _)", id);
+    if (file ? !text : base_dir && !dir) {
         json_decref(req);
         return r;
     }
+    if (!file) {
+        len = strlen(yaml);
+        text = xstrndup(yaml, len);
+    }
+    /* loading may take a while (a second for 100,000 routes): off this thread */
+    ctl_load_start(ex, text, len, file ? file : "<posted>", dir, real, id);
+    free(dir);
+    free(real);
     json_decref(req);
-    json_t *doc = instance_json(ex, in);
-    instance_unref(ex_registry(ex), in);
-    return ex_queue_json(ex, 201, doc);
+    return MHD_YES;
 }
 
 /* How many kept journal entries have this route (NULL: every entry; an unknown name: 0). */

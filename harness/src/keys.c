@@ -394,8 +394,8 @@ const struct key_table KEYS_CLIENT_FETCH = {"client.fetch", "client.fetch", "a f
                                             KEYS_FETCH_K, N(KEYS_FETCH_K)};
 
 static const struct key_spec KEYS_CLOSE_AFTER_K[] = {
-    K("messages", KT_INT, "close() once this many messages arrived"),
-    K("events", KT_INT, "close() once this many events were observed"),
+    KI("messages", 0, 1000000, "close() once this many messages arrived"),
+    KI("events", 0, 1000000, "close() once this many events were observed"),
     K("ms", KT_DURATION, "close() this long after construction"),
 };
 TABLE(KEYS_CLOSE_AFTER, "client.close_after", "close_after", "when an EventSource is closed");
@@ -459,7 +459,7 @@ static const struct key_spec KEYS_HTTP_K[] = {
     BODY,
     K("timeout", KT_DURATION, "the library's own timeout"),
     K("stream", KT_BOOL, "read the body as it streams: one chunk event per piece"),
-    K("chunk_size", KT_INT, "the read size when streaming"),
+    KI("chunk_size", 1, 64LL * 1024 * 1024, "the read size when streaming"),
     KE("redirect", REDIRECTS, "follow (default), manual, error"),
 };
 const struct key_table KEYS_CLIENT_HTTP = {"client.http", "client.http", "an HTTP request",

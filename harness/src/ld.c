@@ -30,6 +30,8 @@ void ld_done(struct ld *ld)
     free(ld->values);
     ld->values = NULL;
     ld->n_values = ld->cap_values = 0;
+    strmap_free(&ld->route_names);
+    strmap_free(&ld->channel_names);
 }
 
 /* ------------------------------------------------------------------ shapes */
@@ -198,21 +200,33 @@ bool ld_duration(struct ld *ld, const struct ynode *n, uint64_t *ms, const char 
         ld->values = xrealloc(ld->values, ld->cap_values * sizeof *ld->values);
     }
     ld->values[ld->n_values++] = (struct ld_value){n, *ms};
+    ld->values_sorted = false;
     return true;
+}
+
+static int by_node(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)((const struct ld_value *)a)->node;
+    uintptr_t y = (uintptr_t)((const struct ld_value *)b)->node;
+    return x < y ? -1 : x > y;
 }
 
 static json_t *normalized(const struct ynode *n, void *ctx)
 {
     const struct ld *ld = ctx;
-    for (size_t i = 0; i < ld->n_values; i++)
-        if (ld->values[i].node == n)
-            return json_integer((json_int_t)ld->values[i].ms);
-    return NULL;
+    if (!ld->n_values)
+        return NULL;
+    struct ld_value key = {n, 0};
+    const struct ld_value *v = bsearch(&key, ld->values, ld->n_values, sizeof key, by_node);
+    return v ? json_integer((json_int_t)v->ms) : NULL;
 }
 
-json_t *ld_to_json(const struct ld *ld, const struct ynode *n)
+json_t *ld_to_json(struct ld *ld, const struct ynode *n)
 {
-    return ynode_to_json_with(n, normalized, (void *)ld);
+    if (!ld->values_sorted && ld->n_values)
+        qsort(ld->values, ld->n_values, sizeof *ld->values, by_node);
+    ld->values_sorted = true;
+    return ynode_to_json_with(n, normalized, ld);
 }
 
 /* ------------------------------------------------------------------ bytes and text */
@@ -258,9 +272,9 @@ struct tmpl *ld_tmpl(struct ld *ld, const struct ynode *n, const char *what)
     if (!s)
         return NULL;
     struct src_loc loc = n->loc;
-    if (n->quoted)
-        loc.col++;
-    return tmpl_compile(n->str, n->len, loc, ld->d);
+    if (n->exact && n->quoted)
+        loc.col++; /* after the opening quote */
+    return tmpl_compile_at(n->str, n->len, loc, n->exact, ld->d);
 }
 
 void ld_headers(struct ld *ld, const struct ynode *n, struct header_list *out, const char *what)

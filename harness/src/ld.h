@@ -21,6 +21,7 @@
 #include "keys.h"
 #include "rx.h"
 #include "scenario_types.h"
+#include "strmap.h"
 #include "yamldoc.h"
 
 /* The largest body_file: a response body is read once and shared by every connection that
@@ -30,6 +31,9 @@
 
 /* The longest duration a scenario may give: one day. */
 #define LD_MAX_DURATION_MS 86400000ULL
+/* The string form of a duration (ld_duration) as a regular expression, for the JSON Schema
+ * (schema.h); tests/test_schema.py holds it to ld_duration on the documented examples. */
+#define LD_DURATION_PATTERN "^ *([0-9]+(\\.[0-9]*)?|\\.[0-9]+) *(ms|s|m|min)? *$"
 
 struct ld_value; /* a scalar read as something else (a duration as milliseconds) */
 
@@ -38,9 +42,12 @@ struct ld {
     const char *file;
     const char *dir; /* body_file is read from here; NULL: not allowed */
     struct scenario *s;
-    const char *action; /* the client action (xhr, ...), once the client part is read */
-    struct ld_value *values;
+    const char *action;      /* the client action (xhr, ...), once the client part is read */
+    struct ld_value *values; /* sorted by node when ld_to_json needs them */
     size_t n_values, cap_values;
+    bool values_sorted;
+    struct strmap route_names;   /* name -> struct route *, as routes are read */
+    struct strmap channel_names; /* name -> struct channel * */
 };
 
 void ld_err(struct ld *ld, const struct ynode *n, const char *fmt, ...)
@@ -100,6 +107,6 @@ char *ld_read_file(const char *path, size_t *len, char *err, size_t errlen);
 
 /* The tree as JSON, with every duration read so far as a number of milliseconds. New
  * reference. */
-json_t *ld_to_json(const struct ld *ld, const struct ynode *n);
+json_t *ld_to_json(struct ld *ld, const struct ynode *n);
 
 #endif

@@ -2,6 +2,7 @@
 #include "ld_table.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,6 +100,8 @@ static void check_type(struct ld *ld, const struct ynode *v, enum key_type type,
     case KT_NUMBER:
         if (!is_number(v))
             ld_err(ld, v, "%s: expected a number, got %s", what, ynode_kind_name(v));
+        else if (v->type == YS_FLOAT && !isfinite(v->f))
+            ld_err(ld, v, "%s: expected a finite number, got %s", what, v->str);
         return;
     case KT_BOOL:
         ld_bool(ld, v, &b, what);

@@ -4,6 +4,7 @@
  *   harness check FILES|DIRS [--json]
  *   harness keys [--json]
  *   harness regex PATTERN [SUBJECT...]
+ *   harness schema
  *   harness --help | --version
  */
 #include <stdio.h>
@@ -23,6 +24,7 @@ static void usage(FILE *out)
           "  check   validate scenario files without serving them\n"
           "  keys    the keys a scenario may use, with their types and meanings\n"
           "  regex   try a pattern of the scenario regex dialect on subjects\n"
+          "  schema  the JSON Schema of scenario files, for editors\n"
           "\n"
           "`harness COMMAND --help` describes a command. `harness --version` prints the version.\n",
           out);
@@ -51,6 +53,8 @@ int main(int argc, char **argv)
         return cmd_keys(argc - 1, argv + 1);
     if (!strcmp(cmd, "regex"))
         return cmd_regex(argc - 1, argv + 1);
+    if (!strcmp(cmd, "schema"))
+        return cmd_schema(argc - 1, argv + 1);
     fprintf(stderr, "harness: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

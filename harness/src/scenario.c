@@ -8,6 +8,8 @@
 #include "scenario.h"
 
 #include <limits.h>
+#include <stdint.h>
+#include <sys/stat.h>
 #include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +132,14 @@ struct scenario *scenario_load(const char *path, struct diag_list *diags)
 {
     char err[256];
     size_t len = 0;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (uintmax_t)st.st_size > YDOC_MAX_BYTES) {
+        /* not read at all: yamldoc would refuse it */
+        diag_add(diags, (struct src_loc){path, 1, 1},
+                 "the file is %ju bytes: a scenario is at most %u bytes (16 MiB)",
+                 (uintmax_t)st.st_size, YDOC_MAX_BYTES);
+        return NULL;
+    }
     char *text = ld_read_file(path, &len, err, sizeof err);
     if (!text) {
         diag_add(diags, (struct src_loc){path, 0, 0}, "cannot read the file: %s", err);

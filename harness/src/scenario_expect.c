@@ -15,10 +15,7 @@ static void check_routes(struct ld *ld, const struct ynode *server)
         const struct ynode *x = ymap_get(requests->values[i], "route");
         if (!x || x->kind != Y_SCALAR || x->type == YS_NULL)
             continue;
-        bool found = false;
-        for (size_t k = 0; k < ld->s->n_routes; k++)
-            found |= ld->s->routes[k].name && !strcmp(ld->s->routes[k].name, x->str);
-        if (!found)
+        if (!strmap_get(&ld->route_names, x->str, strlen(x->str)))
             ld_err(ld, x, "route: no route named '%s' in server.routes", x->str);
     }
 }

@@ -127,10 +127,7 @@ static void load_long_poll(struct ld *ld, const struct ynode *n, struct response
         ld_err(ld, n, "long_poll: missing 'channel' (a name from server.channels)");
     else if (ld_string(ld, v, "long_poll.channel")) {
         lp->channel = xstrdup(v->str);
-        bool found = false;
-        for (size_t i = 0; i < ld->s->n_channels; i++)
-            found |= !strcmp(ld->s->channels[i].name, v->str);
-        if (!found)
+        if (!strmap_get(&ld->channel_names, v->str, strlen(v->str)))
             ld_err(ld, v, "long_poll.channel: no channel '%s' in server.channels", v->str);
     }
     if ((v = ymap_get(n, "cursor_param")) && ld_string(ld, v, "long_poll.cursor_param"))

@@ -184,13 +184,14 @@ static void load_route(struct ld *ld, const struct ynode *n, struct route *rt, s
     const struct ynode *v;
     if ((v = ymap_get(n, "name")) && ld_text(ld, v, "route name")) {
         rt->name = xstrdup(v->str);
-        for (size_t i = 0; i < index; i++)
-            if (ld->s->routes[i].name && !strcmp(ld->s->routes[i].name, v->str))
-                ld_err(ld, v, "a route named '%s' already exists", v->str);
+        const struct route *first = strmap_put(&ld->route_names, rt->name, strlen(rt->name), rt);
+        if (first)
+            ld_err(ld, v, "a route named '%s' already exists (line %d)", v->str, first->loc.line);
     } else {
         char buf[32];
         snprintf(buf, sizeof buf, "route-%zu", index + 1);
         rt->name = xstrdup(buf);
+        strmap_put(&ld->route_names, rt->name, strlen(rt->name), rt);
     }
     if ((v = ymap_get(n, "match")))
         load_match(ld, v, rt);
@@ -244,6 +245,7 @@ static void load_channels(struct ld *ld, const struct ynode *n)
     for (size_t i = 0; i < n->n; i++) {
         struct channel *c = &s->channels[s->n_channels++];
         c->name = xstrdup(n->keys[i]->str);
+        strmap_put(&ld->channel_names, c->name, strlen(c->name), c);
         const struct ynode *v = n->values[i];
         if ((v->kind == Y_SCALAR && v->type == YS_NULL) || !ld_is_map(ld, v, "a channel"))
             continue;

@@ -104,21 +104,41 @@ static void add(struct tmpl *t, enum part_kind kind, const char *text, size_t le
     p->len = len;
 }
 
-static struct src_loc at(struct src_loc loc, const char *text, const char *p)
+/* Where the error at p is reported, and what the message adds to say it. */
+struct where {
+    struct src_loc loc;
+    char note[64];
+};
+
+static struct where at(struct src_loc loc, bool exact, const char *text, const char *p)
 {
-    /* columns move with the text; a newline starts a new line */
+    struct where w = {loc, ""};
+    if (!exact) {
+        /* the value is not its source: name the character instead of a column */
+        size_t chars = 1;
+        for (const char *c = text; c < p; c++)
+            chars += ((unsigned char)*c & 0xC0) != 0x80;
+        snprintf(w.note, sizeof w.note, " (at character %zu of the value)", chars);
+        return w;
+    }
     for (const char *c = text; c < p; c++) {
-        if (*c == '\n') {
-            loc.line++;
-            loc.col = 1;
+        if (*c == '\n') { /* a newline starts a new line */
+            w.loc.line++;
+            w.loc.col = 1;
         } else {
-            loc.col++;
+            w.loc.col += ((unsigned char)*c & 0xC0) != 0x80; /* columns count characters */
         }
     }
-    return loc;
+    return w;
 }
 
 struct tmpl *tmpl_compile(const char *text, size_t len, struct src_loc loc, struct diag_list *diags)
+{
+    return tmpl_compile_at(text, len, loc, true, diags);
+}
+
+struct tmpl *tmpl_compile_at(const char *text, size_t len, struct src_loc loc, bool exact,
+                             struct diag_list *diags)
 {
     struct tmpl *t = calloc(1, sizeof *t);
     if (!t)
@@ -141,9 +161,9 @@ struct tmpl *tmpl_compile(const char *text, size_t len, struct src_loc loc, stru
                     break;
                 }
             if (!close) {
-                diag_add(diags, at(loc, text, p),
-                         "unclosed placeholder '{{' (write {{{{ for a "
-                         "literal {{)");
+                struct where w = at(loc, exact, text, p);
+                diag_add(diags, w.loc, "unclosed placeholder '{{' (write {{{{ for a literal {{)%s",
+                         w.note);
                 ok = false;
                 break;
             }
@@ -172,14 +192,15 @@ struct tmpl *tmpl_compile(const char *text, size_t len, struct src_loc loc, stru
                 arglen = nlen - 14;
             }
             if (kind == P_TEXT) {
-                diag_add(diags, at(loc, text, p),
+                struct where w = at(loc, exact, text, p);
+                diag_add(diags, w.loc,
                          "unknown placeholder '{{%.*s}}' (known: origin.main, origin.cross, "
                          "origin.alt, base, instance, request.method, request.path, "
                          "request.target, request.full_target, request.header.NAME, "
                          "request.query.NAME, request.body, request.count, port.X, "
                          "origin.X.upper, origin.X.https, origin.X.userinfo; X = main, cross "
-                         "or alt)",
-                         (int)nlen, n0);
+                         "or alt)%s",
+                         (int)nlen, n0, w.note);
                 ok = false;
             } else {
                 add(t, P_TEXT, lit, (size_t)(p - lit));

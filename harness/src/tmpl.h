@@ -43,10 +43,15 @@ struct tmpl_ctx {
     void *req;
 };
 
-/* Compile text (len bytes). On error, appends to diags at positions computed from loc (the
- * position of the first character of text in its file; for YAML plain or double-quoted
- * scalars on one line this is exact) and returns NULL. A text without placeholders compiles
- * to a template whose expansion is the text itself. */
+/* Compile text (len bytes). On error, appends to diags and returns NULL. A text without
+ * placeholders compiles to a template whose expansion is the text itself. loc is where text
+ * starts in its file: with exact, each character of text is one column there (a YAML
+ * scalar whose value is its source, yamldoc.h) and an error is placed at its column; else
+ * (escapes, folded lines) an error is placed at loc and says at which character of the
+ * value it is, never past the end of a line. */
+struct tmpl *tmpl_compile_at(const char *text, size_t len, struct src_loc loc, bool exact,
+                             struct diag_list *diags);
+/* tmpl_compile_at(text, len, loc, true, diags). */
 struct tmpl *tmpl_compile(const char *text, size_t len, struct src_loc loc,
                           struct diag_list *diags);
 void tmpl_free(struct tmpl *t);

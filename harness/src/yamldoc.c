@@ -1,4 +1,5 @@
-/* yamldoc — see yamldoc.h. A recursive descent over libyaml's events. */
+/* yamldoc — see yamldoc.h. A recursive descent over libyaml's events, its depth bounded by
+ * YDOC_MAX_DEPTH. */
 #include "yamldoc.h"
 
 #include <errno.h>
@@ -6,17 +7,77 @@
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
+#include "strmap.h"
+#include "xalloc.h"
 
 struct parser {
     yaml_parser_t y;
+    const char *text;
+    size_t len;
     const char *file;
     struct diag_list *d;
+    size_t nodes;
     bool failed;
+    size_t end_line, end_col; /* 0-based: where the text ends (past its last character) */
 };
 
+/* A mark as a location. At the end of a text without a final line break, libyaml moves its
+ * mark to the start of a line after the last (for a syntax error, an empty value at the
+ * end): that is the end of the last line. */
 static struct src_loc mark_loc(const struct parser *p, yaml_mark_t m)
 {
+    if (p->end_col > 0 && m.line == p->end_line + 1 && m.column == 0) {
+        m.line = p->end_line;
+        m.column = p->end_col;
+    }
     return (struct src_loc){.file = p->file, .line = (int)m.line + 1, .col = (int)m.column + 1};
+}
+
+/* The length in bytes of the line break at s (LF, CR, CRLF, and in UTF-8 NEL, LS, PS, as
+ * libyaml counts them), or 0. */
+static size_t line_break(const char *s, const char *end)
+{
+    if (*s == '\n')
+        return 1;
+    if (*s == '\r')
+        return s + 1 < end && s[1] == '\n' ? 2 : 1;
+    if (s + 1 < end && (unsigned char)s[0] == 0xC2 && (unsigned char)s[1] == 0x85)
+        return 2;
+    if (s + 2 < end && (unsigned char)s[0] == 0xE2 && (unsigned char)s[1] == 0x80 &&
+        ((unsigned char)s[2] == 0xA8 || (unsigned char)s[2] == 0xA9))
+        return 3;
+    return 0;
+}
+
+/* The character at a 0-based line and column of the text (UTF-8), or -1 past the end. */
+static int char_at(const struct parser *p, size_t line, size_t col)
+{
+    const char *s = p->text, *end = p->text + p->len;
+    if (p->len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3))
+        s += 3;
+    for (size_t brk; line > 0 && s < end; s += brk ? brk : 1)
+        if ((brk = line_break(s, end)))
+            line--;
+    for (; s < end && !line_break(s, end); s++)
+        if (((unsigned char)*s & 0xC0) != 0x80 && col-- == 0)
+            return (unsigned char)*s;
+    return -1;
+}
+
+/* Where the text ends, as libyaml counts lines and columns (characters). */
+static void find_end(struct parser *p)
+{
+    const char *s = p->text, *end = p->text + p->len;
+    if (p->len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3))
+        s += 3;
+    for (size_t brk; s < end; s += brk ? brk : 1) {
+        if ((brk = line_break(s, end))) {
+            p->end_line++;
+            p->end_col = 0;
+        } else if (((unsigned char)*s & 0xC0) != 0x80) {
+            p->end_col++;
+        }
+    }
 }
 
 static bool next(struct parser *p, yaml_event_t *ev)
@@ -24,20 +85,21 @@ static bool next(struct parser *p, yaml_event_t *ev)
     if (yaml_parser_parse(&p->y, ev))
         return true;
     struct src_loc loc = mark_loc(p, p->y.problem_mark);
+    const char *hint = char_at(p, p->y.problem_mark.line, p->y.problem_mark.column) == '\t'
+                           ? " (YAML forbids tabs for indentation; use spaces)"
+                           : "";
     if (p->y.context)
-        diag_add(p->d, loc, "YAML syntax error: %s %s", p->y.problem ? p->y.problem : "error",
-                 p->y.context);
+        diag_add(p->d, loc, "YAML syntax error: %s %s%s", p->y.problem ? p->y.problem : "error",
+                 p->y.context, hint);
     else
-        diag_add(p->d, loc, "YAML syntax error: %s", p->y.problem ? p->y.problem : "error");
+        diag_add(p->d, loc, "YAML syntax error: %s%s", p->y.problem ? p->y.problem : "error", hint);
     p->failed = true;
     return false;
 }
 
 static struct ynode *new_node(enum ynode_kind kind, struct src_loc loc)
 {
-    struct ynode *n = calloc(1, sizeof *n);
-    if (!n)
-        abort();
+    struct ynode *n = xcalloc(1, sizeof *n);
     n->kind = kind;
     n->loc = loc;
     return n;
@@ -106,26 +168,147 @@ static void type_plain(struct ynode *n)
     }
 }
 
-static struct ynode *parse_node(struct parser *p, yaml_event_t *ev);
+static struct ynode *parse_node(struct parser *p, yaml_event_t *ev, int depth);
 
 static void append(struct ynode *n, struct ynode *key, struct ynode *value)
 {
-    n->values = realloc(n->values, (n->n + 1) * sizeof *n->values);
-    if (!n->values)
-        abort();
-    if (n->kind == Y_MAP) {
-        n->keys = realloc(n->keys, (n->n + 1) * sizeof *n->keys);
-        if (!n->keys)
-            abort();
-        n->keys[n->n] = key;
+    if (n->n == n->cap) {
+        n->cap = n->cap ? n->cap * 2 : 4;
+        n->values = xrealloc(n->values, n->cap * sizeof *n->values);
+        if (n->kind == Y_MAP)
+            n->keys = xrealloc(n->keys, n->cap * sizeof *n->keys);
     }
+    if (n->kind == Y_MAP)
+        n->keys[n->n] = key;
     n->values[n->n++] = value;
 }
 
-/* Parse the node that starts with event ev (consumed). NULL on error. */
-static struct ynode *parse_node(struct parser *p, yaml_event_t *ev)
+/* Whether a one-line scalar's value is its source text (escapes and folding change it):
+ * the source has as many characters as the value. */
+static bool scalar_exact(const yaml_event_t *ev)
+{
+    const yaml_mark_t *a = &ev->start_mark, *b = &ev->end_mark;
+    yaml_scalar_style_t style = ev->data.scalar.style;
+    if (a->line != b->line || b->column < a->column ||
+        (style != YAML_PLAIN_SCALAR_STYLE && style != YAML_SINGLE_QUOTED_SCALAR_STYLE &&
+         style != YAML_DOUBLE_QUOTED_SCALAR_STYLE))
+        return false;
+    size_t source = b->column - a->column - (style == YAML_PLAIN_SCALAR_STYLE ? 0 : 2), chars = 0;
+    for (size_t i = 0; i < ev->data.scalar.length; i++)
+        chars += (ev->data.scalar.value[i] & 0xC0) != 0x80;
+    return source == chars && b->column - a->column >= (style == YAML_PLAIN_SCALAR_STYLE ? 0 : 2);
+}
+
+/* An anchor is reported; the tree is still made, so that the rest is checked too. */
+static void refuse_anchor(struct parser *p, struct src_loc loc, const yaml_char_t *anchor)
+{
+    if (anchor)
+        diag_add(p->d, loc, "anchors (&%s) are not supported: write the value out",
+                 (const char *)anchor);
+}
+
+static struct ynode *parse_scalar(struct parser *p, yaml_event_t *ev, struct src_loc loc)
+{
+    refuse_anchor(p, loc, ev->data.scalar.anchor);
+    struct ynode *n = new_node(Y_SCALAR, loc);
+    n->len = ev->data.scalar.length;
+    n->str = xmalloc(n->len + 1);
+    memcpy(n->str, ev->data.scalar.value, n->len);
+    n->str[n->len] = 0;
+    n->quoted = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
+    n->exact = scalar_exact(ev);
+    const char *tag = (const char *)ev->data.scalar.tag;
+    if (tag && !strcmp(tag, "tag:yaml.org,2002:str"))
+        n->quoted = true;
+    n->type = YS_STRING;
+    if (!n->quoted)
+        type_plain(n);
+    yaml_event_delete(ev);
+    return n;
+}
+
+/* The key of map n equal to key, or NULL (then key is remembered). A short mapping is
+ * searched; from SMALL_MAP keys on, a hash map of them (seen) is used: linear time. */
+#define SMALL_MAP 8
+static const struct ynode *first_key(const struct ynode *n, struct strmap *seen,
+                                     const struct ynode *key)
+{
+    if (n->n < SMALL_MAP) {
+        for (size_t i = 0; i < n->n; i++)
+            if (n->keys[i]->len == key->len && !memcmp(n->keys[i]->str, key->str, key->len))
+                return n->keys[i];
+        return NULL;
+    }
+    if (n->n == SMALL_MAP && !seen->n)
+        for (size_t i = 0; i < n->n; i++)
+            strmap_put(seen, n->keys[i]->str, n->keys[i]->len, n->keys[i]);
+    return strmap_put(seen, key->str, key->len, (void *)key);
+}
+
+/* The entries of a sequence or mapping n, up to its end event. false on a syntax error or
+ * a limit crossed (n is freed by the caller). */
+static bool parse_entries(struct parser *p, struct ynode *n, int depth)
+{
+    bool map = n->kind == Y_MAP;
+    struct strmap seen = {0}; /* key text -> the first key node */
+    bool ok = true;
+    for (;;) {
+        yaml_event_t e;
+        if (!next(p, &e)) {
+            ok = false;
+            break;
+        }
+        if (e.type == YAML_MAPPING_END_EVENT || e.type == YAML_SEQUENCE_END_EVENT) {
+            yaml_event_delete(&e);
+            break;
+        }
+        struct ynode *key = NULL;
+        if (map) {
+            if (!(key = parse_node(p, &e, depth + 1)) || !next(p, &e)) {
+                ynode_free(key);
+                ok = false;
+                break;
+            }
+        }
+        struct ynode *value = parse_node(p, &e, depth + 1);
+        if (!value) {
+            ynode_free(key);
+            ok = false;
+            break;
+        }
+        if (map && key->kind != Y_SCALAR) {
+            /* refused here once for every reader: they all take keys as strings */
+            diag_add(p->d, key->loc, "a mapping key must be a plain value, not %s",
+                     ynode_kind_name(key));
+            p->failed = true;
+            ynode_free(key);
+            ynode_free(value);
+            continue;
+        }
+        const struct ynode *first = map ? first_key(n, &seen, key) : NULL;
+        if (first) {
+            diag_add(p->d, key->loc, "duplicate key '%s' (first at line %d, column %d)", key->str,
+                     first->loc.line, first->loc.col);
+            ynode_free(key);
+            ynode_free(value);
+            continue;
+        }
+        append(n, key, value);
+    }
+    strmap_free(&seen);
+    return ok;
+}
+
+/* Parse the node that starts with event ev (consumed), depth levels down. NULL on error. */
+static struct ynode *parse_node(struct parser *p, yaml_event_t *ev, int depth)
 {
     struct src_loc loc = mark_loc(p, ev->start_mark);
+    if (++p->nodes > YDOC_MAX_NODES) {
+        diag_add(p->d, loc, "too many values: a scenario has at most %d nodes", YDOC_MAX_NODES);
+        yaml_event_delete(ev);
+        p->failed = true;
+        return NULL;
+    }
     switch (ev->type) {
     case YAML_ALIAS_EVENT:
         diag_add(p->d, loc, "aliases (*%s) are not supported: write the value out",
@@ -133,87 +316,25 @@ static struct ynode *parse_node(struct parser *p, yaml_event_t *ev)
         yaml_event_delete(ev);
         p->failed = true;
         return NULL;
-    case YAML_SCALAR_EVENT: {
-        if (ev->data.scalar.anchor) {
-            diag_add(p->d, loc, "anchors (&%s) are not supported: write the value out",
-                     (const char *)ev->data.scalar.anchor);
-        }
-        struct ynode *n = new_node(Y_SCALAR, loc);
-        n->len = ev->data.scalar.length;
-        n->str = malloc(n->len + 1);
-        if (!n->str)
-            abort();
-        memcpy(n->str, ev->data.scalar.value, n->len);
-        n->str[n->len] = 0;
-        n->quoted = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
-        const char *tag = (const char *)ev->data.scalar.tag;
-        if (tag && !strcmp(tag, "tag:yaml.org,2002:str"))
-            n->quoted = true;
-        n->type = YS_STRING;
-        if (!n->quoted)
-            type_plain(n);
-        yaml_event_delete(ev);
-        return n;
-    }
+    case YAML_SCALAR_EVENT:
+        return parse_scalar(p, ev, loc);
     case YAML_SEQUENCE_START_EVENT:
     case YAML_MAPPING_START_EVENT: {
         bool map = ev->type == YAML_MAPPING_START_EVENT;
-        const yaml_char_t *anchor =
-            map ? ev->data.mapping_start.anchor : ev->data.sequence_start.anchor;
-        if (anchor)
-            diag_add(p->d, loc, "anchors (&%s) are not supported: write the value out",
-                     (const char *)anchor);
+        refuse_anchor(p, loc, map ? ev->data.mapping_start.anchor : ev->data.sequence_start.anchor);
         yaml_event_delete(ev);
-        struct ynode *n = new_node(map ? Y_MAP : Y_SEQ, loc);
-        for (;;) {
-            yaml_event_t e;
-            if (!next(p, &e)) {
-                ynode_free(n);
-                return NULL;
-            }
-            if (e.type == YAML_MAPPING_END_EVENT || e.type == YAML_SEQUENCE_END_EVENT) {
-                yaml_event_delete(&e);
-                return n;
-            }
-            struct ynode *key = NULL;
-            if (map) {
-                key = parse_node(p, &e);
-                if (!key) {
-                    ynode_free(n);
-                    return NULL;
-                }
-                if (key->kind != Y_SCALAR) {
-                    diag_add(p->d, key->loc, "a mapping key must be a plain value, not %s",
-                             ynode_kind_name(key));
-                }
-                if (!next(p, &e)) {
-                    ynode_free(key);
-                    ynode_free(n);
-                    return NULL;
-                }
-            }
-            struct ynode *value = parse_node(p, &e);
-            if (!value) {
-                ynode_free(key);
-                ynode_free(n);
-                return NULL;
-            }
-            if (map && key->kind == Y_SCALAR) {
-                struct ynode *first = NULL;
-                for (size_t i = 0; i < n->n && !first; i++)
-                    if (n->keys[i]->kind == Y_SCALAR && n->keys[i]->len == key->len &&
-                        !memcmp(n->keys[i]->str, key->str, key->len))
-                        first = n->keys[i];
-                if (first) {
-                    diag_add(p->d, key->loc, "duplicate key '%s' (first at line %d, column %d)",
-                             key->str, first->loc.line, first->loc.col);
-                    ynode_free(key);
-                    ynode_free(value);
-                    continue;
-                }
-            }
-            append(n, key, value);
+        if (depth >= YDOC_MAX_DEPTH) {
+            diag_add(p->d, loc, "nested too deeply: at most %d levels of sequences and mappings",
+                     YDOC_MAX_DEPTH);
+            p->failed = true;
+            return NULL;
         }
+        struct ynode *n = new_node(map ? Y_MAP : Y_SEQ, loc);
+        if (!parse_entries(p, n, depth)) {
+            ynode_free(n);
+            return NULL;
+        }
+        return n;
     }
     default:
         diag_add(p->d, loc, "unexpected YAML event");
@@ -225,7 +346,14 @@ static struct ynode *parse_node(struct parser *p, yaml_event_t *ev)
 
 struct ynode *ydoc_parse(const char *text, size_t len, const char *file, struct diag_list *diags)
 {
-    struct parser p = {.file = file, .d = diags};
+    struct parser p = {.text = text, .len = len, .file = file, .d = diags};
+    if (len > YDOC_MAX_BYTES) {
+        diag_add(diags, (struct src_loc){file, 1, 1},
+                 "the file is %zu bytes: a scenario is at most %u bytes (16 MiB)", len,
+                 YDOC_MAX_BYTES);
+        return NULL;
+    }
+    find_end(&p);
     if (!yaml_parser_initialize(&p.y))
         abort();
     yaml_parser_set_input_string(&p.y, (const unsigned char *)text, len);
@@ -252,7 +380,7 @@ struct ynode *ydoc_parse(const char *text, size_t len, const char *file, struct 
             done = true;
             break;
         default:
-            root = parse_node(&p, &ev);
+            root = parse_node(&p, &ev, 0);
             if (!root)
                 done = true;
             break;
@@ -265,7 +393,7 @@ struct ynode *ydoc_parse(const char *text, size_t len, const char *file, struct 
     }
     if (!root) {
         root = new_node(Y_SCALAR, (struct src_loc){file, 1, 1});
-        root->str = calloc(1, 1);
+        root->str = xcalloc(1, 1);
         root->type = YS_NULL;
     }
     return root;

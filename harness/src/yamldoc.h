@@ -6,6 +6,13 @@
  * (null, true/false, integers, floats; `yes`/`on` stay strings). Quoted scalars are always
  * strings, and keep NUL bytes from "\0" escapes (lengths, not C strings). Anchors and
  * aliases are refused with a clear error: a scenario says everything where it is used.
+ *
+ * Limits, so that no input can exhaust the stack, the memory or the time of a loader (the
+ * control API loads posted YAML inside the server): a mapping key must be a scalar (a
+ * sequence or mapping as a key is an error here, once for every reader); nesting, the
+ * number of nodes and the size of the text are bounded by the constants below, each an
+ * error at the place it is crossed. Duplicate keys are found with a hash map: parsing is
+ * linear in the size of the text.
  */
 #ifndef HARNESS_YAMLDOC_H
 #define HARNESS_YAMLDOC_H
@@ -15,10 +22,24 @@
 #include <stddef.h>
 #include "diag.h"
 
+/* The deepest nesting of sequences and mappings (the catalogue needs about 12). */
+#define YDOC_MAX_DEPTH 64
+/* The most nodes (scalars, sequences, mappings) in a document: about 200,000 routes. */
+#define YDOC_MAX_NODES 2000000
+/* The longest text, in bytes: 16 MiB. */
+#define YDOC_MAX_BYTES (16u * 1024u * 1024u)
+
 enum ynode_kind { Y_SCALAR, Y_MAP, Y_SEQ };
 enum yscalar_type { YS_STRING, YS_NULL, YS_BOOL, YS_INT, YS_FLOAT };
 
 struct ynode {
+    /* The deepest nesting of sequences and mappings (the catalogue needs about 12). */
+#define YDOC_MAX_DEPTH 64
+/* The most nodes (scalars, sequences, mappings) in a document: about 200,000 routes. */
+#define YDOC_MAX_NODES 2000000
+/* The longest text, in bytes: 16 MiB. */
+#define YDOC_MAX_BYTES (16u * 1024u * 1024u)
+
     enum ynode_kind kind;
     struct src_loc loc; /* 1-based; file borrowed from the document */
     /* Y_SCALAR */
@@ -26,18 +47,20 @@ struct ynode {
     size_t len;
     enum yscalar_type type;
     bool quoted; /* single or double quoted, or a block scalar */
+    bool exact;  /* the value is its source text character for character (on one line,
+                  * after the opening quote if quoted): offsets in it are columns */
     bool b;
     long long i;
     double f;
     /* Y_MAP: keys[i] (scalars) -> values[i]; Y_SEQ: values[i] */
     struct ynode **keys;
     struct ynode **values;
-    size_t n;
+    size_t n, cap;
 };
 
-/* Parse one document. NULL on a syntax error (reported in diags); an empty document gives
- * a Y_SCALAR null node. file is used in messages and must outlive the tree. Duplicate keys
- * are reported in diags but the tree is still returned (the first value wins). */
+/* Parse one document. NULL on a syntax error or a limit crossed (reported in diags); an
+ * empty document gives a Y_SCALAR null node. file is used in messages and must outlive the tree.
+ * Duplicate keys are reported in diags but the tree is still returned (the first value wins). */
 struct ynode *ydoc_parse(const char *text, size_t len, const char *file, struct diag_list *diags);
 void ynode_free(struct ynode *n);
 
