@@ -31,6 +31,7 @@
  * node-fetch also declares `http`: fetch() used as a plain HTTP library (runner.js
  * runHttp; the timeout is AbortSignal.timeout, a deadline on the whole call).
  */
+import './tls-trust.mjs'; // first: the harness's CA and *.localhost (may re-run this command)
 import fs from 'node:fs';
 import path from 'node:path';
 import vm from 'node:vm';

@@ -20,12 +20,21 @@ UNRESPONSIVE_S after the deadline and its session replaced (a new MiniBrowser; t
 WebKitWebDriver if that fails) before the next run. Capabilities: xhr, fetch, eventsource,
 websocket, jsonp, image.
 
+TLS (docs/adapters.md, "TLS"; docs/tls.md): with COMET_TLS_CA=/path/ca.pem in the
+environment, WebKit checks certificates against the system's CAs plus that one, by a real
+chain check: WebKitWebDriver (so MiniBrowser and its network process) runs in a mount
+namespace of its own where a bundle of both is bind-mounted over the system's bundle
+(procs.start_webkit_driver). No TLS errors policy "ignore", no pinned certificate.
+WebKit resolves *.localhost itself.
+
 The protocol loop is pyproto.py's.
 """
+import shutil
 import sys
+import tempfile
 
-from procs import WEBDRIVER, XVFB, kill_tree, start_webkit_driver, start_xvfb
-from pyproto import Adapter, log, serve
+from procs import WEBDRIVER, XVFB, kill_tree, start_webkit_driver, start_xvfb, trust_bundle
+from pyproto import Adapter, log, serve, tls_ca
 from wdclient import CAPABILITIES, Browser, BrowserRun, Endpoint
 
 NAME = "webkit"
@@ -44,7 +53,11 @@ class WebKit(Endpoint):
     def __init__(self):
         super().__init__("", SESSION_CAPABILITIES)  # the base URL: once the driver listens
         self.xvfb = self.driver = None
+        self.tls_dir = self.bundle = None
         try:
+            if tls_ca():
+                self.tls_dir = tempfile.mkdtemp(prefix="comet-webkit-")
+                self.bundle = trust_bundle(tls_ca(), self.tls_dir)
             self.xvfb, self.display = start_xvfb()
             self._start_driver()
             self.new_session()
@@ -53,7 +66,7 @@ class WebKit(Endpoint):
             raise
 
     def _start_driver(self):
-        self.driver, self.port = start_webkit_driver(self.display)
+        self.driver, self.port = start_webkit_driver(self.display, ca_bundle=self.bundle)
         self.base = "http://127.0.0.1:%d" % self.port
 
     def hang_hint(self):
@@ -71,6 +84,8 @@ class WebKit(Endpoint):
         super().close()
         kill_tree(self.driver)
         kill_tree(self.xvfb)
+        if self.tls_dir:
+            shutil.rmtree(self.tls_dir, ignore_errors=True)
 
 
 BROWSER = Browser(WebKit)

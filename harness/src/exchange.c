@@ -158,9 +158,30 @@ void ex_call_at(struct exchange *ex, uint64_t due_us, void (*fn)(void *ex))
 
 /* ---------------------------------------------------------------- the host */
 
+static const char *const PORT_NAMES[EX_N_PORTS] = {
+    "main",         "cross",        "control", "main_tls", "cross_tls",
+    "cert_expired", "cert_not_yet_valid", "cert_wrong_name", "cert_self_signed",
+    "cert_untrusted_ca",
+};
+
+const char *ex_port_name(int port_index)
+{
+    return port_index >= 0 && port_index < EX_N_PORTS ? PORT_NAMES[port_index] : "?";
+}
+
+bool ex_port_tls(int port_index)
+{
+    return port_index >= EX_PORT_MAIN_TLS && port_index < EX_N_PORTS;
+}
+
 const char *ex_origin(const struct exchange *ex, int which)
 {
-    return ex->host->origins[which];
+    return ex->host->origins[0][ORIGIN_SITE_NONE][which];
+}
+
+const char (*ex_scenario_origins(const struct exchange *ex, const struct scenario *s))[ORIGIN_LEN]
+{
+    return ex->host->origins[s->tls ? 1 : 0][s->site];
 }
 
 uint16_t ex_port(const struct exchange *ex)
@@ -264,9 +285,6 @@ const struct tmpl_ctx *ex_tmpl_ctx(struct exchange *ex, struct ex_tmpl *t)
     snprintf(t->base, sizeof t->base, "/s/%s", ex->inst->id);
     const char *rel_path = ex_rel(ex->req.path);
     t->ctx = (struct tmpl_ctx){
-        .origin_main = ex_origin(ex, 0),
-        .origin_cross = ex_origin(ex, 1),
-        .origin_alt = ex_origin(ex, 2),
         .base = t->base,
         .instance = ex->inst->id,
         .method = ex->req.method,
@@ -279,6 +297,9 @@ const struct tmpl_ctx *ex_tmpl_ctx(struct exchange *ex, struct ex_tmpl *t)
         .query = ctx_query,
         .req = &ex->req,
     };
+    const char(*origins)[ORIGIN_LEN] = ex_scenario_origins(ex, ex->inst->scenario);
+    for (int i = 0; i < ORIGIN_N; i++)
+        t->ctx.origins[i] = origins[i];
     return &t->ctx;
 }
 
@@ -320,7 +341,10 @@ json_t *ex_entry_new(struct exchange *ex, const char *rel_path)
 {
     json_t *e = json_object();
     json_object_set_new(e, "port", json_integer(ex_port(ex)));
-    json_object_set_new(e, "origin", json_string(ex->port_index ? "cross" : "main"));
+    json_object_set_new(e, "origin", json_string(ex_port_name(ex->port_index)));
+    json_object_set_new(e, "tls", json_boolean(ex_port_tls(ex->port_index)));
+    if (ex->req.sni)
+        json_object_set_new(e, "sni", json_string(ex->req.sni));
     json_object_set_new(e, "remote", json_string(ex->remote));
     json_object_set_new(e, "method", json_string(ex->req.method));
     json_object_set_new(e, "target", json_string(ex->req.target));

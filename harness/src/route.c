@@ -78,8 +78,8 @@ long route_find(const struct scenario *s, const struct request *r, const char *r
 {
     for (size_t i = 0; i < s->n_routes; i++) {
         const struct route *rt = &s->routes[i];
-        if (method_match(rt, r->method) && path_match(rt, rel_path) && query_match(rt, r) &&
-            headers_match(rt->headers, rt->n_headers, r))
+        if ((!rt->tls || r->tls) && method_match(rt, r->method) && path_match(rt, rel_path) &&
+            query_match(rt, r) && headers_match(rt->headers, rt->n_headers, r))
             return (long)i;
     }
     return -1;
@@ -103,7 +103,7 @@ long route_find_preflight(const struct scenario *s, const struct request *r, con
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < s->n_routes; i++) {
             const struct route *rt = &s->routes[i];
-            if (!rt->cors || rt->cors->preflight == PREFLIGHT_NONE)
+            if (!rt->cors || rt->cors->preflight == PREFLIGHT_NONE || (rt->tls && !r->tls))
                 continue;
             if ((pass == 1 || method_match(rt, wanted)) && path_match(rt, rel_path) &&
                 query_match(rt, r))

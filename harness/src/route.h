@@ -17,7 +17,8 @@ bool value_match_holds(const struct value_match *m, const char *value);
 bool headers_match(const struct value_match *m, size_t n, const struct request *r);
 
 /* The index of the first route whose match holds for a request whose path relative to the
- * instance prefix is rel_path, or -1. */
+ * instance prefix is rel_path, or -1. A route with tls: true matches only a request that
+ * came over TLS (r->tls). */
 long route_find(const struct scenario *s, const struct request *r, const char *rel_path);
 
 /* A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method) for a route with

@@ -7,9 +7,7 @@
 
 enum part_kind {
     P_TEXT,
-    P_ORIGIN_MAIN,
-    P_ORIGIN_CROSS,
-    P_ORIGIN_ALT,
+    P_ORIGIN, /* origin.NAME: which one in origin */
     P_BASE,
     P_INSTANCE,
     P_METHOD,
@@ -25,6 +23,7 @@ struct part {
     enum part_kind kind;
     char *text; /* P_TEXT: the text; P_HEADER / P_QUERY: the name */
     size_t len;
+    enum origin_id origin; /* P_ORIGIN */
 };
 
 struct tmpl {
@@ -36,17 +35,15 @@ static const struct {
     const char *name;
     enum part_kind kind;
 } NAMES[] = {
-    {"origin.main", P_ORIGIN_MAIN}, {"origin.cross", P_ORIGIN_CROSS},
-    {"origin.alt", P_ORIGIN_ALT},   {"base", P_BASE},
-    {"instance", P_INSTANCE},       {"request.method", P_METHOD},
-    {"request.path", P_PATH},       {"request.target", P_TARGET},
-    {"request.body", P_BODY},       {"request.count", P_COUNT},
+    {"base", P_BASE},           {"instance", P_INSTANCE},   {"request.method", P_METHOD},
+    {"request.path", P_PATH},   {"request.target", P_TARGET}, {"request.body", P_BODY},
+    {"request.count", P_COUNT},
 };
 
-static void add(struct tmpl *t, enum part_kind kind, const char *text, size_t len)
+static struct part *add(struct tmpl *t, enum part_kind kind, const char *text, size_t len)
 {
     if (kind == P_TEXT && len == 0)
-        return;
+        return NULL;
     if (kind == P_TEXT && t->n && t->parts[t->n - 1].kind == P_TEXT) {
         struct part *p = &t->parts[t->n - 1];
         p->text = realloc(p->text, p->len + len + 1);
@@ -55,7 +52,7 @@ static void add(struct tmpl *t, enum part_kind kind, const char *text, size_t le
         memcpy(p->text + p->len, text, len);
         p->len += len;
         p->text[p->len] = 0;
-        return;
+        return p;
     }
     t->parts = realloc(t->parts, (t->n + 1) * sizeof *t->parts);
     if (!t->parts)
@@ -68,6 +65,8 @@ static void add(struct tmpl *t, enum part_kind kind, const char *text, size_t le
     memcpy(p->text, text, len);
     p->text[len] = 0;
     p->len = len;
+    p->origin = ORIGIN_MAIN;
+    return p;
 }
 
 static struct src_loc at(struct src_loc loc, const char *text, const char *p)
@@ -122,10 +121,14 @@ struct tmpl *tmpl_compile(const char *text, size_t len, struct src_loc loc, stru
             enum part_kind kind = P_TEXT;
             const char *arg = NULL;
             size_t arglen = 0;
+            enum origin_id origin = ORIGIN_MAIN;
             for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
                 if (strlen(NAMES[i].name) == nlen && !memcmp(NAMES[i].name, n0, nlen))
                     kind = NAMES[i].kind;
-            if (kind == P_TEXT && nlen > 15 && !memcmp(n0, "request.header.", 15)) {
+            if (kind == P_TEXT && nlen > 7 && !memcmp(n0, "origin.", 7) &&
+                origin_lookup(n0 + 7, nlen - 7, &origin)) {
+                kind = P_ORIGIN;
+            } else if (kind == P_TEXT && nlen > 15 && !memcmp(n0, "request.header.", 15)) {
                 kind = P_HEADER;
                 arg = n0 + 15;
                 arglen = nlen - 15;
@@ -137,14 +140,15 @@ struct tmpl *tmpl_compile(const char *text, size_t len, struct src_loc loc, stru
             if (kind == P_TEXT) {
                 diag_add(diags, at(loc, text, p),
                          "unknown placeholder '{{%.*s}}' (known: origin.main, origin.cross, "
-                         "origin.alt, base, instance, request.method, request.path, "
+                         "origin.alt, origin.main_tls and the other origins of "
+                         "docs/scenarios.md, base, instance, request.method, request.path, "
                          "request.target, request.header.NAME, request.query.NAME, "
                          "request.body, request.count)",
                          (int)nlen, n0);
                 ok = false;
             } else {
                 add(t, P_TEXT, lit, (size_t)(p - lit));
-                add(t, kind, arg ? arg : "", arglen);
+                add(t, kind, arg ? arg : "", arglen)->origin = origin;
             }
             p = close + 2;
             lit = p;
@@ -218,14 +222,8 @@ char *tmpl_expand(const struct tmpl *t, const struct tmpl_ctx *ctx, size_t *out_
         case P_TEXT:
             put(&o, p->text, p->len);
             break;
-        case P_ORIGIN_MAIN:
-            puts_(&o, ctx->origin_main);
-            break;
-        case P_ORIGIN_CROSS:
-            puts_(&o, ctx->origin_cross);
-            break;
-        case P_ORIGIN_ALT:
-            puts_(&o, ctx->origin_alt);
+        case P_ORIGIN:
+            puts_(&o, ctx->origins[p->origin]);
             break;
         case P_BASE:
             puts_(&o, ctx->base);

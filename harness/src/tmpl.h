@@ -4,7 +4,8 @@
  * `harness check` error with its position), and expanded per request against a context that
  * knows the server's origins, the instance and the request being answered.
  *
- * Placeholders: origin.main, origin.cross, origin.alt, base, instance, request.method,
+ * Placeholders: origin.NAME (every name of origins.h: main, cross, alt, main_tls, …),
+ * base, instance, request.method,
  * request.path, request.target, request.header.NAME, request.query.NAME, request.body,
  * request.count. "{{{{" is a literal "{{".
  */
@@ -14,14 +15,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "diag.h"
+#include "origins.h"
 
 struct tmpl; /* opaque compiled template */
 
 /* The values a template may ask for. Callbacks return NULL for "absent" (expanded as ""). */
 struct tmpl_ctx {
-    const char *origin_main;  /* "http://127.0.0.1:PORT" */
-    const char *origin_cross; /* "http://127.0.0.1:CROSSPORT" */
-    const char *origin_alt;   /* "http://localhost:PORT" */
+    /* by enum origin_id: the instance's origins ("http://127.0.0.1:PORT", …); NULL: "" */
+    const char *origins[ORIGIN_N];
     const char *base;         /* "/s/INSTANCE" */
     const char *instance;
     const char *method;
