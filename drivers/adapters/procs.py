@@ -7,6 +7,7 @@ WebKitWebDriver behind the Selenium Grid's WebKit relay), so both start them the
 Nothing here writes to stdout (the adapters' stdout is the protocol).
 """
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -134,7 +135,22 @@ def trust_bundle(ca_file, folder):
     return path
 
 
-def start_webkit_driver(display, port=None, stderr=subprocess.PIPE, ca_bundle=None, **popen):
+def private_hosts(names, folder):
+    """A copy of /etc/hosts in folder with each of names on 127.0.0.1. Returns its path."""
+    path = os.path.join(folder, "hosts")
+    try:
+        with open("/etc/hosts", "rb") as f:
+            data = f.read()
+    except OSError:
+        data = b"127.0.0.1 localhost\n"
+    with open(path, "wb") as out:
+        out.write(data if data.endswith(b"\n") or not data else data + b"\n")
+        out.write(("127.0.0.1 %s\n" % " ".join(names)).encode())
+    return path
+
+
+def start_webkit_driver(display, port=None, stderr=subprocess.PIPE, ca_bundle=None, hosts=None,
+                        **popen):
     """WebKitWebDriver on a loopback port (a free one by default), driving MiniBrowser on
     display; waits until it listens. Returns (process, port).
 
@@ -142,16 +158,21 @@ def start_webkit_driver(display, port=None, stderr=subprocess.PIPE, ca_bundle=No
     glib-networking's GnuTLS backend reads only SYSTEM_CA_BUNDLE (compiled in; no
     environment variable changes it: docs/tls.md), so the driver and everything it starts
     run in a mount namespace of their own (unshare, as root) where the bundle is
-    bind-mounted over that file; the system's file is untouched."""
+    bind-mounted over that file; the system's file is untouched.
+    hosts: likewise a hosts file (private_hosts()) over /etc/hosts, in the same namespace:
+    WebKit has no resolver setting of its own."""
     env = dict(os.environ, DISPLAY=display, NO_AT_BRIDGE="1", GDK_BACKEND="x11")
     env.pop("WAYLAND_DISPLAY", None)
     for var in PROXY_VARS:
         env.pop(var, None)  # the harness is on loopback
     port = port or free_port()
     argv = [WEBDRIVER, "--port=%d" % port]
-    if ca_bundle:
+    binds = [(src, dst) for src, dst in ((ca_bundle, SYSTEM_CA_BUNDLE), (hosts, "/etc/hosts"))
+             if src]
+    if binds:
+        mounts = " && ".join("mount --bind %s %s" % (shlex.quote(src), dst) for src, dst in binds)
         argv = [UNSHARE, "--mount", "--propagation", "private", "sh", "-c",
-                'mount --bind "$0" %s && exec "$@"' % SYSTEM_CA_BUNDLE, ca_bundle] + argv
+                mounts + ' && exec "$@"', "webkit-ns"] + argv
     proc = subprocess.Popen(argv, env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=stderr, **popen)

@@ -172,7 +172,7 @@ export function clientAction(msg) {
  */
 // The origins a page on main would call same-origin or whose point is not CORS: main in
 // either scheme, and the https origins of the deliberately wrong certificates.
-const NOT_CROSS = /^(main|main_tls|main_http|cert_[a-z_]+)$/;
+const NOT_CROSS = /^(main|main_tls|main_http|cert_[a-z_]+)$/; // not "insecure": mixed content is a page's rule
 
 export function originLack(spec) {
     if (spec.origin !== undefined && !NOT_CROSS.test(spec.origin)) {

@@ -49,6 +49,10 @@ const NAVIGATION_TIMEOUT_MS = 15000;
 const LAUNCH_TIMEOUT_MS = 60000;
 
 const TLS_CA = process.env.COMET_TLS_CA || null;
+// The harness's "insecure" origin (harness/src/origins.h, ORIGIN_INSECURE_HOST): a name on
+// loopback that is not potentially trustworthy, for mixed content. Mapped by each browser's
+// own resolver setting; *.localhost needs nothing.
+export const INSECURE_HOST = 'insecure.test';
 const CA_NICKNAME = 'Comet Harness CA';
 
 /* An NSS certificate database in dir (made if need be) holding the harness's CA as a
@@ -106,6 +110,7 @@ const BROWSERS = {
                     '--disable-component-update',
                     '--disable-sync',
                     '--no-proxy-server', // the harness is on loopback: ignore proxy settings
+                    `--host-resolver-rules=MAP ${INSECURE_HOST} 127.0.0.1`,
                 ],
             });
             removeAfterExit(browser, dir, 'chromium');
@@ -130,6 +135,7 @@ const BROWSERS = {
                 extraPrefsFirefox: {
                     'network.http.http3.enable': false,
                     'network.proxy.type': 0, // direct: the harness is on loopback
+                    'network.dns.localDomains': INSECURE_HOST, // resolved to loopback
                     'app.update.enabled': false,
                     'browser.shell.checkDefaultBrowser': false,
                 },

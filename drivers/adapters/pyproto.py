@@ -94,6 +94,9 @@ socket.socket.connect = _tracking_connect
 # library's documentation says (requests verify=, an ssl context, curl --cacert); nothing
 # ever turns verification off. Without it, https works against the system's CAs only.
 TLS_CA_ENV = "COMET_TLS_CA"
+# The harness's "insecure" origin (harness/src/origins.h, ORIGIN_INSECURE_HOST): loopback
+# for the browsers only, for mixed content (webkit.py maps it in a private /etc/hosts).
+INSECURE_HOST = "insecure.test"
 _ssl_context = None
 _ssl_lock = threading.Lock()
 
@@ -471,7 +474,13 @@ class AsyncRun(Run):
 
 # ------------------------------------------------------------------------ the loop
 
+# Origins that mean something only to a page (mixed content): unsupported without one.
+PAGE_ONLY_ORIGINS = ("insecure",)
+
+
 class Adapter:
+    has_page = False  # a browser adapter runs the action in a page (webkit.py, webdriver.py)
+
     def __init__(self, name, version, implementation, capabilities, run_class, details=None,
                  lacks=None, on_stop=None):
         self.name = name
@@ -511,6 +520,9 @@ class Adapter:
             write({"id": rid, "type": "error", "message": "client.%s.url must be a string" % action})
             return
         reason = self.lacks(action, spec)
+        if not reason and not self.has_page and spec.get("origin") in PAGE_ONLY_ORIGINS:
+            reason = ("no page here: a request to the %s origin is like any other (mixed "
+                      "content is a page's rule)" % spec["origin"])
         if reason:
             write({"id": rid, "type": "unsupported", "reason": reason})
             return
@@ -656,6 +668,11 @@ def ws_close_request(step):
 def ws_lacks(action, spec):
     if spec.get("binary_type") not in (None, "arraybuffer"):
         return "no binaryType %r in Python: binary messages are bytes" % spec.get("binary_type")
+    origin = spec.get("origin") or "main"
+    if origin.startswith(("cross", "alt")):
+        # as Node's (protocol.mjs originLack): the handshake's Origin is a page's
+        return ("no page origin: a connection to the %s origin sends no page's Origin here"
+                % origin)
     return None
 
 

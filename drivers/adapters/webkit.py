@@ -25,16 +25,19 @@ environment, WebKit checks certificates against the system's CAs plus that one, 
 chain check: WebKitWebDriver (so MiniBrowser and its network process) runs in a mount
 namespace of its own where a bundle of both is bind-mounted over the system's bundle
 (procs.start_webkit_driver). No TLS errors policy "ignore", no pinned certificate.
-WebKit resolves *.localhost itself.
+WebKit resolves *.localhost itself; the harness's insecure.test (mixed content) is put in
+a private /etc/hosts in the same namespace.
 
 The protocol loop is pyproto.py's.
 """
+import os
 import shutil
 import sys
 import tempfile
 
-from procs import WEBDRIVER, XVFB, kill_tree, start_webkit_driver, start_xvfb, trust_bundle
-from pyproto import Adapter, log, serve, tls_ca
+from procs import (WEBDRIVER, XVFB, kill_tree, private_hosts, start_webkit_driver, start_xvfb,
+                   trust_bundle)
+from pyproto import INSECURE_HOST, Adapter, log, serve, tls_ca
 from wdclient import CAPABILITIES, Browser, BrowserRun, Endpoint
 
 NAME = "webkit"
@@ -53,11 +56,15 @@ class WebKit(Endpoint):
     def __init__(self):
         super().__init__("", SESSION_CAPABILITIES)  # the base URL: once the driver listens
         self.xvfb = self.driver = None
-        self.tls_dir = self.bundle = None
+        self.private_dir = self.bundle = self.hosts = None
         try:
+            self.private_dir = tempfile.mkdtemp(prefix="comet-webkit-")
             if tls_ca():
-                self.tls_dir = tempfile.mkdtemp(prefix="comet-webkit-")
-                self.bundle = trust_bundle(tls_ca(), self.tls_dir)
+                self.bundle = trust_bundle(tls_ca(), self.private_dir)
+            if os.geteuid() == 0:  # a private mount namespace needs root
+                self.hosts = private_hosts([INSECURE_HOST], self.private_dir)
+            else:
+                log("%s: not root: %s is not mapped (no private /etc/hosts)" % (NAME, INSECURE_HOST))
             self.xvfb, self.display = start_xvfb()
             self._start_driver()
             self.new_session()
@@ -66,7 +73,8 @@ class WebKit(Endpoint):
             raise
 
     def _start_driver(self):
-        self.driver, self.port = start_webkit_driver(self.display, ca_bundle=self.bundle)
+        self.driver, self.port = start_webkit_driver(self.display, ca_bundle=self.bundle,
+                                                     hosts=self.hosts)
         self.base = "http://127.0.0.1:%d" % self.port
 
     def hang_hint(self):
@@ -84,8 +92,8 @@ class WebKit(Endpoint):
         super().close()
         kill_tree(self.driver)
         kill_tree(self.xvfb)
-        if self.tls_dir:
-            shutil.rmtree(self.tls_dir, ignore_errors=True)
+        if self.private_dir:
+            shutil.rmtree(self.private_dir, ignore_errors=True)
 
 
 BROWSER = Browser(WebKit)
@@ -97,6 +105,8 @@ class WebKitRun(BrowserRun):
 
 
 class WebKitAdapter(Adapter):
+    has_page = True
+
     def started(self, msg):
         with BROWSER.lock:
             webkit = BROWSER.get()

@@ -7,7 +7,7 @@
 const char *const ORIGIN_NAMES[ORIGIN_N + 1] = {
     "main",          "cross",          "alt",
     "main_tls",      "cross_tls",      "alt_tls",
-    "main_http",     "cross_http",     "alt_http",
+    "main_http",     "cross_http",     "alt_http",  "insecure",
     "cert_expired",  "cert_not_yet_valid", "cert_wrong_name",
     "cert_self_signed", "cert_untrusted_ca", NULL,
 };
@@ -52,6 +52,7 @@ void origins_make(char out[ORIGIN_N][ORIGIN_LEN], const struct origin_ports *por
         put(out[ORIGIN_MAIN_TLS + i], true, host[i], secure[i]);
         put(out[ORIGIN_MAIN_HTTP + i], false, host[i], plain[i]);
     }
+    put(out[ORIGIN_INSECURE], false, ORIGIN_INSECURE_HOST, ports->main);
     for (int f = 0; f < ORIGIN_N_FLAWED; f++)
         put(out[ORIGIN_CERT_EXPIRED + f], true, host[0], ports->flawed[f]);
 }

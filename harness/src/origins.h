@@ -8,8 +8,9 @@
  *   site: S       the host names: none (default) 127.0.0.1 / 127.0.0.1 / localhost;
  *                 same: a.localhost / a.localhost / www.a.localhost (one site);
  *                 cross: a.localhost / b.localhost / b.localhost (two sites)
- * main_tls, cross_tls and alt_tls are always https; main_http… always http; cert_FLAW the
- * port of that flaw under the main host. Every (tls, site) pair has its table, made once
+ * main_tls, cross_tls and alt_tls are always https; main_http… always http; insecure the
+ * main port as http://insecure.test (mixed content); cert_FLAW the port of that flaw under
+ * the main host. Every (tls, site) pair has its table, made once
  * when the server starts (origins_make): an instance points at one, nothing is formatted
  * per request.
  */
@@ -30,6 +31,7 @@ enum origin_id {
     ORIGIN_MAIN_HTTP,
     ORIGIN_CROSS_HTTP,
     ORIGIN_ALT_HTTP,
+    ORIGIN_INSECURE,     /* http://insecure.test:PORT (the main port): see ORIGIN_INSECURE_HOST */
     ORIGIN_CERT_EXPIRED, /* then one per flaw, in the order of enum tls_cert_flaw */
     ORIGIN_CERT_NOT_YET_VALID,
     ORIGIN_CERT_WRONG_NAME,
@@ -38,6 +40,11 @@ enum origin_id {
     ORIGIN_N
 };
 #define ORIGIN_N_FLAWED 5 /* TLS_CERT_N_FLAWS - 1: every flaw but "good" */
+/* A name that is loopback for the browsers only (their adapters map it: Chromium's host
+ * resolver rules, Firefox's network.dns.localDomains, WebKit's private /etc/hosts) and is
+ * not "potentially trustworthy" (Secure Contexts 3.2), unlike localhost, *.localhost and
+ * 127.0.0.1: http to it from an https page is mixed content. */
+#define ORIGIN_INSECURE_HOST "insecure.test"
 
 enum origin_site { ORIGIN_SITE_NONE, ORIGIN_SITE_SAME, ORIGIN_SITE_CROSS, ORIGIN_N_SITES };
 
