@@ -80,7 +80,7 @@ const LIBS = {
             if (s.binary_type !== undefined && !['arraybuffer', 'blob'].includes(s.binary_type)) {
                 return `ws has no binaryType "${s.binary_type}"`;
             }
-            return null;
+            return originLack(s); // no page: no Origin of its own, no mixed content
         },
     },
     fetch: {

@@ -90,6 +90,13 @@ const BROWSERS = {
             // .pki/nssdb Chromium reads its trust from.
             const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'comet-chromium-'));
             const userDataDir = TLS_CA ? path.join(dir, 'profile') : dir;
+            // Every run is in a fresh browser context, which Chromium makes off the record,
+            // and off the record it blocks third-party cookies (cookie_controls_mode 2,
+            // "in Incognito"): a page in a normal window does not. Mode 0 keeps the web's
+            // default, so that SameSite=None cookies across sites behave as on the web.
+            fs.mkdirSync(path.join(userDataDir, 'Default'), { recursive: true });
+            fs.writeFileSync(path.join(userDataDir, 'Default', 'Preferences'),
+                JSON.stringify({ profile: { cookie_controls_mode: 0 } }));
             const env = { ...process.env };
             if (TLS_CA) {
                 nssTrust(path.join(dir, '.pki', 'nssdb'));
