@@ -95,9 +95,9 @@ static json_t *instance_json(struct exchange *ex, struct instance *in)
         json_object_set_new(origins, ORIGIN_NAMES[i], json_string(mine[i]));
         json_object_set_new(urls, ORIGIN_NAMES[i], json_sprintf("%s%s", mine[i], base));
     }
-    return json_pack("{s:s, s:s?, s:s?, s:s, s:o, s:o, s:O?, s:O?}", "instance", in->id,
-                     "scenario", s->id, "file", s->file, "base", base, "urls", urls, "origins",
-                     origins, "client", s->client, "expect", s->expect);
+    return json_pack("{s:s, s:s?, s:s?, s:s, s:o, s:o, s:O?, s:O?}", "instance", in->id, "scenario",
+                     s->id, "file", s->file, "base", base, "urls", urls, "origins", origins,
+                     "client", s->client, "expect", s->expect);
 }
 
 static json_t *diags_json(const struct diag_list *d)

@@ -159,8 +159,15 @@ void ex_call_at(struct exchange *ex, uint64_t due_us, void (*fn)(void *ex))
 /* ---------------------------------------------------------------- the host */
 
 static const char *const PORT_NAMES[EX_N_PORTS] = {
-    "main",         "cross",        "control", "main_tls", "cross_tls",
-    "cert_expired", "cert_not_yet_valid", "cert_wrong_name", "cert_self_signed",
+    "main",
+    "cross",
+    "control",
+    "main_tls",
+    "cross_tls",
+    "cert_expired",
+    "cert_not_yet_valid",
+    "cert_wrong_name",
+    "cert_self_signed",
     "cert_untrusted_ca",
 };
 

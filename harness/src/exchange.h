@@ -177,7 +177,7 @@ void ex_wake(void *ex);
 const char *ex_origin(const struct exchange *ex, int which);
 /* The origins of a scenario's instance (its tls and site keys), by enum origin_id. */
 const char (*ex_scenario_origins(const struct exchange *ex, const struct scenario *s))[ORIGIN_LEN];
-uint16_t ex_port(const struct exchange *ex);                 /* the port it came on */
+uint16_t ex_port(const struct exchange *ex); /* the port it came on */
 struct registry *ex_registry(struct exchange *ex);
 const struct ctlauth *ex_auth(const struct exchange *ex);
 const struct fsroot *ex_roots(const struct exchange *ex); /* NULL: no file access */

@@ -313,8 +313,8 @@ TABLE(KEYS_CHANNEL_EVENT, "channel.event", "a channel event", "one scheduled eve
 
 #define COMMON                                                                                     \
     K("url", KT_TEMPLATE, "relative to the instance prefix on origin, or absolute"),               \
-        KE("origin", ORIGIN_NAMES,                                                                  \
-           "the origin of a relative URL: main (default), cross, alt, main_tls, cert_expired..."),         \
+        KE("origin", ORIGIN_NAMES,                                                                 \
+           "the origin of a relative URL: main (default), cross, alt, main_tls, cert_expired..."), \
         K("deadline", KT_DURATION, "the adapter gives up after this; default 10 s")
 #define BODY                                                                                       \
     K("body", KT_TEXT, "the request body as text"),                                                \

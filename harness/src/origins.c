@@ -5,11 +5,22 @@
 #include <string.h>
 
 const char *const ORIGIN_NAMES[ORIGIN_N + 1] = {
-    "main",          "cross",          "alt",
-    "main_tls",      "cross_tls",      "alt_tls",
-    "main_http",     "cross_http",     "alt_http",  "insecure",
-    "cert_expired",  "cert_not_yet_valid", "cert_wrong_name",
-    "cert_self_signed", "cert_untrusted_ca", NULL,
+    "main",
+    "cross",
+    "alt",
+    "main_tls",
+    "cross_tls",
+    "alt_tls",
+    "main_http",
+    "cross_http",
+    "alt_http",
+    "insecure",
+    "cert_expired",
+    "cert_not_yet_valid",
+    "cert_wrong_name",
+    "cert_self_signed",
+    "cert_untrusted_ca",
+    NULL,
 };
 
 const char *const ORIGIN_SITE_NAMES[] = {"same", "cross", NULL};

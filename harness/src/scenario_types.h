@@ -278,10 +278,10 @@ struct scenario {
     size_t n_channels;
     bool tls;              /* tls: true: main, cross and alt are the https twins */
     enum origin_site site; /* site: the host names of the origins (origins.h) */
-    json_t *client; /* validated `client` part as JSON, or NULL */
-    json_t *expect; /* validated `expect` part as JSON, or NULL */
-    json_t *doc;    /* the whole file as JSON (identity + client + expect + server) plus
-                     * "file": the path; durations as milliseconds */
+    json_t *client;        /* validated `client` part as JSON, or NULL */
+    json_t *expect;        /* validated `expect` part as JSON, or NULL */
+    json_t *doc;           /* the whole file as JSON (identity + client + expect + server) plus
+                            * "file": the path; durations as milliseconds */
 };
 
 #endif

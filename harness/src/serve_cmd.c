@@ -138,7 +138,7 @@ struct tls_setup {
     struct tls_cert *leaf;
     struct tls_cert *flawed[ORIGIN_N_FLAWED];
     char dir[PATH_MAX - 16]; /* the temporary folder of ca.pem, or "" */
-    char ca_path[PATH_MAX]; /* the ready line's "ca" */
+    char ca_path[PATH_MAX];  /* the ready line's "ca" */
 };
 
 static void tls_setup_free(struct tls_setup *t)
@@ -210,9 +210,8 @@ static bool tls_setup_make(const struct server_config *cfg, const struct tls_fil
     }
     if (t->ca)
         for (int f = 0; f < ORIGIN_N_FLAWED; f++)
-            if (!(t->flawed[f] = tls_cert_leaf_new(t->ca, names, n,
-                                                   (enum tls_cert_flaw)(TLS_CERT_EXPIRED + f),
-                                                   now, &err)))
+            if (!(t->flawed[f] = tls_cert_leaf_new(
+                      t->ca, names, n, (enum tls_cert_flaw)(TLS_CERT_EXPIRED + f), now, &err)))
                 return tls_fail(err);
     return true;
 }
@@ -396,8 +395,8 @@ out:
 }
 
 /* Load, listen, print the ready line, wait for a signal, stop. */
-static int serve(const struct server_config *cfg_in, const struct tls_files *tls_files,
-                 int nargs, char **args)
+static int serve(const struct server_config *cfg_in, const struct tls_files *tls_files, int nargs,
+                 char **args)
 {
     struct server_config cfg = *cfg_in;
 

@@ -54,8 +54,7 @@ const char *server_origin(const struct server *srv, int which)
     return srv->host.origins[0][ORIGIN_SITE_NONE][which];
 }
 
-void server_hosts(const struct server_config *cfg, const char **public_host,
-                  const char **alt_host)
+void server_hosts(const struct server_config *cfg, const char **public_host, const char **alt_host)
 {
     const char *bind = cfg->bind ? cfg->bind : "127.0.0.1";
     const char *public = cfg->public_host          ? cfg->public_host
@@ -249,8 +248,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         /* one line per request */
         const char *end = ex_end_name(ex->end);
         fprintf(srv->log, "%s %s %s%s%s\n", ex_port_name(ex->port_index), ex->req.method,
-                ex->req.target,
-                end ? " " : "", end ? end : "");
+                ex->req.target, end ? " " : "", end ? end : "");
         fflush(srv->log);
     }
     pthread_mutex_lock(&srv->live_lock);
@@ -288,9 +286,9 @@ static struct MHD_Daemon *start_daemon(struct port_ctx *pc, const char *bind, ui
     }
     return MHD_start_daemon(
         flags, port, NULL, NULL, on_request, pc, MHD_OPTION_ARRAY, tls, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&sin,
-        MHD_OPTION_URI_LOG_CALLBACK, uri_log, pc, MHD_OPTION_NOTIFY_COMPLETED, on_completed, pc,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)60000, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0,
+        (struct sockaddr *)&sin, MHD_OPTION_URI_LOG_CALLBACK, uri_log, pc,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, pc, MHD_OPTION_CONNECTION_LIMIT, (unsigned)60000,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0,
         /* 32 KiB: a larger pool is mmap()ed, and munmap() per connection costs ~0.2 ms of the
          * polling thread (it made 100 concurrent delays 36 ms late instead of 5) */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
@@ -348,8 +346,7 @@ struct server *server_start(const struct server_config *cfg, char *err, size_t e
         op.flawed[f] = host->ports[EX_PORT_FLAWED + f];
     for (int tls = 0; tls < 2; tls++)
         for (int site = 0; site < ORIGIN_N_SITES; site++)
-            origins_make(host->origins[tls][site], &op, public, alt, tls,
-                         (enum origin_site)site);
+            origins_make(host->origins[tls][site], &op, public, alt, tls, (enum origin_site)site);
     snprintf(host->control_url, sizeof host->control_url, "http://%s:%u", public,
              host->ports[EX_PORT_CONTROL]);
     return srv;

@@ -51,8 +51,7 @@ uint16_t server_port(const struct server *srv, int which); /* enum ex_port */
 const char *server_origin(const struct server *srv, int which);
 /* The host of main and cross (the --public-host, else the bind address) and alt's, as
  * server_start() will use them: what the certificates must name (origins_cert_names). */
-void server_hosts(const struct server_config *cfg, const char **public_host,
-                  const char **alt_host);
+void server_hosts(const struct server_config *cfg, const char **public_host, const char **alt_host);
 const char *server_control_url(const struct server *srv);
 struct registry *server_registry(struct server *srv);
 /* Stop accepting, end every request in flight, stop, free. */

@@ -35,7 +35,7 @@ static const struct {
     const char *name;
     enum part_kind kind;
 } NAMES[] = {
-    {"base", P_BASE},           {"instance", P_INSTANCE},   {"request.method", P_METHOD},
+    {"base", P_BASE},           {"instance", P_INSTANCE},     {"request.method", P_METHOD},
     {"request.path", P_PATH},   {"request.target", P_TARGET}, {"request.body", P_BODY},
     {"request.count", P_COUNT},
 };

@@ -23,7 +23,7 @@ struct tmpl; /* opaque compiled template */
 struct tmpl_ctx {
     /* by enum origin_id: the instance's origins ("http://127.0.0.1:PORT", …); NULL: "" */
     const char *origins[ORIGIN_N];
-    const char *base;         /* "/s/INSTANCE" */
+    const char *base; /* "/s/INSTANCE" */
     const char *instance;
     const char *method;
     const char *path;   /* relative to the instance prefix */
