@@ -38,12 +38,13 @@ PASS, FAIL, NON_STRICT = "pass", "fail", "non-strict"
 UNSUPPORTED, ERROR = "unsupported", "error"
 
 MATCHER_KEYS = frozenset({"equals", "regex", "one_of", "absent", "present", "at_least",
-                          "at_most", "approx", "tolerance"})
+                          "at_most", "approx", "tolerance", "json"})
 EVENT_MODES = ("exact", "subsequence", "contains")
 # expect.server and its parts (`strict` is allowed wherever a mapping is a check)
 SERVER_KEYS = frozenset({"requests", "preflights", "order", "websocket", "strict"})
 REQUEST_FIELDS = ("method", "path", "target", "query", "body", "status", "tls", "sni")  # journal fields
-REQUEST_KEYS = frozenset({"route", "count", "preflight", "headers", "strict", *REQUEST_FIELDS})
+REQUEST_KEYS = frozenset({"route", "count", "preflight", "kind", "headers", "strict",
+                          *REQUEST_FIELDS})
 ORDER_KEYS = frozenset({"routes", "strict"})
 WEBSOCKET_KEYS = frozenset({"pongs", "messages", "close_code", "masked", "violations", "end",
                             "strict"})
@@ -186,6 +187,18 @@ def _match_matcher(m, observed):
         if key in m:
             if not _number(observed) or not test(observed, m[key]):
                 return "expected %s %s, observed %s" % (word, render(m[key]), render(observed))
+    if "json" in m:
+        # text that parses as JSON containing this subset: the server's `json` condition
+        # (route_json_subset) is the same rule as a plain expected mapping here
+        try:
+            doc = json.loads(observed) if isinstance(observed, str) else MISSING
+        except ValueError:
+            doc = MISSING
+        if doc is MISSING:
+            return "expected JSON text, observed %s" % render(observed)
+        why = match(m["json"], doc)
+        if why:
+            return "JSON %s" % why
     if "approx" in m:
         tol = m.get("tolerance", 0)
         if not _number(observed) or abs(observed - m["approx"]) > tol:
@@ -467,6 +480,8 @@ def _select(entries, spec):
         if "route" in spec and e.get("route") != spec["route"]:
             continue
         if spec.get("preflight") is True and not is_preflight(e):
+            continue
+        if "kind" in spec and (spec["kind"] == "preflight") != is_preflight(e):
             continue
         out.append(e)
     return out

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "xalloc.h"
@@ -190,6 +192,21 @@ static struct pace pace_at(const struct plan *p, size_t total, size_t head, uint
     if (p->fault != FAULT_NONE && p->fault_has_after && p->fault_after < pc.limit)
         pc.limit = p->fault_after;
     pc.allowed = pc.limit;
+    if (p->raw && p->paced) { /* `chunks`: each piece when its pause has passed */
+        uint64_t due = start_us;
+        size_t end = 0;
+        for (size_t i = 0; i < p->n_pieces; i++) {
+            due += p->pieces[i].after_ms * 1000u;
+            if (due > now) {
+                pc.next_us = due;
+                break;
+            }
+            end += p->pieces[i].len;
+        }
+        if (end < pc.allowed)
+            pc.allowed = end;
+        return pc;
+    }
     if (p->trickle_bytes) {
         uint64_t every = p->trickle_every_ms ? p->trickle_every_ms * 1000u : 1;
         uint64_t ticks = 1 + (now - start_us) / every;
@@ -364,7 +381,14 @@ static enum MHD_Result manual_pump(struct exchange *ex)
         ex->body_start_us = now;
     struct pace pc = pace_at(p, ex->out_len, ex->piece_off, ex->body_start_us, now);
     while (ex->out_off < pc.allowed) {
-        ssize_t n = conn_write(ex, fd, ex->out + ex->out_off, pc.allowed - ex->out_off);
+        size_t stop = pc.allowed;
+        if (p->raw && p->paced) /* `chunks`: one write per piece, never two pieces in one */
+            for (size_t i = 0, end = 0; i < p->n_pieces; i++)
+                if ((end += p->pieces[i].len) > ex->out_off) {
+                    stop = end < stop ? end : stop;
+                    break;
+                }
+        ssize_t n = conn_write(ex, fd, ex->out + ex->out_off, stop - ex->out_off);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 ex_wake_at(ex, now + 5000);
@@ -420,6 +444,11 @@ static enum MHD_Result start_manual(struct exchange *ex)
                 status = atoi(sp + 1);
         }
         note_status(ex, status);
+        if (p->paced) { /* `chunks`: every write goes out as it is */
+            int one = 1, fd = conn_fd(ex);
+            if (fd >= 0)
+                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        }
     } else {
         note_status(ex, p->status);
         serialize_plan(ex);

@@ -281,10 +281,7 @@ static const char *ctx_query(void *req, const char *name)
 
 const char *ex_rel(const char *full)
 {
-    /* full starts with /s/ID */
-    const char *p = full + 3;
-    p += strcspn(p, "/?#");
-    return p;
+    return request_rel(full);
 }
 
 const struct tmpl_ctx *ex_tmpl_ctx(struct exchange *ex, struct ex_tmpl *t)
@@ -297,6 +294,7 @@ const struct tmpl_ctx *ex_tmpl_ctx(struct exchange *ex, struct ex_tmpl *t)
         .method = ex->req.method,
         .path = *rel_path ? rel_path : "/",
         .target = ex_rel(ex->req.target),
+        .full_target = ex->req.target,
         .body = (const char *)(ex->req.body ? ex->req.body : (unsigned char *)""),
         .body_len = ex->req.body_len,
         .count = ex->count,

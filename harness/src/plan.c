@@ -88,6 +88,16 @@ void plan_base(const struct response *r, const struct tmpl_ctx *ctx, struct plan
     p->fault = r->fault;
     p->fault_has_after = r->fault_has_after;
     p->fault_after = r->fault_after_bytes;
+    if (r->end != CONN_END_DEFAULT) {
+        /* after the whole response: written by hand, then the end as a fault at its end */
+        static const enum fault_action AS_FAULT[] = {[CONN_END_FIN] = FAULT_CLOSE,
+                                                     [CONN_END_RST] = FAULT_RESET,
+                                                     [CONN_END_HANG] = FAULT_HANG};
+        p->manual = true;
+        p->fault = AS_FAULT[r->end];
+        p->fault_has_after = true;
+        p->fault_after = SIZE_MAX / 4; /* past any body: the whole response goes first */
+    }
 }
 
 void plan_content(const struct response *r, const struct tmpl_ctx *ctx, struct plan *p)
@@ -96,10 +106,34 @@ void plan_content(const struct response *r, const struct tmpl_ctx *ctx, struct p
     case RESP_RAW:
         p->manual = true;
         p->raw = true;
-        if (r->raw_tmpl)
+        if (r->raw_tmpl) {
             body_from(p, BODY_TEXT, r->raw_tmpl, NULL, ctx);
-        else
+        } else if (r->chunks.n) {
+            /* the bytes in one buffer; the pieces say where each write ends, and when */
+            size_t total = 0;
+            for (size_t i = 0; i < r->chunks.n; i++)
+                total += r->chunks.items[i].bytes.len;
+            unsigned char *all = xmalloc(total + 1);
+            p->paced = true;
+            p->n_pieces = r->chunks.n;
+            p->pieces = xcalloc(r->chunks.n, sizeof *p->pieces);
+            size_t off = 0;
+            for (size_t i = 0; i < r->chunks.n; i++) {
+                const struct bytes *b = &r->chunks.items[i].bytes;
+                p->pieces[i].after_ms = r->chunks.items[i].pause_ms;
+                p->pieces[i].len = b->len;
+                p->pieces[i].data = xmalloc(b->len + 1);
+                if (b->len)
+                    memcpy(p->pieces[i].data, b->data, b->len);
+                if (b->len)
+                    memcpy(all + off, b->data, b->len);
+                off += b->len;
+            }
+            plan_body(p, all, total);
+            free(all);
+        } else {
             plan_body(p, r->raw_bytes.data, r->raw_bytes.len);
+        }
         break;
     case RESP_PLAIN:
         body_from(p, r->body_kind, r->body_tmpl, &r->body, ctx);

@@ -168,3 +168,11 @@ const char *request_param(const struct request *r, const char *name)
             return r->params[i].value;
     return NULL;
 }
+
+const char *request_rel(const char *full)
+{
+    /* full starts with /s/ID */
+    const char *p = full + 3;
+    p += strcspn(p, "/?#");
+    return p;
+}

@@ -43,6 +43,9 @@ void request_free(struct request *r);
 /* All values of a header (case-insensitive name) joined with ", ", or NULL if absent. The
  * string lives as long as the request. */
 const char *request_header(struct request *r, const char *name);
+/* The part of a /s/ID/... path or target after the instance prefix ("" if none): what
+ * scenarios call relative to the instance prefix. */
+const char *request_rel(const char *full);
 /* The number of times a header appears. */
 size_t request_header_count(const struct request *r, const char *name);
 /* The first value of a query parameter (decoded), or NULL. */

@@ -1,13 +1,14 @@
 /* tmpl — see tmpl.h. A template is a list of parts: literal text or a placeholder. */
 #include "tmpl.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum part_kind {
     P_TEXT,
-    P_ORIGIN, /* origin.NAME: which one in origin */
+    P_ORIGIN, /* origin.NAME, any name of origins.h: which = enum origin_id */
     P_BASE,
     P_INSTANCE,
     P_METHOD,
@@ -17,13 +18,22 @@ enum part_kind {
     P_COUNT,
     P_HEADER,
     P_QUERY,
+    P_FULL_TARGET,
+    P_ORIGIN_FORM, /* which: origin * 4 + form (FORMS below) */
 };
+
+/* The forms of an origin: {{port.X}} and {{origin.X.FORM}}, X = main, cross or alt (the
+ * first three of ORIGIN_NAMES, origins.h). */
+enum { F_PORT, F_UPPER, F_HTTPS, F_USERINFO };
+static const char *const FORM_NAMES[] = {
+    [F_UPPER] = "upper", [F_HTTPS] = "https", [F_USERINFO] = "userinfo"};
+#define USERINFO "user:pass@"
 
 struct part {
     enum part_kind kind;
     char *text; /* P_TEXT: the text; P_HEADER / P_QUERY: the name */
     size_t len;
-    enum origin_id origin; /* P_ORIGIN */
+    int which; /* P_ORIGIN: enum origin_id; P_ORIGIN_FORM: origin * 4 + form */
 };
 
 struct tmpl {
@@ -35,15 +45,37 @@ static const struct {
     const char *name;
     enum part_kind kind;
 } NAMES[] = {
-    {"base", P_BASE},           {"instance", P_INSTANCE},     {"request.method", P_METHOD},
-    {"request.path", P_PATH},   {"request.target", P_TARGET}, {"request.body", P_BODY},
+    {"base", P_BASE},
+    {"instance", P_INSTANCE},
+    {"request.method", P_METHOD},
+    {"request.path", P_PATH},
+    {"request.target", P_TARGET},
+    {"request.body", P_BODY},
     {"request.count", P_COUNT},
+    {"request.full_target", P_FULL_TARGET},
 };
 
-static struct part *add(struct tmpl *t, enum part_kind kind, const char *text, size_t len)
+/* port.X or origin.X.FORM: its `which`, or -1. */
+static int origin_form(const char *n, size_t len)
+{
+    for (int o = 0; o < 3; o++) {
+        char name[40];
+        snprintf(name, sizeof name, "port.%s", ORIGIN_NAMES[o]);
+        if (strlen(name) == len && !memcmp(name, n, len))
+            return o * 4 + F_PORT;
+        for (int f = F_UPPER; f <= F_USERINFO; f++) {
+            snprintf(name, sizeof name, "origin.%s.%s", ORIGIN_NAMES[o], FORM_NAMES[f]);
+            if (strlen(name) == len && !memcmp(name, n, len))
+                return o * 4 + f;
+        }
+    }
+    return -1;
+}
+
+static void add(struct tmpl *t, enum part_kind kind, const char *text, size_t len)
 {
     if (kind == P_TEXT && len == 0)
-        return NULL;
+        return;
     if (kind == P_TEXT && t->n && t->parts[t->n - 1].kind == P_TEXT) {
         struct part *p = &t->parts[t->n - 1];
         p->text = realloc(p->text, p->len + len + 1);
@@ -52,7 +84,7 @@ static struct part *add(struct tmpl *t, enum part_kind kind, const char *text, s
         memcpy(p->text + p->len, text, len);
         p->len += len;
         p->text[p->len] = 0;
-        return p;
+        return;
     }
     t->parts = realloc(t->parts, (t->n + 1) * sizeof *t->parts);
     if (!t->parts)
@@ -65,8 +97,6 @@ static struct part *add(struct tmpl *t, enum part_kind kind, const char *text, s
     memcpy(p->text, text, len);
     p->text[len] = 0;
     p->len = len;
-    p->origin = ORIGIN_MAIN;
-    return p;
 }
 
 static struct src_loc at(struct src_loc loc, const char *text, const char *p)
@@ -121,14 +151,19 @@ struct tmpl *tmpl_compile(const char *text, size_t len, struct src_loc loc, stru
             enum part_kind kind = P_TEXT;
             const char *arg = NULL;
             size_t arglen = 0;
-            enum origin_id origin = ORIGIN_MAIN;
             for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
                 if (strlen(NAMES[i].name) == nlen && !memcmp(NAMES[i].name, n0, nlen))
                     kind = NAMES[i].kind;
-            if (kind == P_TEXT && nlen > 7 && !memcmp(n0, "origin.", 7) &&
-                origin_lookup(n0 + 7, nlen - 7, &origin)) {
+            int which = kind == P_TEXT ? origin_form(n0, nlen) : -1;
+            enum origin_id id;
+            if (which >= 0) {
+                kind = P_ORIGIN_FORM;
+            } else if (kind == P_TEXT && nlen > 7 && !memcmp(n0, "origin.", 7) &&
+                       origin_lookup(n0 + 7, nlen - 7, &id)) {
                 kind = P_ORIGIN;
-            } else if (kind == P_TEXT && nlen > 15 && !memcmp(n0, "request.header.", 15)) {
+                which = (int)id;
+            }
+            if (kind == P_TEXT && nlen > 15 && !memcmp(n0, "request.header.", 15)) {
                 kind = P_HEADER;
                 arg = n0 + 15;
                 arglen = nlen - 15;
@@ -142,13 +177,16 @@ struct tmpl *tmpl_compile(const char *text, size_t len, struct src_loc loc, stru
                          "unknown placeholder '{{%.*s}}' (known: origin.main, origin.cross, "
                          "origin.alt, origin.main_tls and the other origins of "
                          "docs/scenarios.md, base, instance, request.method, request.path, "
-                         "request.target, request.header.NAME, request.query.NAME, "
-                         "request.body, request.count)",
+                         "request.target, request.full_target, request.header.NAME, "
+                         "request.query.NAME, request.body, request.count, port.X, "
+                         "origin.X.upper, origin.X.https, origin.X.userinfo; X = main, cross "
+                         "or alt)",
                          (int)nlen, n0);
                 ok = false;
             } else {
                 add(t, P_TEXT, lit, (size_t)(p - lit));
-                add(t, kind, arg ? arg : "", arglen)->origin = origin;
+                add(t, kind, arg ? arg : "", arglen);
+                t->parts[t->n - 1].which = which;
             }
             p = close + 2;
             lit = p;
@@ -211,6 +249,38 @@ static void puts_(struct out *o, const char *s)
         put(o, s, strlen(s));
 }
 
+/* A form of an origin "SCHEME://HOST:PORT" (an empty origin gives ""). */
+static void origin_form_put(struct out *o, const struct tmpl_ctx *ctx, int which)
+{
+    const char *origin = ctx->origins[which / 4];
+    const char *sep = origin ? strstr(origin, "://") : NULL;
+    if (!sep)
+        return;
+    const char *rest = sep + 3;
+    switch (which % 4) {
+    case F_PORT: {
+        const char *colon = strrchr(rest, ':');
+        puts_(o, colon ? colon + 1 : !strncmp(origin, "https:", 6) ? "443" : "80");
+        break;
+    }
+    case F_UPPER:
+        for (const char *c = origin; *c; c++) {
+            char u = (char)toupper((unsigned char)*c);
+            put(o, &u, 1);
+        }
+        break;
+    case F_HTTPS:
+        puts_(o, "https://");
+        puts_(o, rest);
+        break;
+    case F_USERINFO:
+        put(o, origin, (size_t)(rest - origin));
+        puts_(o, USERINFO);
+        puts_(o, rest);
+        break;
+    }
+}
+
 char *tmpl_expand(const struct tmpl *t, const struct tmpl_ctx *ctx, size_t *out_len)
 {
     struct out o = {0};
@@ -223,7 +293,7 @@ char *tmpl_expand(const struct tmpl *t, const struct tmpl_ctx *ctx, size_t *out_
             put(&o, p->text, p->len);
             break;
         case P_ORIGIN:
-            puts_(&o, ctx->origins[p->origin]);
+            puts_(&o, ctx->origins[p->which]);
             break;
         case P_BASE:
             puts_(&o, ctx->base);
@@ -254,6 +324,12 @@ char *tmpl_expand(const struct tmpl *t, const struct tmpl_ctx *ctx, size_t *out_
         case P_QUERY:
             if (ctx->query)
                 puts_(&o, ctx->query(ctx->req, p->text));
+            break;
+        case P_FULL_TARGET:
+            puts_(&o, ctx->full_target);
+            break;
+        case P_ORIGIN_FORM:
+            origin_form_put(&o, ctx, p->which);
             break;
         }
     }

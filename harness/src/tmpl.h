@@ -5,9 +5,12 @@
  * knows the server's origins, the instance and the request being answered.
  *
  * Placeholders: origin.NAME (every name of origins.h: main, cross, alt, main_tls, …),
- * base, instance, request.method,
- * request.path, request.target, request.header.NAME, request.query.NAME, request.body,
- * request.count. "{{{{" is a literal "{{".
+ * base, instance, request.method, request.path, request.target, request.full_target,
+ * request.header.NAME, request.query.NAME, request.body, request.count; and forms of each
+ * origin X (main, cross, alt): port.X (the port alone), origin.X.upper (the whole origin
+ * upper-cased: HTTP://127.0.0.1:P), origin.X.https (the https scheme on the same port: a
+ * scheme mismatch; the port itself speaks its own scheme) and origin.X.userinfo
+ * (SCHEME://user:pass@HOST:PORT). "{{{{" is a literal "{{".
  */
 #ifndef HARNESS_TMPL_H
 #define HARNESS_TMPL_H
@@ -26,8 +29,9 @@ struct tmpl_ctx {
     const char *base; /* "/s/INSTANCE" */
     const char *instance;
     const char *method;
-    const char *path;   /* relative to the instance prefix */
-    const char *target; /* path + "?" + query as received, relative to the prefix */
+    const char *path;        /* relative to the instance prefix */
+    const char *target;      /* path + "?" + query as received, relative to the prefix */
+    const char *full_target; /* the target as received, prefix included */
     const char *body;
     size_t body_len;
     unsigned long count;

@@ -65,6 +65,12 @@ int ws_length_form_for(uint64_t len);
  * does not fit in it (over 125 bytes in 7 bits, over 65535 in 16). */
 unsigned char *ws_encode(const struct ws_frame *f, const void *payload, size_t len, int length_form,
                          size_t *out_len);
+/* The same, but the header announces `announced` bytes whatever len is (a length that lies:
+ * longer or shorter than the payload that follows, or a 64-bit length with its most
+ * significant bit set, which RFC 6455 5.2 forbids). length_form 0 picks the shortest form
+ * for announced; NULL if announced does not fit the form asked for. */
+unsigned char *ws_encode_announced(const struct ws_frame *f, const void *payload, size_t len,
+                                   int length_form, uint64_t announced, size_t *out_len);
 /* A close payload in a new buffer: the 2-byte code (big-endian, code & 0xFFFF) then the
  * reason bytes as given. */
 unsigned char *ws_close_payload(int code, const void *reason, size_t reason_len, size_t *out_len);

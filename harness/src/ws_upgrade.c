@@ -10,7 +10,9 @@
  */
 #include "ws_upgrade.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <linux/sockios.h>
@@ -28,7 +30,9 @@ struct ws_run {
     int fd;
     unsigned char *extra;
     size_t extra_len;
-    struct MHD_UpgradeResponseHandle *urh;
+    struct MHD_UpgradeResponseHandle *urh; /* NULL: a handshake written by hand, on the
+                                            * suspended connection's own socket */
+    int fd_flags;                          /* by hand: the socket's flags, restored */
 };
 
 static json_t *ws_record(struct exchange *ex)
@@ -98,9 +102,27 @@ static void *session_thread(void *arg)
     if (ex->req.tls)
         close_tls_peer(ex, run->fd);
     shutdown(run->fd, SHUT_RDWR);
-    MHD_upgrade_action(run->urh, MHD_UPGRADE_ACTION_CLOSE);
+    if (run->urh) {
+        MHD_upgrade_action(run->urh, MHD_UPGRADE_ACTION_CLOSE);
+    } else { /* libmicrohttpd closes the connection when it is resumed */
+        if (run->fd_flags >= 0)
+            fcntl(run->fd, F_SETFL, run->fd_flags);
+        ex->state = EX_CLOSE_NOW;
+        ex_resume(ex);
+    }
     run_free(run);
     return NULL;
+}
+
+static bool start_thread(struct ws_run *run)
+{
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    bool ok = pthread_create(&th, &attr, session_thread, run) == 0;
+    pthread_attr_destroy(&attr);
+    return ok;
 }
 
 static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra_in,
@@ -117,15 +139,10 @@ static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, co
         memcpy(run->extra, extra_in, extra_in_size);
         run->extra_len = extra_in_size;
     }
-    pthread_t th;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&th, &attr, session_thread, run) != 0) {
+    if (!start_thread(run)) {
         MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
         run_free(run);
     }
-    pthread_attr_destroy(&attr);
 }
 
 static json_t *list_json(char **list)
@@ -160,12 +177,64 @@ static enum MHD_Result upgrade(struct exchange *ex, const struct ws_hs_response 
     return result;
 }
 
+/* A 101 that libmicrohttpd cannot send as asked (a padded or doubled accept, another
+ * Connection value): written by hand on the suspended connection's socket, then the
+ * session runs there as after an upgrade; at its end the connection is resumed and closed. */
+static enum MHD_Result session_by_hand(struct exchange *ex, const char *out, size_t len,
+                                       json_t *record)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return MHD_NO;
+    int fd = ci->connect_fd;
+    ex_suspend(ex); /* libmicrohttpd leaves the socket alone until the session ends */
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = send(fd, out + done, len - done, MSG_NOSIGNAL);
+        if (n > 0) {
+            done += (size_t)n;
+            continue;
+        }
+        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+            if (poll(&pfd, 1, 1000) >= 0)
+                continue;
+        }
+        ex->state = EX_CLOSE_NOW;
+        ex_resume(ex);
+        return MHD_YES;
+    }
+    pthread_mutex_lock(&ex->inst->lock);
+    json_object_set_new(record, "upgraded", json_true());
+    json_object_set_new(record, "handshake_bytes", json_stringn(out, len));
+    pthread_mutex_unlock(&ex->inst->lock);
+    struct ws_run *run = xcalloc(1, sizeof *run);
+    run->ex = ex;
+    run->fd = fd;
+    run->fd_flags = fcntl(fd, F_GETFL);
+    ex_ref(ex); /* the session thread's */
+    ex_ws_session_started(ex);
+    ex->state = EX_MANUAL;
+    if (!start_thread(run)) {
+        ex->state = EX_CLOSE_NOW;
+        ex_resume(ex);
+        run_free(run);
+    }
+    return MHD_YES;
+}
+
 /* Written by hand: exactly the faults asked for; a 101 then hangs. */
 static enum MHD_Result write_by_hand(struct exchange *ex, const struct ws_hs_response *hs,
                                      json_t *record)
 {
     size_t len;
     char *out = ws_handshake_raw(hs, &len);
+    if (hs->session) {
+        enum MHD_Result r = session_by_hand(ex, out, len, record);
+        free(out);
+        return r;
+    }
     pthread_mutex_lock(&ex->inst->lock);
     json_object_set_new(record, "upgraded", json_false());
     json_object_set_new(record, "handshake_bytes", json_stringn(out, len));
