@@ -15,7 +15,7 @@ import urllib.parse
 import pytest
 import requests
 
-from conftest import Server
+from conftest import Server, wait_until
 
 FLAWS = {
     # origin: what OpenSSL's verification says (ssl.SSLCertVerificationError.verify_message)
@@ -200,6 +200,8 @@ def test_hand_written_bytes_go_through_the_tls_session(tls_server):
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(b"HTTP/1.1 299 Hand Written\r\n")
     assert out.stdout.endswith(b"\r\n\r\nabcdefghij")
+    # the end is journaled when libmicrohttpd completes the request, maybe after curl exits
+    assert wait_until(lambda: tls_server.entries(inst["instance"])[0]["end"] is not None)
     entry = tls_server.entries(inst["instance"])[0]
     assert entry["end"] == "complete" and entry["tls"] is True
 

@@ -108,7 +108,7 @@ def test_duration_units_end_to_end(harness_bin, tmp_path):
     assert scenario["client"]["http"]["timeout"] == 500
     assert scenario["client"]["http"]["deadline"] == 120000
     assert scenario["server"]["routes"][0]["response"]["delay"] == 120000
-    srv = server.HarnessServer(harness_bin)
+    srv = server.HarnessServer(harness_bin, roots=[tmp_path])
     try:
         instance = srv.load(scenario["file"], "units-1")
         _, client, deadline_ms = prepare.prepare_client(scenario["client"], instance, srv.origins)

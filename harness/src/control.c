@@ -177,6 +177,18 @@ static enum MHD_Result load(struct exchange *ex)
     return ex_queue_json(ex, 201, doc);
 }
 
+/* How many kept journal entries have this route (NULL: every entry; an unknown name: 0). */
+static size_t wait_count(const struct instance *in, const char *route)
+{
+    if (!route)
+        return journal_count(&in->journal, -1);
+    const struct scenario *s = in->scenario;
+    for (size_t i = 0; i < s->n_routes; i++)
+        if (!strcmp(s->routes[i].name, route))
+            return journal_count(&in->journal, (long)i);
+    return 0;
+}
+
 static enum MHD_Result wait_for(struct exchange *ex, struct instance *in)
 {
     if (ex->state != EX_HOLDING) {
@@ -196,7 +208,7 @@ static enum MHD_Result wait_for(struct exchange *ex, struct instance *in)
         instance_remove_waiter_locked(in, &ex->waiter);
         ex->waiting = false;
     }
-    size_t n = journal_count(&in->journal, ex->wait_route);
+    size_t n = wait_count(in, ex->wait_route);
     bool unloaded = in->unloaded;
     if (n >= ex->wait_count || mono_us() >= ex->hold_until_us || unloaded || ex_stopping(ex)) {
         pthread_mutex_unlock(&in->lock);

@@ -107,7 +107,7 @@ static void reset_connection(struct exchange *ex)
 
 static void note_status(struct exchange *ex, int status)
 {
-    ex_entry_set(ex, "status", status > 0 ? json_integer(status) : json_null());
+    ex_entry_status(ex, status);
 }
 
 /* ---------------------------------------------------------------- hanging */
@@ -232,7 +232,7 @@ static ssize_t stream_end(struct exchange *ex)
 static void count_sent(struct exchange *ex, size_t n, uint64_t now)
 {
     if (ex->sent == 0 && n > 0)
-        ex_phase(ex, "body_first_byte", now);
+        ex_phase(ex, JOURNAL_BODY_FIRST_BYTE, now);
     ex->sent += n;
 }
 
@@ -329,13 +329,13 @@ static enum MHD_Result queue_plan(struct exchange *ex)
         }
     }
     if (warnings)
-        ex_entry_set(ex, "warnings", warnings);
+        ex_entry_extra(ex, JOURNAL_WARNINGS, warnings);
     ex->headers_us = mono_us();
     ex->state = EX_QUEUED;
     note_status(ex, p->status);
     enum MHD_Result ok = MHD_queue_response(ex->conn, (unsigned)p->status, resp);
     MHD_destroy_response(resp);
-    ex_phase(ex, "headers_sent", ex->headers_us);
+    ex_phase(ex, JOURNAL_HEADERS_SENT, ex->headers_us);
     return ok;
 }
 
@@ -400,7 +400,7 @@ static enum MHD_Result manual_pump(struct exchange *ex)
             return MHD_NO;
         }
         if (ex->out_off == 0 && n > 0)
-            ex_phase(ex, "headers_sent", now);
+            ex_phase(ex, JOURNAL_HEADERS_SENT, now);
         ex->out_off += (size_t)n;
         ex->sent = ex->out_off;
     }
@@ -408,7 +408,7 @@ static enum MHD_Result manual_pump(struct exchange *ex)
         ex_wake_at(ex, pc.next_us);
         return MHD_YES;
     }
-    ex_phase(ex, "body_done", now);
+    ex_phase(ex, JOURNAL_BODY_DONE, now);
     if (ex->out_off < ex->out_len || p->fault != FAULT_NONE)
         return carry_out_fault(ex, p->fault, fd) ? MHD_YES : MHD_NO;
     ex->end = EX_END_COMPLETE;

@@ -116,7 +116,8 @@ struct exchange {
     long resp_index;
     bool preflight;
     unsigned long count;
-    json_t *entry; /* the journal entry (a reference), or NULL for control requests */
+    uint64_t entry;   /* the journal entry's id (journal_find), 0 for control requests */
+    bool ws_upgraded; /* handed to a WebSocket session, which records its own end */
     struct plan plan;
 
     /* sending */
@@ -208,18 +209,23 @@ const char *ex_rel(const char *full);
 
 /* --- the journal entry ----------------------------------------------------------------- */
 
-/* A new journal entry for a scenario request (the request as received; "phases" {},
- * "bytes_sent" 0, "end" null). rel_path: the path relative to the instance. */
-json_t *ex_entry_new(struct exchange *ex, const char *rel_path);
-/* Set a field of the entry under the instance lock (steals value; dropped if no entry). */
-void ex_entry_set(struct exchange *ex, const char *key, json_t *value);
-/* Record phase `name` at mono_us() time t, unless it is already recorded. */
-void ex_phase(struct exchange *ex, const char *name, uint64_t t);
-/* Milliseconds since the instance's load (or the arrival, without instance), as JSON with
- * microsecond precision. */
-json_t *ex_ms_at(const struct exchange *ex, uint64_t t);
+/* With the instance lock held: append the journal entry of a scenario request (ex->inst
+ * set) and remember it in ex->entry. r says what dispatch made of the request (route,
+ * response_index, count, preflight and cors); the request as received (ports, remote,
+ * method, target, query, version, headers, body, arrival) is filled in here, rel_path is
+ * its path relative to the instance. */
+void ex_entry_append_locked(struct exchange *ex, const char *rel_path, struct journal_request *r);
+/* Each of these takes the instance lock; they do nothing without an entry (or once the
+ * journal has dropped it). */
+void ex_entry_status(struct exchange *ex, int status); /* <= 0: null */
+/* Set a JSON field of the entry (steals value). */
+void ex_entry_extra(struct exchange *ex, enum journal_extra which, json_t *value);
+/* Record a phase at mono_us() time t, unless it is already recorded. */
+void ex_phase(struct exchange *ex, enum journal_phase phase, uint64_t t);
 /* Record how the exchange ended: "end", "ended", "bytes_sent" and, for a complete one, the
  * "body_done" phase if missing. */
 void ex_entry_end(struct exchange *ex, enum ex_end end, uint64_t now);
+/* Set "end" alone (a WebSocket session's own end: a static string). */
+void ex_entry_end_name(struct exchange *ex, const char *end);
 
 #endif

@@ -17,7 +17,8 @@ void plan_free(struct plan *p)
     }
     free(p->headers);
     free(p->body);
-    pieces_free(p->pieces, p->n_pieces);
+    if (!p->pieces_borrowed)
+        pieces_free(p->pieces, p->n_pieces);
     memset(p, 0, sizeof *p);
 }
 
@@ -100,6 +101,24 @@ void plan_base(const struct response *r, const struct tmpl_ctx *ctx, struct plan
     }
 }
 
+/* The encoded stream of an SSE response: no template reaches it, so every stream sends the
+ * same bytes, encoded on the first request and shared read-only from then on. Two first
+ * requests at once may both encode; one copy is published, the other freed. */
+static const struct sse_wire *sse_wire(const struct sse_spec *sse)
+{
+    struct sse_wire **slot = &((struct sse_spec *)sse)->wire; /* the spec's one cache */
+    struct sse_wire *w = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (w)
+        return w;
+    struct sse_wire *mine = xcalloc(1, sizeof *mine);
+    mine->n = sse_encode(sse, &mine->pieces);
+    if (__atomic_compare_exchange_n(slot, &w, mine, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return mine;
+    pieces_free(mine->pieces, mine->n);
+    free(mine);
+    return w;
+}
+
 void plan_content(const struct response *r, const struct tmpl_ctx *ctx, struct plan *p)
 {
     switch (r->kind) {
@@ -165,7 +184,10 @@ void plan_content(const struct response *r, const struct tmpl_ctx *ctx, struct p
         p->paced = true;
         p->chunked = true;
         p->then = sse->then;
-        p->n_pieces = sse_encode(sse, &p->pieces);
+        const struct sse_wire *w = sse_wire(sse);
+        p->pieces = w->pieces;
+        p->n_pieces = w->n;
+        p->pieces_borrowed = true;
         const char *ct = sse->content_type ? sse->content_type : "text/event-stream";
         if (*ct && !plan_has_header(p, "Content-Type"))
             plan_header(p, "Content-Type", ct);

@@ -41,6 +41,7 @@ struct plan {
     bool paced;
     struct piece *pieces;
     size_t n_pieces;
+    bool pieces_borrowed; /* the response's own (an SSE stream's): never written or freed */
     enum stream_end then;
     /* the bytes are written by hand, not by libmicrohttpd (raw, a custom reason phrase) */
     bool manual;

@@ -145,6 +145,14 @@ struct sse_spec {
     struct sse_item *items;
     size_t n_items;
     enum stream_end then; /* default close */
+    /* The bytes on the wire, the same for every stream: sse_encode()'s pieces, made once on
+     * the first request (plan.c, published atomically) and freed with the spec. */
+    struct sse_wire *wire;
+};
+struct piece;
+struct sse_wire {
+    struct piece *pieces;
+    size_t n;
 };
 
 /* --- WebSockets (`websocket:`) ------------------------------------------------------ */

@@ -35,16 +35,22 @@ struct ws_run {
     int fd_flags;                          /* by hand: the socket's flags, restored */
 };
 
+/* The journal's record of the session (instance lock held), or NULL once the journal has
+ * dropped the entry. */
 static json_t *ws_record(struct exchange *ex)
 {
-    return json_object_get(ex->entry, "websocket");
+    return journal_extra(journal_find(&ex->inst->journal, ex->entry), JOURNAL_WEBSOCKET);
 }
 
 static void on_event(void *ctx, json_t *ev)
 {
     struct exchange *ex = ctx;
     pthread_mutex_lock(&ex->inst->lock);
-    json_array_append_new(json_object_get(ws_record(ex), "events"), ev);
+    json_t *rec = ws_record(ex);
+    if (rec)
+        json_array_append_new(json_object_get(rec, "events"), ev);
+    else
+        json_decref(ev);
     pthread_mutex_unlock(&ex->inst->lock);
 }
 
@@ -96,8 +102,10 @@ static void *session_thread(void *arg)
     const char *end =
         ws_session_run(ex->resp->websocket, run->fd, run->extra, run->extra_len, &rec);
     pthread_mutex_lock(&ex->inst->lock);
-    json_object_set_new(ws_record(ex), "end", json_string(end));
-    json_object_set_new(ex->entry, "end", json_string(end));
+    json_t *record = ws_record(ex);
+    if (record)
+        json_object_set_new(record, "end", json_string(end));
+    journal_set_end(journal_find(&ex->inst->journal, ex->entry), end);
     pthread_mutex_unlock(&ex->inst->lock);
     if (ex->req.tls)
         close_tls_peer(ex, run->fd);
@@ -166,6 +174,7 @@ static enum MHD_Result upgrade(struct exchange *ex, const struct ws_hs_response 
     pthread_mutex_lock(&ex->inst->lock);
     json_object_set_new(record, "upgraded", json_true());
     pthread_mutex_unlock(&ex->inst->lock);
+    ex->ws_upgraded = true; /* the session records its own end */
     enum MHD_Result result = MHD_queue_response(ex->conn, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
     MHD_destroy_response(resp);
     ex->state = EX_QUEUED;
@@ -261,14 +270,18 @@ enum MHD_Result ws_upgrade_respond(struct exchange *ex)
                                request_header(r, "Origin"), "offered_protocols", list_json(offered),
                                "offered_extensions", request_header(r, "Sec-WebSocket-Extensions"),
                                "problems", problems, "events", "end");
+    /* the journal's entry owns the record; our own reference keeps it while we change it
+     * (under the instance lock), even should the journal drop the entry meanwhile */
     pthread_mutex_lock(&ex->inst->lock);
-    json_object_set_new(ex->entry, "websocket", record);
+    journal_set_extra(journal_find(&ex->inst->journal, ex->entry), JOURNAL_WEBSOCKET,
+                      json_incref(record));
     pthread_mutex_unlock(&ex->inst->lock);
     if (n) {
         ws_free_list(offered);
         char msg[300];
         snprintf(msg, sizeof msg, "not a WebSocket handshake: %s\n", why[0]);
-        ex_entry_set(ex, "status", json_integer(400));
+        ex_entry_status(ex, 400);
+        json_decref(record);
         return ex_queue_simple(ex, 400, "text/plain", msg, strlen(msg));
     }
     struct ex_tmpl t;
@@ -279,11 +292,12 @@ enum MHD_Result ws_upgrade_respond(struct exchange *ex)
                         h->accept == WS_ACCEPT_OMIT ? json_null() : json_string(hs.accept));
     json_object_set_new(record, "protocol_sent",
                         hs.protocol ? json_string(hs.protocol) : json_null());
-    json_object_set_new(ex->entry, "status", json_integer(hs.status));
+    journal_set_status(journal_find(&ex->inst->journal, ex->entry), hs.status);
     pthread_mutex_unlock(&ex->inst->lock);
     enum MHD_Result result =
         hs.conforming ? upgrade(ex, &hs, record) : write_by_hand(ex, &hs, record);
     ws_hs_response_free(&hs);
     ws_free_list(offered); /* after hs: hs.protocol may point into it */
+    json_decref(record);
     return result;
 }
