@@ -117,6 +117,37 @@ def http():
     s.close()
 
 
+# Timing checks judge each event against the absolute schedule -- its due time from one
+# origin, such as when the request was sent -- never against the event before it (a late
+# first event would make the next look early). Early is a bug, beyond the clock's grain;
+# late is allowed up to LATE_S: room for a loaded machine (make check passes beside
+# `stress-ng --cpu 4` on two cores).
+EARLY_S = 0.02
+LATE_S = 0.5
+
+
+def machine_lag(samples=20):
+    """How late this machine wakes a sleeping thread right now, in seconds: the worst
+    oversleep of `samples` sleeps of 5 ms. About 0.1 ms on an idle machine, tens of ms beside
+    a CPU hog. A bound on lateness adds LAG_FACTOR times it, so that it stays tight when the
+    machine is idle and means "late by the server, not by the machine" when it is not."""
+    worst = 0.0
+    for _ in range(samples):
+        t = time.monotonic()
+        time.sleep(0.005)
+        worst = max(worst, time.monotonic() - t - 0.005)
+    return worst
+
+
+LAG_FACTOR = 4
+
+
+def on_schedule(t, due, lag=0.0):
+    """Did an event seen at t (seconds from the origin) happen on time for due? lag: the
+    machine's (machine_lag()), when the bound is to hold on a loaded machine."""
+    return due - EARLY_S <= t <= due + LATE_S + LAG_FACTOR * lag
+
+
 def wait_until(pred, timeout=5.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:

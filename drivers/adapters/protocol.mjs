@@ -172,7 +172,15 @@ export function clientAction(msg) {
  */
 // The origins a page on main would call same-origin or whose point is not CORS: main in
 // either scheme, and the https origins of the deliberately wrong certificates.
-const NOT_CROSS = /^(main|main_tls|main_http|cert_[a-z_]+)$/; // not "insecure": mixed content is a page's rule
+const NOT_CROSS = /^(main|main_tls|main_http|cert_[a-z_]+)$/;
+
+// Origins that mean something only to a page: mixed content (the "insecure" origin).
+export function pageOnlyLack(spec) {
+    if (spec.origin === 'insecure') {
+        return 'Node has no page: a request to the "insecure" origin is like any other (mixed content is a page\'s rule)';
+    }
+    return null;
+}
 
 export function originLack(spec) {
     if (spec.origin !== undefined && !NOT_CROSS.test(spec.origin)) {

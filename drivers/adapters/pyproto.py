@@ -668,11 +668,6 @@ def ws_close_request(step):
 def ws_lacks(action, spec):
     if spec.get("binary_type") not in (None, "arraybuffer"):
         return "no binaryType %r in Python: binary messages are bytes" % spec.get("binary_type")
-    origin = spec.get("origin") or "main"
-    if origin.startswith(("cross", "alt")):
-        # as Node's (protocol.mjs originLack): the handshake's Origin is a page's
-        return ("no page origin: a connection to the %s origin sends no page's Origin here"
-                % origin)
     return None
 
 

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional
 import pytest
 
 from . import expectations as expectations_mod
-from .clients import AdapterPool, ROOT, RegistryError, load_registry
+from .clients import AdapterPool, ROOT, RegistryError, add_versioned, load_registry
 from .server import HarnessServer, check, default_binary, default_roots
 
 YAML = (".yaml", ".yml")
@@ -157,6 +157,11 @@ def from_config(config):
     for value in config.getoption("client") or []:
         clients += [c.strip() for c in value.split(",") if c.strip()]
     clients = list(dict.fromkeys(clients)) or default
+    try:  # NAME@VERSION: a Node library client at another version, installed with npm
+        if not config.getoption("list_clients"):
+            add_versioned(registry, clients)
+    except RegistryError as err:
+        raise pytest.UsageError(str(err)) from None
     unknown = [c for c in clients if c not in registry]
     if unknown and not config.getoption("list_clients"):
         raise pytest.UsageError("unknown client(s): %s (known: %s)" % (

@@ -339,8 +339,6 @@ enum MHD_Result control_handle(struct exchange *ex)
     enum MHD_Result refused;
     if (ex->state != EX_HOLDING && !admitted(ex, path, &refused))
         return refused;
-    if (ex->body_too_large)
-        return error(ex, 413, "request body too large%s", NULL);
     if (!strcmp(path, "/health"))
         return ex_queue_json(ex, 200, json_pack("{s:s}", "status", "ok"));
     if (!strcmp(path, "/version"))

@@ -463,6 +463,14 @@ static enum MHD_Result start_manual(struct exchange *ex)
 enum MHD_Result deliver_plan(struct exchange *ex)
 {
     struct plan *p = &ex->plan;
+    size_t owned = plan_owned_bytes(p);
+    if (owned && !ex_buffer_take(ex, owned)) {
+        /* a body of its own for this connection (a template, a stream) that the budget of
+         * buffered bytes has no room for now */
+        plan_free(p);
+        plan_text(p, 503, "the server holds too many bodies now (--max-buffered)\n");
+        plan_header(p, "Connection", "close");
+    }
     if (p->fault != FAULT_NONE && !p->fault_has_after) {
         note_status(ex, 0);
         return carry_out_fault(ex, p->fault, -1) ? MHD_YES : MHD_NO;

@@ -61,6 +61,8 @@ void ex_unref(struct exchange *ex)
         instance_unref(&ex->host->reg, ex->inst);
     plan_free(&ex->plan);
     request_free(&ex->req);
+    if (ex->buffered)
+        caps_give(&ex->host->buffered, ex->buffered);
     free(ex->version);
     free(ex->out);
     free(ex->wait_route);
@@ -85,13 +87,25 @@ void ex_finish(struct exchange *ex)
     }
 }
 
+bool ex_buffer_take(struct exchange *ex, size_t n)
+{
+    if (!caps_take(&ex->host->buffered, n))
+        return false;
+    ex->buffered += n;
+    return true;
+}
+
 /* ---------------------------------------------------------------- waits */
 
 void ex_suspend(struct exchange *ex)
 {
-    MHD_suspend_connection(ex->conn);
+    /* under the lock, so that ex_resume() (a stop resuming everything) never sees the
+     * connection suspended by libmicrohttpd but not yet marked */
     pthread_mutex_lock(&ex->lock);
-    ex->suspended = true;
+    if (!ex_stopping(ex)) {
+        MHD_suspend_connection(ex->conn);
+        ex->suspended = true;
+    }
     pthread_mutex_unlock(&ex->lock);
 }
 
@@ -326,7 +340,6 @@ void ex_entry_append_locked(struct exchange *ex, const char *rel_path, struct jo
     r->n_headers = ex->req.n_headers;
     r->body = ex->req.body;
     r->body_len = ex->req.body_len;
-    r->body_truncated = ex->body_too_large;
     r->arrived_us = ex->arrived_us;
     ex->entry = journal_append(&ex->inst->journal, r);
 }

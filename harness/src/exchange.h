@@ -24,6 +24,7 @@
 #include "ctlauth.h"
 #include "fsroot.h"
 #include "instance.h"
+#include "caps.h"
 #include "origins.h"
 #include "plan.h"
 #include "request.h"
@@ -60,7 +61,9 @@ struct ex_host {
     const struct fsroot *roots; /* borrowed: where the control API may read files */
     pthread_mutex_t lock;       /* guards stopping and ws_sessions */
     bool stopping;
-    int ws_sessions; /* WebSocket session threads running */
+    int ws_sessions;             /* WebSocket session threads running */
+    struct caps limits;          /* what clients are allowed (limits.h) */
+    struct caps_budget buffered; /* bodies in memory: limits.max_buffered */
 };
 
 enum ex_state {
@@ -102,7 +105,8 @@ struct exchange {
 
     struct request req;
     bool headers_read;
-    bool body_too_large;
+    bool body_read;  /* the whole request is in */
+    size_t buffered; /* bytes taken from the host's budget, given back when freed */
     char *version;
     char remote[64];
     char local_ip[16]; /* the address the connection reached (control port only), or "" */
@@ -158,8 +162,15 @@ void ex_unref(struct exchange *ex);
  * drops) the connection's reference. */
 void ex_finish(struct exchange *ex);
 
+/* Take n bytes of the host's budget of buffered bytes for this exchange (given back when it
+ * is freed). False if they do not fit under limits.max_buffered. */
+bool ex_buffer_take(struct exchange *ex, size_t n);
+
 /* --- waits ----------------------------------------------------------------------------- */
 
+/* Suspend the connection -- unless the server is stopping: then nothing happens (the access
+ * handler, called again, ends the request), so that a stop never meets a connection
+ * suspended after it resumed everything. */
 void ex_suspend(struct exchange *ex);
 void ex_resume(struct exchange *ex);
 /* Resume an exchange that is already suspended at due_us (mono_us() time). */

@@ -155,7 +155,6 @@ uint64_t journal_append(struct journal *j, const struct journal_request *r)
     e->cross = r->cross;
     e->origin = r->origin;
     e->tls = r->tls;
-    e->body_truncated = r->body_truncated;
     e->arrived_us = r->arrived_us;
     e->preflight = r->preflight;
     e->route = r->route_name ? r->route : -1;
@@ -315,8 +314,6 @@ json_t *journal_entry_json(const struct journal *j, const struct journal_entry *
     json_t *body = body_json(e, &body_key);
     json_object_set_new(o, body_key, body);
     json_object_set_new(o, "body_len", json_integer((json_int_t)e->body_len));
-    if (e->body_truncated)
-        json_object_set_new(o, "body_truncated", json_true());
     json_object_set_new(o, "arrived", ms_at(j, e->arrived_us));
     json_t *phases = json_object();
     for (uint8_t i = 0; i < e->n_phases; i++)

@@ -59,7 +59,6 @@ struct journal_request {
     size_t n_headers;
     const unsigned char *body; /* may be NULL when body_len is 0 */
     size_t body_len;
-    bool body_truncated;
     uint64_t arrived_us; /* mono_us() */
     bool preflight;
     /* the route that answered (index and name), or -1 and NULL: none matched. The name is
@@ -98,7 +97,7 @@ struct journal_entry {
     uint16_t port;
     const char *origin; /* static, or NULL: main or cross */
     const char *sni;    /* in block, or NULL */
-    bool cross, tls, body_truncated, preflight, has_count, has_cors;
+    bool cross, tls, preflight, has_count, has_cors;
     int status;      /* <= 0: null */
     const char *end; /* a static name, or NULL */
     uint64_t bytes_sent;

@@ -16,7 +16,8 @@ void plan_free(struct plan *p)
         free(p->headers[i].value);
     }
     free(p->headers);
-    free(p->body);
+    if (!p->body_borrowed)
+        free(p->body);
     if (!p->pieces_borrowed)
         pieces_free(p->pieces, p->n_pieces);
     memset(p, 0, sizeof *p);
@@ -40,11 +41,31 @@ bool plan_has_header(const struct plan *p, const char *name)
 
 void plan_body(struct plan *p, const void *data, size_t len)
 {
-    free(p->body);
+    if (!p->body_borrowed)
+        free(p->body);
+    p->body_borrowed = false;
     p->body = xmalloc(len + 1);
     memcpy(p->body, data, len);
     p->body[len] = 0;
     p->body_len = len;
+}
+
+/* Borrow len bytes of the response as the body (see plan.h). */
+static void borrow_body(struct plan *p, const void *data, size_t len)
+{
+    if (!p->body_borrowed)
+        free(p->body);
+    p->body = (unsigned char *)data;
+    p->body_len = len;
+    p->body_borrowed = true;
+}
+
+size_t plan_owned_bytes(const struct plan *p)
+{
+    size_t n = p->body_borrowed ? 0 : p->body_len;
+    for (size_t i = 0; i < p->n_pieces; i++)
+        n += p->pieces[i].len;
+    return n;
 }
 
 void plan_text(struct plan *p, int status, const char *text)
@@ -57,13 +78,16 @@ void plan_text(struct plan *p, int status, const char *text)
 static void body_from(struct plan *p, enum body_kind kind, const struct tmpl *t,
                       const struct bytes *b, const struct tmpl_ctx *ctx)
 {
-    if (kind == BODY_TEXT) {
-        size_t len;
+    size_t len;
+    const char *same;
+    if (kind == BODY_TEXT && (same = tmpl_constant_text(t, &len))) {
+        borrow_body(p, same, len);
+    } else if (kind == BODY_TEXT) {
         char *text = tmpl_expand(t, ctx, &len);
         plan_body(p, text, len);
         free(text);
     } else if (kind == BODY_BYTES) {
-        plan_body(p, b->data, b->len);
+        borrow_body(p, b->data ? b->data : (const unsigned char *)"", b->len);
     }
 }
 
@@ -125,8 +149,12 @@ void plan_content(const struct response *r, const struct tmpl_ctx *ctx, struct p
     case RESP_RAW:
         p->manual = true;
         p->raw = true;
+        /* a copy: deliver takes the bytes over and adjusts them (raw bytes are small) */
         if (r->raw_tmpl) {
-            body_from(p, BODY_TEXT, r->raw_tmpl, NULL, ctx);
+            size_t len;
+            char *text = tmpl_expand(r->raw_tmpl, ctx, &len);
+            plan_body(p, text, len);
+            free(text);
         } else if (r->chunks.n) {
             /* the bytes in one buffer; the pieces say where each write ends, and when */
             size_t total = 0;

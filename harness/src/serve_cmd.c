@@ -30,6 +30,7 @@
 #include "commands.h"
 #include "ctlauth.h"
 #include "fsroot.h"
+#include "caps.h"
 #include "origins.h"
 #include "tls_cert.h"
 #include "xalloc.h"
@@ -43,7 +44,8 @@ static void usage(FILE *out)
           "                     [--bind ADDR] [--public-host NAME] [--root DIR]...\n"
           "                     [--token TEXT | --token-file FILE] [--journal-limit N]\n"
           "                     [--tls-port N] [--tls-cross-port N]\n"
-          "                     [--cert FILE --key FILE --ca FILE [--ca-key FILE]] [--quiet]\n"
+          "                     [--cert FILE --key FILE --ca FILE [--ca-key FILE]]\n"
+          "                     [LIMITS] [--quiet]\n"
           "\n"
           "Serve scenarios: each file (or every *.yaml under a folder) is loaded as an instance\n"
           "named by its id, at /s/ID/ on both ports. More are loaded through the control API\n"
@@ -72,6 +74,10 @@ static void usage(FILE *out)
           "                     Without --cert, a local CA and certificate are made at start.\n"
           "  --quiet            no log line per request on stderr\n"
           "\n"
+          "Limits (docs/control-api.md, \"Limits\"); BYTES may end in K, M or G:\n",
+          out);
+    caps_usage(out);
+    fputs("\n"
           "Once listening it prints one JSON line on stdout:\n"
           "  {\"event\":\"ready\",\"main\":URL,\"cross\":URL,\"alt\":URL,\"control\":URL,\n"
           "   \"token\":TOKEN,\"pid\":N,\"main_tls\":URL,...,\"ca\":PATH,...}\n"
@@ -117,12 +123,30 @@ static bool read_token_file(const char *path, char token[CTLAUTH_TOKEN_MAX + 1])
     return fits;
 }
 
-static void raise_fd_limit(void)
+/* Descriptors kept for everything but connections: scenario and body files, the journal
+ * API's clients, libmicrohttpd's own. */
+#define FD_RESERVE 64u
+
+/* Raise the descriptor limit to the hard one; if max_connections does not fit under it,
+ * lower max_connections (said on stderr): at the descriptor limit a server accepts nothing
+ * and answers nobody, while under max_connections it refuses the extra ones only. */
+static void fit_fd_limit(struct caps *lim)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)lim->max_connections + FD_RESERVE > rl.rlim_cur) {
+        unsigned fit = rl.rlim_cur > 2 * FD_RESERVE ? (unsigned)(rl.rlim_cur - FD_RESERVE) : 1;
+        fprintf(stderr,
+                "harness serve: --max-connections %u does not fit the descriptor limit %llu: "
+                "%u\n",
+                lim->max_connections, (unsigned long long)rl.rlim_cur, fit);
+        lim->max_connections = fit;
     }
 }
 
@@ -216,12 +240,15 @@ static bool tls_setup_make(const struct server_config *cfg, const struct tls_fil
     return true;
 }
 
-static int serve(const struct server_config *cfg, const struct tls_files *tls, int nargs,
-                 char **args);
+/* getopt_long's value for the i-th option of CAPS_OPTIONS. */
+#define LIMIT_OPT 1000
+
+static int serve(const struct server_config *cfg, struct caps *limits, const struct tls_files *tls,
+                 int nargs, char **args);
 
 int cmd_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {
+    static const struct option base[] = {
         {"port", required_argument, NULL, 'p'},
         {"cross-port", required_argument, NULL, 'c'},
         {"control-port", required_argument, NULL, 'C'},
@@ -240,9 +267,16 @@ int cmd_serve(int argc, char **argv)
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
     };
-    struct server_config cfg = {.bind = "127.0.0.1", .journal_limit = 10000, .log = stderr};
+    size_t n_base = sizeof base / sizeof base[0];
+    struct option *opts = xcalloc(n_base + CAPS_N_OPTIONS + 1, sizeof *opts);
+    memcpy(opts, base, sizeof base);
+    for (size_t i = 0; i < CAPS_N_OPTIONS; i++)
+        opts[n_base + i] =
+            (struct option){CAPS_OPTIONS[i].name, required_argument, NULL, LIMIT_OPT + (int)i};
+    struct caps limits = CAPS_DEFAULT;
+    struct server_config cfg = {
+        .bind = "127.0.0.1", .journal_limit = 10000, .log = stderr, .limits = &limits};
     struct tls_files tls = {0};
     char token[CTLAUTH_TOKEN_MAX + 1] = "";
     const char *token_text = NULL, *token_file = NULL;
@@ -252,6 +286,15 @@ int cmd_serve(int argc, char **argv)
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "p:c:b:j:qhV", opts, NULL)) != -1) {
+        if (c >= LIMIT_OPT && c < LIMIT_OPT + (int)CAPS_N_OPTIONS) {
+            const struct caps_option *o = &CAPS_OPTIONS[c - LIMIT_OPT];
+            if (!caps_set(&limits, o, optarg) ||
+                (!strcmp(o->name, "max-connections") && !limits.max_connections)) {
+                fprintf(stderr, "harness serve: bad --%s '%s'\n", o->name, optarg);
+                goto out;
+            }
+            continue;
+        }
         switch (c) {
         case 'p':
         case 'c':
@@ -327,6 +370,8 @@ int cmd_serve(int argc, char **argv)
             goto out;
         }
     }
+    free(opts);
+    opts = NULL;
 
     if ((tls.cert || tls.key || tls.ca || tls.ca_key) && !(tls.cert && tls.key && tls.ca)) {
         fprintf(stderr, "harness serve: bring --cert, --key and --ca together (and --ca-key "
@@ -387,16 +432,17 @@ int cmd_serve(int argc, char **argv)
         fsroot_add(&roots, argv[i]); /* a missing one is reported below */
     free(root_dirs);
     root_dirs = NULL;
-    status = serve(&cfg, &tls, argc - optind, argv + optind);
+    status = serve(&cfg, &limits, &tls, argc - optind, argv + optind);
     fsroot_free(&roots);
 out:
+    free(opts);
     free(root_dirs);
     return status;
 }
 
 /* Load, listen, print the ready line, wait for a signal, stop. */
-static int serve(const struct server_config *cfg_in, const struct tls_files *tls_files, int nargs,
-                 char **args)
+static int serve(const struct server_config *cfg_in, struct caps *limits,
+                 const struct tls_files *tls_files, int nargs, char **args)
 {
     struct server_config cfg = *cfg_in;
 
@@ -424,7 +470,7 @@ static int serve(const struct server_config *cfg_in, const struct tls_files *tls
     }
     diag_free(&diags);
 
-    raise_fd_limit();
+    fit_fd_limit(limits);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);

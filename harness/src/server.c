@@ -5,6 +5,19 @@
  * scenario responder (respond.h), the control API (control.h, on the control port only),
  * or a fixed answer. It is called again after every resume, until a response is queued or
  * the connection is to be closed.
+ *
+ * Before any body is read, the request's framing is checked (request_framing_error(): two
+ * Content-Length, or Content-Length and Transfer-Encoding, get 400 and the connection is
+ * closed; libmicrohttpd 0.9.75 would take one of them and let a smuggled request through),
+ * and a body over limits.max_body gets 413. Every body byte is taken from the host's budget
+ * (limits.max_buffered): a Content-Length is taken whole before the body is read (503 if it
+ * does not fit), a chunked body as it comes (the connection is closed when it no longer
+ * fits). conns.h tracks every connection for the connection cap and the header and body
+ * deadlines.
+ *
+ * The daemons poll(): with epoll, libmicrohttpd 0.9.75 takes a short read as "nothing more
+ * to read" under edge triggering, so a client whose last bytes and FIN arrive together is
+ * never read again -- every such connection stayed open (CLOSE_WAIT) forever.
  */
 #include "server.h"
 
@@ -16,13 +29,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "conns.h"
 #include "control.h"
 #include "exchange.h"
 #include "respond.h"
 #include "timer.h"
 #include "xalloc.h"
 
-#define BODY_LIMIT (64u * 1024u * 1024u)
 #define N_PORTS EX_N_PORTS
 
 struct port_ctx {
@@ -35,6 +48,7 @@ struct server {
     struct MHD_Daemon *daemons[N_PORTS];
     struct port_ctx ports[N_PORTS];
     FILE *log;
+    struct conns *conns;       /* every open connection, their cap and deadlines */
     pthread_mutex_t live_lock; /* guards live */
     struct exchange *live;
 };
@@ -128,8 +142,6 @@ static enum MHD_Result dispatch(struct exchange *ex)
     /* a scenario request stays one once journaled, whatever its state */
     if (ex->entry || !strncmp(path, "/s/", 3))
         return respond_scenario(ex);
-    if (ex->body_too_large)
-        return ex_queue_simple(ex, 413, "text/plain", "body too large\n", 15);
     for (size_t i = 0;; i++) {
         size_t n = strlen(HANDLERS[i].prefix);
         if (HANDLERS[i].exact ? !strcmp(path, HANDLERS[i].prefix)
@@ -203,26 +215,83 @@ static void read_headers(struct exchange *ex, const char *method, const char *ve
     ex->headers_read = true;
 }
 
+static struct conn *conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* A refusal before the body is read: libmicrohttpd closes the connection after it. */
+static enum MHD_Result refuse(struct exchange *ex, int status, const char *fmt, const char *arg)
+{
+    char msg[200];
+    snprintf(msg, sizeof msg, fmt, arg);
+    enum MHD_Result r = ex_queue_simple(ex, status, "text/plain", msg, strlen(msg));
+    ex->state = EX_CLOSE_NOW; /* should it be called again: close */
+    return r;
+}
+
+/* The headers are in, nothing of the body is read: framing, size and budget. */
+static enum MHD_Result check_request(struct exchange *ex)
+{
+    const struct caps *lim = &ex->host->limits;
+    unsigned long long length;
+    const char *why = request_framing_error(&ex->req, &length);
+    if (why)
+        return refuse(ex, 400, "bad request framing: %s\n", why);
+    if (length > lim->max_body) {
+        char n[32];
+        snprintf(n, sizeof n, "%zu", lim->max_body);
+        return refuse(ex, 413, "the body is over the server's --max-body (%s bytes)\n", n);
+    }
+    if (length && !ex_buffer_take(ex, (size_t)length))
+        return refuse(ex, 503, "%s", "the server holds too many bodies now (--max-buffered)\n");
+    if (length)
+        request_reserve_body(&ex->req, (size_t)length);
+    return MHD_YES;
+}
+
+/* Body bytes: a Content-Length's were taken before, a chunked body's are taken now. */
+static bool take_body(struct exchange *ex, const char *data, size_t len)
+{
+    const struct caps *lim = &ex->host->limits;
+    if (ex->req.body_len + len > lim->max_body)
+        return false;
+    if (ex->req.body_len + len > ex->buffered &&
+        !ex_buffer_take(ex, ex->req.body_len + len - ex->buffered))
+        return false;
+    return request_append_body(&ex->req, data, len, lim->max_body);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
-    (void)cls;
     (void)url;
-    (void)conn;
+    struct server *srv = ((struct port_ctx *)cls)->srv;
     struct exchange *ex = *con_cls;
     if (!ex)
         return MHD_NO;
     if (!ex->headers_read) {
         /* the first call has the headers only: the body (if any) follows */
         read_headers(ex, method, version);
-        return MHD_YES;
+        conns_headers_read(srv->conns, conn_of(conn));
+        return check_request(ex);
     }
     if (*upload_data_size) {
-        if (!request_append_body(&ex->req, upload_data, *upload_data_size, BODY_LIMIT))
-            ex->body_too_large = true;
+        if (ex->state == EX_CLOSE_NOW)
+            return MHD_NO;
+        if (!take_body(ex, upload_data, *upload_data_size)) {
+            ex->end = EX_END_ERROR; /* over --max-body or --max-buffered: closed */
+            return MHD_NO;
+        }
         *upload_data_size = 0;
         return MHD_YES;
+    }
+    if (!ex->body_read) {
+        ex->body_read = true;
+        conns_request_read(srv->conns, conn_of(conn));
     }
     if (ex->state == EX_CLOSE_NOW)
         return MHD_NO;
@@ -237,12 +306,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode code)
 {
-    (void)conn;
     struct server *srv = ((struct port_ctx *)cls)->srv;
     struct exchange *ex = *con_cls;
+    struct conn *k = conn_of(conn);
+    bool timed_out = conns_timed_out(srv->conns, k);
+    conns_request_done(srv->conns, k);
     if (!ex)
         return;
     *con_cls = NULL;
+    if (timed_out && !ex->end)
+        ex->end = EX_END_TIMEOUT;
     respond_completed(ex, code);
     if (srv->log && ex->headers_read) {
         /* one line per request */
@@ -263,6 +336,30 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     ex_unref(ex); /* the connection's */
 }
 
+/* ---------------------------------------------------------------- connections */
+
+static enum MHD_Result admit(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)addr;
+    (void)addrlen;
+    struct server *srv = ((struct port_ctx *)cls)->srv;
+    return conns_admit(srv->conns) ? MHD_YES : MHD_NO;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct server *srv = ((struct port_ctx *)cls)->srv;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = conns_opened(srv->conns, ci ? ci->connect_fd : -1);
+    } else if (*socket_context) {
+        conns_closed(srv->conns, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
 /* ---------------------------------------------------------------- start and stop */
 
 /* One port; over TLS (GnuTLS, TLS 1.3 and 1.2) with cert (borrowed: must outlive the
@@ -270,10 +367,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static struct MHD_Daemon *start_daemon(struct port_ctx *pc, const char *bind, uint16_t port,
                                        const struct tls_cert *cert)
 {
+    const struct caps *lim = &pc->srv->host.limits;
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
     if (inet_pton(AF_INET, bind, &sin.sin_addr) != 1)
         return NULL;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+    /* poll, not epoll: see the top of this file */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_ALLOW_UPGRADE | MHD_USE_ITC;
     struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}};
     if (cert) {
@@ -284,13 +383,17 @@ static struct MHD_Daemon *start_daemon(struct port_ctx *pc, const char *bind, ui
                                          (void *)(uintptr_t)tls_cert_pem(cert)};
         tls[2] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     }
+    /* the idle timeout does not run while a connection is suspended (a delay, a held long
+     * poll, a trickle's pause), and restarts when it is resumed */
     return MHD_start_daemon(
-        flags, port, NULL, NULL, on_request, pc, MHD_OPTION_ARRAY, tls, MHD_OPTION_SOCK_ADDR,
+        flags, port, admit, pc, on_request, pc, MHD_OPTION_ARRAY, tls, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&sin, MHD_OPTION_URI_LOG_CALLBACK, uri_log, pc,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, pc, MHD_OPTION_CONNECTION_LIMIT, (unsigned)60000,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, pc, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        pc, MHD_OPTION_CONNECTION_LIMIT, lim->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        lim->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, lim->idle_timeout_s,
         /* 32 KiB: a larger pool is mmap()ed, and munmap() per connection costs ~0.2 ms of the
-         * polling thread (it made 100 concurrent delays 36 ms late instead of 5) */
+         * polling thread (it made 100 concurrent delays 36 ms late instead of 5); it bounds
+         * a request's line and headers too (431 beyond) */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
         (unsigned)4096, MHD_OPTION_END);
 }
@@ -302,12 +405,15 @@ struct server *server_start(const struct server_config *cfg, char *err, size_t e
     pthread_mutex_init(&host->lock, NULL);
     pthread_mutex_init(&srv->live_lock, NULL);
     registry_init(&host->reg, cfg->journal_limit);
+    host->limits = cfg->limits ? *cfg->limits : CAPS_DEFAULT;
+    host->buffered.cap = host->limits.max_buffered;
     srv->log = cfg->log;
     host->timers = timers_start();
     if (!host->timers) {
         snprintf(err, errlen, "cannot start the timer thread");
         goto fail;
     }
+    srv->conns = conns_new(host->timers, &host->limits);
     const char *bind = cfg->bind ? cfg->bind : "127.0.0.1";
     const char *public, *alt;
     server_hosts(cfg, &public, &alt);
@@ -354,7 +460,11 @@ fail:
     for (int i = 0; i < N_PORTS; i++)
         if (srv->daemons[i])
             MHD_stop_daemon(srv->daemons[i]);
+    if (srv->conns)
+        conns_stop(srv->conns);
     timers_stop(host->timers);
+    if (srv->conns)
+        conns_free(srv->conns);
     registry_free(&host->reg);
     pthread_mutex_destroy(&srv->live_lock);
     pthread_mutex_destroy(&host->lock);
@@ -371,13 +481,19 @@ void server_stop(struct server *srv)
     pthread_mutex_lock(&host->lock);
     host->stopping = true;
     pthread_mutex_unlock(&host->lock);
-    /* Resume everything suspended, repeatedly: a request may suspend again in between. */
+    /* Resume everything suspended, until nothing is: once `stopping` is set, ex_suspend()
+     * suspends nothing more. Requests still in flight but not suspended (a body being sent,
+     * one being read) are ended by MHD_stop_daemon() (server_stopped). */
     uint64_t until = mono_us() + 5000000u;
     while (mono_us() < until) {
+        bool busy = false;
         pthread_mutex_lock(&srv->live_lock);
-        for (struct exchange *ex = srv->live; ex; ex = ex->next)
+        for (struct exchange *ex = srv->live; ex; ex = ex->next) {
             ex_resume(ex);
-        bool busy = srv->live != NULL;
+            pthread_mutex_lock(&ex->lock);
+            busy |= ex->suspended;
+            pthread_mutex_unlock(&ex->lock);
+        }
         pthread_mutex_unlock(&srv->live_lock);
         pthread_mutex_lock(&host->lock);
         int ws = host->ws_sessions;
@@ -390,7 +506,9 @@ void server_stop(struct server *srv)
     for (int i = 0; i < N_PORTS; i++)
         if (srv->daemons[i])
             MHD_stop_daemon(srv->daemons[i]);
-    timers_stop(host->timers);
+    conns_stop(srv->conns);
+    timers_stop(host->timers); /* runs what is pending: the references timers hold go */
+    conns_free(srv->conns);
     registry_free(&host->reg);
     pthread_mutex_destroy(&srv->live_lock);
     pthread_mutex_destroy(&host->lock);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include "fsroot.h"
 #include "instance.h"
+#include "caps.h"
 #include "origins.h"
 #include "tls_cert.h"
 
@@ -38,7 +39,8 @@ struct server_config {
     const struct fsroot *roots; /* where the control API may read files (borrowed; must
                                  * outlive the server) */
     size_t journal_limit;
-    FILE *log; /* one line per request, or NULL */
+    FILE *log;                 /* one line per request, or NULL */
+    const struct caps *limits; /* NULL: CAPS_DEFAULT (copied) */
 };
 
 struct server;

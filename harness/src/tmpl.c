@@ -220,6 +220,19 @@ bool tmpl_is_constant(const struct tmpl *t)
     return true;
 }
 
+const char *tmpl_constant_text(const struct tmpl *t, size_t *len)
+{
+    if (t->n == 0) {
+        *len = 0;
+        return "";
+    }
+    if (t->n == 1 && t->parts[0].kind == P_TEXT) { /* adjacent texts are merged */
+        *len = t->parts[0].len;
+        return t->parts[0].text;
+    }
+    return NULL;
+}
+
 struct out {
     char *p;
     size_t len, cap;

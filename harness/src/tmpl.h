@@ -52,6 +52,9 @@ struct tmpl *tmpl_compile(const char *text, size_t len, struct src_loc loc,
 void tmpl_free(struct tmpl *t);
 /* True if the template contains no placeholder (its expansion never changes). */
 bool tmpl_is_constant(const struct tmpl *t);
+/* The text of a constant template (NUL-terminated, *len bytes), owned by the template; NULL
+ * if it has placeholders. Lets a body that is the same for every request be shared. */
+const char *tmpl_constant_text(const struct tmpl *t, size_t *len);
 /* Expand into a new malloc'd NUL-terminated buffer; *out_len gets the length (bytes may
  * contain NUL when the body does). Never returns NULL (aborts on out-of-memory). */
 char *tmpl_expand(const struct tmpl *t, const struct tmpl_ctx *ctx, size_t *out_len);

@@ -309,6 +309,11 @@ static bool known_opcode(int op)
            op == WS_OP_PING || op == WS_OP_PONG;
 }
 
+bool ws_ping_answerable(const struct ws_frame *f)
+{
+    return f->opcode == WS_OP_PING && f->fin && f->len <= 125;
+}
+
 uint32_t ws_check_frame(struct ws_stream *st, const struct ws_frame *f)
 {
     uint32_t v = 0;

@@ -119,6 +119,13 @@ enum ws_violation {
 };
 #define WS_V_COUNT 14
 
+/* What makes a control frame invalid (RFC 6455 5.5): a payload over 125 bytes, no FIN. */
+#define WS_V_CONTROL_INVALID (WS_V_CONTROL_TOO_LONG | WS_V_CONTROL_FRAGMENTED)
+/* May this ping be answered with a pong? Only a valid one: an invalid control frame is a
+ * protocol error, and the endpoint that gets one fails the connection (close 1002, RFC 6455
+ * 5.5 and 7.4.1) instead of answering it. */
+bool ws_ping_answerable(const struct ws_frame *f);
+
 /* One violation bit in words: what ("unmasked client frame") and where the rule is
  * ("RFC 6455 5.1: a client MUST mask every frame it sends"). "?" for anything else. */
 const char *ws_violation_what(uint32_t bit);

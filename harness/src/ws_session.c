@@ -342,8 +342,7 @@ static enum pump_result on_close(struct session *s, const struct ws_frame *f, ui
     if (!s->sent_close && !s->broken) {
         /* 5.5.1: answer with a close, typically echoing the code; a close that breaks the
          * rules gets 1002 (protocol error), a reason that is not UTF-8 1007 (7.4.1) */
-        if (v & (WS_V_CLOSE_ONE_BYTE | WS_V_CLOSE_CODE | WS_V_CONTROL_TOO_LONG |
-                 WS_V_CONTROL_FRAGMENTED))
+        if (v & (WS_V_CLOSE_ONE_BYTE | WS_V_CLOSE_CODE | WS_V_CONTROL_INVALID))
             send_close(s, true, 1002, "", 0);
         else if (v & WS_V_CLOSE_REASON_UTF8)
             send_close(s, true, 1007, "", 0);
@@ -419,6 +418,12 @@ static enum pump_result on_frame(struct session *s, const struct ws_frame *f)
     case WS_ASM_CONTROL:
         if (f->opcode == WS_OP_CLOSE)
             return on_close(s, f, v);
+        if (f->opcode == WS_OP_PING && !ws_ping_answerable(f)) {
+            /* never a pong for an invalid ping: the connection is failed (7.1.7) */
+            if (!s->sent_close && !s->broken)
+                send_close(s, true, 1002, "", 0);
+            return R_ERROR;
+        }
         if (f->opcode == WS_OP_PING && !s->sent_close)
             return send_simple(s, WS_OP_PONG, f->payload, f->len);
         return R_OK;

@@ -55,8 +55,6 @@ static json_t *ref_new(const struct journal_request *r, uint64_t base)
         free(out);
     }
     json_object_set_new(e, "body_len", json_integer((json_int_t)r->body_len));
-    if (r->body_truncated)
-        json_object_set_new(e, "body_truncated", json_true());
     json_object_set_new(e, "arrived", ref_ms(base, r->arrived_us));
     json_object_set_new(e, "phases", json_object());
     json_object_set_new(e, "bytes_sent", json_integer(0));
@@ -258,12 +256,10 @@ static void test_bodies(void **state)
     static const unsigned char bin[] = {0xff, 0x00, 0xfe, 'a', 0x80};
     r.body = bin;
     r.body_len = sizeof bin;
-    r.body_truncated = true;
     append(&b, &r);
     static const unsigned char nul[] = {'a', 0, 'b'};
     r.body = nul;
     r.body_len = sizeof nul;
-    r.body_truncated = false;
     append(&b, &r);
     r.body = NULL;
     r.body_len = 0;
