@@ -96,6 +96,9 @@ def results_json(records, meta):
         "areas": {a: {c: dict(n) for c, n in v.items()} for a, v in by_area.items()},
         "collect_errors": meta.get("collect_errors", []),
         "stale_expectations": meta.get("stale_expectations", {}),
+        "started": meta.get("started"), "finished": meta.get("finished"),
+        "shard": meta.get("shard"),
+        **({"shards": meta["shards"]} if meta.get("shards") else {}),
         "results": sorted(records, key=lambda r: (r["area"], r["id"], r["client"])),
     }
 

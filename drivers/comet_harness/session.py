@@ -18,6 +18,7 @@ from typing import Dict, List, Optional
 import pytest
 
 from . import expectations as expectations_mod
+from . import shard as shard_mod
 from .clients import AdapterPool, ROOT, RegistryError, add_versioned, load_registry
 from .server import HarnessServer, check, default_binary, default_roots
 
@@ -49,6 +50,9 @@ class SessionState:
     harness_version: Optional[str] = None
     collect_errors: List[dict] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
+    shard: Optional[tuple] = None          # (K, N) of --shard K/N
+    durations: dict = field(default_factory=dict)  # {(id, client): s} of --shard-durations
+    shard_meta: Optional[dict] = None      # this shard's part (results.json "shard")
 
     # -- collection ----------------------------------------------------------------------
 
@@ -196,6 +200,16 @@ def from_config(config):
             if name in registry:
                 state.expectations[name] = expectations_mod.load(name, expectations_dir)
     except expectations_mod.ExpectationsError as err:
+        raise pytest.UsageError(str(err)) from None
+    try:
+        if config.getoption("shard"):
+            state.shard = shard_mod.parse(config.getoption("shard"))
+        durations = config.getoption("shard_durations")
+        if durations and not os.path.exists(os.path.join(invocation, durations)):
+            raise shard_mod.ShardError("--shard-durations %s does not exist" % durations)
+        state.durations = shard_mod.load_durations(
+            os.path.join(invocation, durations or shard_mod.DURATIONS_DEFAULT))
+    except shard_mod.ShardError as err:
         raise pytest.UsageError(str(err)) from None
     state.pool = AdapterPool(registry, ROOT, state.grace_s)
     return state

@@ -570,11 +570,11 @@ bool ld_body_file(struct ld *ld, const struct ynode *n, struct bytes *out)
         ld_err(ld, n, "body_file: '%s' must be relative to the scenario's folder", rel);
         return false;
     }
-    /* fsroot: resolved inside the folder, a regular file, at most FSROOT_MAX_BYTES (a FIFO
+    /* fsroot: resolved inside the folder, a regular file, at most LD_BODY_FILE_MAX (a FIFO
      * or a device would hang or exhaust the server); errors never quote the content */
     struct fsroot_error fe;
     size_t len = 0;
-    char *data = fsroot_read_under(ld->dir, rel, FSROOT_MAX_BYTES, &len, &fe);
+    char *data = fsroot_read_under(ld->dir, rel, LD_BODY_FILE_MAX, &len, &fe);
     if (!data) {
         if (fe.status == FSROOT_OUTSIDE) {
             ld_err(ld, n, "body_file: '%s' is outside the scenario's folder", rel);

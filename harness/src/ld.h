@@ -23,6 +23,11 @@
 #include "scenario_types.h"
 #include "yamldoc.h"
 
+/* The largest body_file: a response body is read once and shared by every connection that
+ * sends it (the default --max-body of a request body is the same size). Scenario files
+ * themselves are capped at FSROOT_MAX_BYTES. */
+#define LD_BODY_FILE_MAX ((size_t)64 * 1024 * 1024)
+
 /* The longest duration a scenario may give: one day. */
 #define LD_MAX_DURATION_MS 86400000ULL
 
