@@ -6,12 +6,14 @@
 Each run is one curl process, as a shell script would run it (curl's own defaults, no
 retries, no --fail):
 
-    curl -q -sS -N --globoff --noproxy '*' [-X METHOD | --head] [-H 'Name: value']...
+    curl -q -sS -N --globoff --noproxy '*' [--cacert CA] [-X METHOD | --head] [-H 'Name: value']...
          [--data-binary @- | --form-string name=value...] [--max-time S] [-L [--max-redirs 0]]
          -D /dev/fd/N -w '%{stderr}...%{json}' URL
 
 - -q: no ~/.curlrc; --noproxy '*' and no proxy variables in its environment (the harness is
-  on loopback); --globoff: the URL is taken as it is ([] and {} are not patterns).
+  on loopback); --globoff: the URL is taken as it is ([] and {} are not patterns);
+  --cacert: the harness's CA ($COMET_TLS_CA), verification on (curl resolves *.localhost
+  by itself).
 - The response headers are written by curl to a pipe of their own (-D /dev/fd/N) as they
   arrive: the end of the last header block (a block that is neither 1xx nor, when
   following, a redirect with a Location) is the "response" event {status}, and its status
@@ -48,7 +50,7 @@ import threading
 import time
 
 from pyproto import (Adapter, Run, charset_of, duration_ms, header_pairs, http_request_body, log,
-                     lower_headers, serve)
+                     lower_headers, serve, tls_ca)
 
 NAME = "curl"
 MARK = "@@comet-curl-write-out@@"
@@ -125,6 +127,8 @@ class CurlRun(Run):
         s = self.spec
         method = (s.get("method") or "GET").upper() if s.get("method") else None
         argv = [CURL, "-q", "-sS", "-N", "--globoff", "--noproxy", "*"]
+        if tls_ca():  # the harness's CA (curl resolves *.localhost itself)
+            argv += ["--cacert", tls_ca()]
         if method == "HEAD":
             # --head writes the header block where the body would go: keep stdout for bodies
             argv += ["--head", "-o", "/dev/null"]

@@ -39,12 +39,13 @@
  * answers pings, `--mutant no-timeout` (an `xhr2` XMLHttpRequest) one that ignores its
  * timeout: the catalogue must catch both (drivers/tests/test_mutants.py).
  */
+import './tls-trust.mjs'; // first: the harness's CA and *.localhost (may re-run this command)
 import fs from 'node:fs';
 import path from 'node:path';
 import vm from 'node:vm';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { serve, runDeadline, clientAction, originLack } from './protocol.mjs';
+import { serve, runDeadline, clientAction, originLack, pageOnlyLack } from './protocol.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');
@@ -121,6 +122,8 @@ function install() {
 
 /* Why a run's client part is unsupported, or null (the declared lacks, then the origin). */
 function lacks(action, spec) {
+    const page = pageOnlyLack(spec); // mixed content: a page's rule
+    if (page) return page;
     if (!WITHOUT_CORS.has(action)) {
         const o = originLack(spec);
         if (o) return o;

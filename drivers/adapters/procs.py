@@ -7,6 +7,7 @@ WebKitWebDriver behind the Selenium Grid's WebKit relay), so both start them the
 Nothing here writes to stdout (the adapters' stdout is the protocol).
 """
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -114,15 +115,65 @@ def start_xvfb(stderr=subprocess.PIPE, **popen):
     return proc, ":" + number.strip().decode()
 
 
-def start_webkit_driver(display, port=None, stderr=subprocess.PIPE, **popen):
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+UNSHARE = shutil.which("unshare") or "/usr/bin/unshare"
+
+
+def trust_bundle(ca_file, folder):
+    """A CA bundle in folder: the system's CAs and then ca_file's. Returns its path."""
+    path = os.path.join(folder, "ca-certificates.crt")
+    with open(path, "wb") as out:
+        for src in (SYSTEM_CA_BUNDLE, ca_file):
+            try:
+                with open(src, "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                if src == ca_file:
+                    raise
+                continue
+            out.write(data if data.endswith(b"\n") else data + b"\n")
+    return path
+
+
+def private_hosts(names, folder):
+    """A copy of /etc/hosts in folder with each of names on 127.0.0.1. Returns its path."""
+    path = os.path.join(folder, "hosts")
+    try:
+        with open("/etc/hosts", "rb") as f:
+            data = f.read()
+    except OSError:
+        data = b"127.0.0.1 localhost\n"
+    with open(path, "wb") as out:
+        out.write(data if data.endswith(b"\n") or not data else data + b"\n")
+        out.write(("127.0.0.1 %s\n" % " ".join(names)).encode())
+    return path
+
+
+def start_webkit_driver(display, port=None, stderr=subprocess.PIPE, ca_bundle=None, hosts=None,
+                        **popen):
     """WebKitWebDriver on a loopback port (a free one by default), driving MiniBrowser on
-    display; waits until it listens. Returns (process, port)."""
+    display; waits until it listens. Returns (process, port).
+
+    ca_bundle: a bundle (trust_bundle()) that WebKit must trust instead of the system's.
+    glib-networking's GnuTLS backend reads only SYSTEM_CA_BUNDLE (compiled in; no
+    environment variable changes it: docs/tls.md), so the driver and everything it starts
+    run in a mount namespace of their own (unshare, as root) where the bundle is
+    bind-mounted over that file; the system's file is untouched.
+    hosts: likewise a hosts file (private_hosts()) over /etc/hosts, in the same namespace:
+    WebKit has no resolver setting of its own."""
     env = dict(os.environ, DISPLAY=display, NO_AT_BRIDGE="1", GDK_BACKEND="x11")
     env.pop("WAYLAND_DISPLAY", None)
     for var in PROXY_VARS:
         env.pop(var, None)  # the harness is on loopback
     port = port or free_port()
-    proc = subprocess.Popen([WEBDRIVER, "--port=%d" % port], env=env,
+    argv = [WEBDRIVER, "--port=%d" % port]
+    binds = [(src, dst) for src, dst in ((ca_bundle, SYSTEM_CA_BUNDLE), (hosts, "/etc/hosts"))
+             if src]
+    if binds:
+        mounts = " && ".join("mount --bind %s %s" % (shlex.quote(src), dst) for src, dst in binds)
+        argv = [UNSHARE, "--mount", "--propagation", "private", "sh", "-c",
+                mounts + ' && exec "$@"', "webkit-ns"] + argv
+    proc = subprocess.Popen(argv, env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=stderr, **popen)
     if stderr == subprocess.PIPE:

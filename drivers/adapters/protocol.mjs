@@ -170,8 +170,20 @@ export function clientAction(msg) {
  * to the "cross" or "alt" origin is a CORS check only where there is a page origin (Node
  * sends no Origin and checks nothing), so a Node client cannot run those scenarios.
  */
+// The origins a page on main would call same-origin or whose point is not CORS: main in
+// either scheme, and the https origins of the deliberately wrong certificates.
+const NOT_CROSS = /^(main|main_tls|main_http|cert_[a-z_]+)$/;
+
+// Origins that mean something only to a page: mixed content (the "insecure" origin).
+export function pageOnlyLack(spec) {
+    if (spec.origin === 'insecure') {
+        return 'Node has no page: a request to the "insecure" origin is like any other (mixed content is a page\'s rule)';
+    }
+    return null;
+}
+
 export function originLack(spec) {
-    if (spec.origin !== undefined && spec.origin !== 'main') {
+    if (spec.origin !== undefined && !NOT_CROSS.test(spec.origin)) {
         return `Node has no page origin: a request to the "${spec.origin}" origin is not cross-origin here (no CORS)`;
     }
     return null;

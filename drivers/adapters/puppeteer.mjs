@@ -24,11 +24,18 @@
  * The page's console messages, uncaught errors and failed requests are logged to stderr,
  * prefixed with the run id, for the driver to show when a test fails.
  *
+ * TLS (docs/adapters.md, "TLS"; docs/tls.md): with COMET_TLS_CA=/path/ca.pem in the
+ * environment, the browser trusts that CA through its own certificate store, made for the
+ * launch with NSS's certutil — Chromium: a private HOME whose .pki/nssdb holds the CA;
+ * Firefox: cert9.db in the profile puppeteer is given — and nothing else: no switch that
+ * ignores certificate errors, no pinned key. Both resolve *.localhost themselves.
+ *
  * A run never hangs: the runner resolves at the deadline, and if the page itself stops
  * answering (a synchronous XHR to a server that never replies blocks the page) the adapter
  * gives up PAGE_GRACE_MS after the deadline and answers {"deadline": true,
  * "pageUnresponsive": true} with no events.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -47,15 +54,65 @@ const PAGE_GRACE_MS = 3000;     // after the deadline, before the page is given 
 const NAVIGATION_TIMEOUT_MS = 15000;
 const LAUNCH_TIMEOUT_MS = 60000;
 
+const TLS_CA = process.env.COMET_TLS_CA || null;
+// The harness's "insecure" origin (harness/src/origins.h, ORIGIN_INSECURE_HOST): a name on
+// loopback that is not potentially trustworthy, for mixed content. Mapped by each browser's
+// own resolver setting; *.localhost needs nothing.
+export const INSECURE_HOST = 'insecure.test';
+const CA_NICKNAME = 'Comet Harness CA';
+
+/* An NSS certificate database in dir (made if need be) holding the harness's CA as a
+ * trusted issuer of server certificates (C,,): what both browsers read their trust from. */
+function nssTrust(dir) {
+    fs.mkdirSync(dir, { recursive: true });
+    const db = `sql:${dir}`;
+    if (!fs.existsSync(path.join(dir, 'cert9.db'))) {
+        execFileSync('certutil', ['-N', '-d', db, '--empty-password'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    }
+    execFileSync('certutil', ['-A', '-d', db, '-n', CA_NICKNAME, '-t', 'C,,', '-i', TLS_CA],
+        { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/* Remove a launch's folder once the browser process has exited (not at disconnection,
+ * when the browser may still be writing to it). */
+function removeAfterExit(browser, dir, what) {
+    const proc = browser.process();
+    const remove = () => {
+        try {
+            fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+        } catch (err) {
+            log(`${what}: could not remove ${dir}: ${err.message}`);
+        }
+    };
+    if (proc && proc.exitCode === null) proc.once('exit', remove);
+    else remove();
+}
+
 const BROWSERS = {
     chromium: {
         executable: '/usr/lib/chromium/chromium',
         async launch(executablePath) {
-            const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'comet-chromium-'));
+            // One folder per launch: the profile, and (with a CA) the HOME whose
+            // .pki/nssdb Chromium reads its trust from.
+            const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'comet-chromium-'));
+            const userDataDir = TLS_CA ? path.join(dir, 'profile') : dir;
+            // Every run is in a fresh browser context, which Chromium makes off the record,
+            // and off the record it blocks third-party cookies (cookie_controls_mode 2,
+            // "in Incognito"): a page in a normal window does not. Mode 0 keeps the web's
+            // default, so that SameSite=None cookies across sites behave as on the web.
+            fs.mkdirSync(path.join(userDataDir, 'Default'), { recursive: true });
+            fs.writeFileSync(path.join(userDataDir, 'Default', 'Preferences'),
+                JSON.stringify({ profile: { cookie_controls_mode: 0 } }));
+            const env = { ...process.env };
+            if (TLS_CA) {
+                nssTrust(path.join(dir, '.pki', 'nssdb'));
+                env.HOME = dir;
+            }
             const browser = await puppeteer.launch({
                 executablePath,
                 headless: true,
                 userDataDir,
+                env,
                 timeout: LAUNCH_TIMEOUT_MS,
                 args: [
                     '--no-sandbox', // we run as root
@@ -66,29 +123,24 @@ const BROWSERS = {
                     '--disable-component-update',
                     '--disable-sync',
                     '--no-proxy-server', // the harness is on loopback: ignore proxy settings
+                    `--host-resolver-rules=MAP ${INSECURE_HOST} 127.0.0.1`,
                 ],
             });
-            // The profile goes when the browser process has exited (not at disconnection,
-            // when Chromium may still be writing to it).
-            const proc = browser.process();
-            const removeProfile = () => {
-                try {
-                    fs.rmSync(userDataDir, { recursive: true, force: true, maxRetries: 3 });
-                } catch (err) {
-                    log(`chromium: could not remove ${userDataDir}: ${err.message}`);
-                }
-            };
-            if (proc && proc.exitCode === null) proc.once('exit', removeProfile);
-            else removeProfile();
+            removeAfterExit(browser, dir, 'chromium');
             return browser;
         },
     },
     firefox: {
         executable: '/usr/bin/firefox-esr',
         async launch(executablePath) {
-            // puppeteer makes (and removes) a fresh profile of its own.
-            return puppeteer.launch({
+            // Without a CA, puppeteer makes (and removes) a fresh profile of its own; with
+            // one, the profile is ours, its cert9.db holding the CA (puppeteer writes its
+            // preferences into it all the same), removed when Firefox has exited.
+            const userDataDir = TLS_CA ? fs.mkdtempSync(path.join(os.tmpdir(), 'comet-firefox-')) : undefined;
+            if (TLS_CA) nssTrust(userDataDir);
+            const browser = await puppeteer.launch({
                 browser: 'firefox',
+                userDataDir,
                 protocol: 'webDriverBiDi',
                 executablePath,
                 headless: true,
@@ -96,10 +148,13 @@ const BROWSERS = {
                 extraPrefsFirefox: {
                     'network.http.http3.enable': false,
                     'network.proxy.type': 0, // direct: the harness is on loopback
+                    'network.dns.localDomains': INSECURE_HOST, // resolved to loopback
                     'app.update.enabled': false,
                     'browser.shell.checkDefaultBrowser': false,
                 },
             });
+            if (userDataDir) removeAfterExit(browser, userDataDir, 'firefox');
+            return browser;
         },
     },
 };

@@ -87,6 +87,62 @@ def _tracking_connect(self, address):
 socket.socket.connect = _tracking_connect
 
 
+# ------------------------------------------------- TLS: the CA and the *.localhost names
+
+# The harness's CA (docs/adapters.md, "TLS"): the driver starts every adapter with the path
+# of the PEM file in COMET_TLS_CA. Each adapter hands it to its library the way the
+# library's documentation says (requests verify=, an ssl context, curl --cacert); nothing
+# ever turns verification off. Without it, https works against the system's CAs only.
+TLS_CA_ENV = "COMET_TLS_CA"
+# The harness's "insecure" origin (harness/src/origins.h, ORIGIN_INSECURE_HOST): loopback
+# for the browsers only, for mixed content (webkit.py maps it in a private /etc/hosts).
+INSECURE_HOST = "insecure.test"
+_ssl_context = None
+_ssl_lock = threading.Lock()
+
+
+def tls_ca():
+    """The CA file the run's certificates chain to, or None."""
+    return os.environ.get(TLS_CA_ENV) or None
+
+
+def ssl_context():
+    """One ssl.SSLContext for the client side: the default (verification and host name
+    checks on) with the harness's CA added to the system's. Shared, made once."""
+    global _ssl_context
+    import ssl
+    with _ssl_lock:
+        if _ssl_context is None:
+            ctx = ssl.create_default_context()
+            if tls_ca():
+                ctx.load_verify_locations(cafile=tls_ca())
+            _ssl_context = ctx
+        return _ssl_context
+
+
+# RFC 6761 reserves .localhost for loopback; browsers and curl resolve *.localhost
+# themselves, glibc here does not (Name or service not known). Every Python library
+# resolves through socket.getaddrinfo (aiohttp and websockets through the event loop's,
+# which calls it): names under .localhost are answered as 127.0.0.1. The name itself is
+# untouched: the library still sends it as Host and SNI and checks it in the certificate.
+_orig_getaddrinfo = socket.getaddrinfo
+
+
+def is_localhost_name(host):
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    return isinstance(host, str) and host.lower().rstrip(".").endswith(".localhost")
+
+
+def _localhost_getaddrinfo(host, *args, **kwargs):
+    if is_localhost_name(host):
+        host = "127.0.0.1"
+    return _orig_getaddrinfo(host, *args, **kwargs)
+
+
+socket.getaddrinfo = _localhost_getaddrinfo
+
+
 # --------------------------------------------------------------------------- helpers
 
 def duration_ms(v):
@@ -418,7 +474,13 @@ class AsyncRun(Run):
 
 # ------------------------------------------------------------------------ the loop
 
+# Origins that mean something only to a page (mixed content): unsupported without one.
+PAGE_ONLY_ORIGINS = ("insecure",)
+
+
 class Adapter:
+    has_page = False  # a browser adapter runs the action in a page (webkit.py, webdriver.py)
+
     def __init__(self, name, version, implementation, capabilities, run_class, details=None,
                  lacks=None, on_stop=None):
         self.name = name
@@ -458,6 +520,9 @@ class Adapter:
             write({"id": rid, "type": "error", "message": "client.%s.url must be a string" % action})
             return
         reason = self.lacks(action, spec)
+        if not reason and not self.has_page and spec.get("origin") in PAGE_ONLY_ORIGINS:
+            reason = ("no page here: a request to the %s origin is like any other (mixed "
+                      "content is a page's rule)" % spec["origin"])
         if reason:
             write({"id": rid, "type": "unsupported", "reason": reason})
             return

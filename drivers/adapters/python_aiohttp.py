@@ -42,7 +42,7 @@ import multidict
 import yarl
 
 from pyproto import (Adapter, AsyncRun, charset_of, duration_ms, header_pairs,
-                     http_request_body, serve)
+                     http_request_body, serve, ssl_context)
 
 NAME = "python-aiohttp"
 LIBRARY_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
@@ -64,7 +64,8 @@ class AiohttpRun(AsyncRun):
             t = duration_ms(s["timeout"]) / 1000.0
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=t, sock_read=t)
         kwargs = {"headers": header_pairs(s.get("headers")),
-                  "allow_redirects": s.get("redirect") != "manual"}
+                  "allow_redirects": s.get("redirect") != "manual",
+                  "ssl": ssl_context()}  # the harness's CA added; verification on
         kind, payload = http_request_body(s)
         if kind is not None:
             kwargs["data"] = form_body(payload) if kind == "form" else payload

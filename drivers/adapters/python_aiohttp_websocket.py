@@ -51,8 +51,8 @@ import time
 
 import aiohttp
 
-from pyproto import (Adapter, AsyncRun, duration_ms, error_info, log, serve, ws_lacks,
-                     ws_close_request, ws_protocols, ws_step_messages, ws_steps)
+from pyproto import (Adapter, AsyncRun, duration_ms, error_info, log, serve, ssl_context,
+                     ws_lacks, ws_close_request, ws_protocols, ws_step_messages, ws_steps)
 
 NAME = "python-aiohttp-websocket"
 NO_STATUS = 1005      # the close event's code for a close frame without one
@@ -74,7 +74,9 @@ class AiohttpWebSocketRun(AsyncRun):
         self.t0 = time.monotonic()
         async with aiohttp.ClientSession(trust_env=False, trace_configs=[trace]) as session:
             try:
-                ws = await session.ws_connect(s["url"], protocols=ws_protocols(s) or ())
+                # wss: the harness's CA added to an ssl context (aiohttp's ssl=)
+                ws = await session.ws_connect(s["url"], protocols=ws_protocols(s) or (),
+                                              ssl=ssl_context())
             except aiohttp.InvalidURL as err:
                 self.set(exception=error_info(err))
                 return

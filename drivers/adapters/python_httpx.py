@@ -34,7 +34,8 @@ import time
 import httpcore
 import httpx
 
-from pyproto import Adapter, Run, duration_ms, header_pairs, http_request_body, serve
+from pyproto import (Adapter, Run, duration_ms, header_pairs, http_request_body, serve,
+                     ssl_context)
 
 NAME = "python-httpx"
 LIBRARY_ERRORS = (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError)
@@ -43,7 +44,8 @@ LIBRARY_ERRORS = (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError)
 class HttpxRun(Run):
     def execute(self):
         s = self.spec
-        client_kwargs = {"trust_env": False, "follow_redirects": s.get("redirect") != "manual"}
+        client_kwargs = {"trust_env": False, "follow_redirects": s.get("redirect") != "manual",
+                         "verify": ssl_context()}  # the harness's CA added; verification on
         if s.get("redirect") == "error":
             client_kwargs["max_redirects"] = 0
         if s.get("timeout") is not None:

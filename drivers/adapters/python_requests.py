@@ -40,7 +40,8 @@ import time
 import requests
 import urllib3
 
-from pyproto import Adapter, Run, duration_ms, header_dict, http_request_body, serve
+from pyproto import (Adapter, Run, duration_ms, header_dict, http_request_body, serve,
+                     tls_ca)
 
 NAME = "python-requests"
 
@@ -67,6 +68,8 @@ class RequestsRun(Run):
         session = requests.Session()
         # The harness is on loopback: no proxy from the environment (nor .netrc).
         session.trust_env = False
+        # The harness's CA, as requests documents it (verify=CA_BUNDLE); verification on.
+        session.verify = tls_ca() or True
         response = None
         self.t0 = time.monotonic()
         try:

@@ -44,7 +44,8 @@ import websocket
 from websocket import ABNF
 
 from pyproto import (Adapter, Run, close_payload_fields, error_info, serve, ws_lacks,
-                     ws_close_request, ws_protocols, ws_step_messages, ws_steps, duration_ms)
+                     ws_close_request, ws_protocols, ws_step_messages, ws_steps, duration_ms,
+                     tls_ca)
 
 NAME = "python-websocket-client"
 PROTOCOL_ERRORS = (websocket.WebSocketProtocolException, websocket.WebSocketPayloadException,
@@ -58,7 +59,9 @@ class WSClientRun(Run):
         self.messages = 0
         self.closed = False
         self.finished = threading.Event()
-        ws = websocket.WebSocket(enable_multithread=True)
+        # wss: the harness's CA as the library documents it (sslopt ca_certs)
+        sslopt = {"ca_certs": tls_ca()} if tls_ca() else None
+        ws = websocket.WebSocket(enable_multithread=True, sslopt=sslopt)
         self.ws = ws
         self.ws_connecting(s["url"])
         self.t0 = time.monotonic()

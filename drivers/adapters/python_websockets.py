@@ -42,7 +42,8 @@ import websockets
 import websockets.exceptions
 
 from pyproto import (Adapter, AsyncRun, duration_ms, error_info, log, serve, ws_lacks,
-                     ws_close_request, ws_protocols, ws_step_messages, ws_steps)
+                     ws_close_request, ws_protocols, ws_step_messages, ws_steps,
+                     ssl_context)
 
 NAME = "python-websockets"
 
@@ -56,7 +57,9 @@ class WebsocketsRun(AsyncRun):
         self.ws_connecting(s["url"])
         self.t0 = time.monotonic()
         try:
-            ws = await websockets.connect(s["url"], subprotocols=ws_protocols(s))
+            # wss: an ssl context with the harness's CA (websockets refuses one for ws:)
+            tls = {"ssl": ssl_context()} if s["url"].lower().startswith("wss:") else {}
+            ws = await websockets.connect(s["url"], subprotocols=ws_protocols(s), **tls)
         except websockets.exceptions.InvalidURI as err:
             self.set(exception=error_info(err))
             return

@@ -89,6 +89,8 @@ def main():
     RemoteRun.browser = browser
 
     class RemoteAdapter(Adapter):
+        has_page = True
+
         def started(self, msg):
             with browser.lock:
                 remote = browser.get()

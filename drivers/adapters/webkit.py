@@ -20,12 +20,24 @@ UNRESPONSIVE_S after the deadline and its session replaced (a new MiniBrowser; t
 WebKitWebDriver if that fails) before the next run. Capabilities: xhr, fetch, eventsource,
 websocket, jsonp, image.
 
+TLS (docs/adapters.md, "TLS"; docs/tls.md): with COMET_TLS_CA=/path/ca.pem in the
+environment, WebKit checks certificates against the system's CAs plus that one, by a real
+chain check: WebKitWebDriver (so MiniBrowser and its network process) runs in a mount
+namespace of its own where a bundle of both is bind-mounted over the system's bundle
+(procs.start_webkit_driver). No TLS errors policy "ignore", no pinned certificate.
+WebKit resolves *.localhost itself; the harness's insecure.test (mixed content) is put in
+a private /etc/hosts in the same namespace.
+
 The protocol loop is pyproto.py's.
 """
+import os
+import shutil
 import sys
+import tempfile
 
-from procs import WEBDRIVER, XVFB, kill_tree, start_webkit_driver, start_xvfb
-from pyproto import Adapter, log, serve
+from procs import (WEBDRIVER, XVFB, kill_tree, private_hosts, start_webkit_driver, start_xvfb,
+                   trust_bundle)
+from pyproto import INSECURE_HOST, Adapter, log, serve, tls_ca
 from wdclient import CAPABILITIES, Browser, BrowserRun, Endpoint
 
 NAME = "webkit"
@@ -44,7 +56,15 @@ class WebKit(Endpoint):
     def __init__(self):
         super().__init__("", SESSION_CAPABILITIES)  # the base URL: once the driver listens
         self.xvfb = self.driver = None
+        self.private_dir = self.bundle = self.hosts = None
         try:
+            self.private_dir = tempfile.mkdtemp(prefix="comet-webkit-")
+            if tls_ca():
+                self.bundle = trust_bundle(tls_ca(), self.private_dir)
+            if os.geteuid() == 0:  # a private mount namespace needs root
+                self.hosts = private_hosts([INSECURE_HOST], self.private_dir)
+            else:
+                log("%s: not root: %s is not mapped (no private /etc/hosts)" % (NAME, INSECURE_HOST))
             self.xvfb, self.display = start_xvfb()
             self._start_driver()
             self.new_session()
@@ -53,7 +73,8 @@ class WebKit(Endpoint):
             raise
 
     def _start_driver(self):
-        self.driver, self.port = start_webkit_driver(self.display)
+        self.driver, self.port = start_webkit_driver(self.display, ca_bundle=self.bundle,
+                                                     hosts=self.hosts)
         self.base = "http://127.0.0.1:%d" % self.port
 
     def hang_hint(self):
@@ -71,6 +92,8 @@ class WebKit(Endpoint):
         super().close()
         kill_tree(self.driver)
         kill_tree(self.xvfb)
+        if self.private_dir:
+            shutil.rmtree(self.private_dir, ignore_errors=True)
 
 
 BROWSER = Browser(WebKit)
@@ -82,6 +105,8 @@ class WebKitRun(BrowserRun):
 
 
 class WebKitAdapter(Adapter):
+    has_page = True
+
     def started(self, msg):
         with BROWSER.lock:
             webkit = BROWSER.get()

@@ -42,6 +42,8 @@ import yaml
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MANIFEST = os.path.join(ROOT, "drivers", "clients.yaml")
 DEFAULT_GRACE_S = 10.0
+# The environment variable that carries the harness CA's path to an adapter (docs/adapters.md).
+TLS_CA_ENV = "COMET_TLS_CA"
 ANSWER_TYPES = {"started", "result", "unsupported", "error", "stopped"}
 KINDS = ("browser", "node", "python", "program")
 FIELDS = {"command", "description", "capabilities", "kind", "default", "start_timeout", "needs",
@@ -598,6 +600,25 @@ class AdapterPool:
         self._start_failures = collections.Counter()
         self._last_start_error = {}
         self.info = {}  # name → the last `started` answer
+        self.tls_ca = None  # the CA file every adapter is started with (COMET_TLS_CA)
+
+    def set_tls_ca(self, path):
+        """The harness's CA (the ready line's `ca`), handed to every adapter at its start as
+        $COMET_TLS_CA (docs/adapters.md, "TLS"). Adapters started with another CA (a
+        server started again makes a new one) are stopped: the next run starts them anew."""
+        if path == self.tls_ca:
+            return
+        self.tls_ca = path
+        if self._procs:
+            self.close()
+
+    def env(self):
+        """The environment an adapter starts with."""
+        env = dict(os.environ)
+        env.pop(TLS_CA_ENV, None)
+        if self.tls_ca:
+            env[TLS_CA_ENV] = self.tls_ca
+        return env
 
     def get(self, name):
         """The running adapter of a client, started if need be."""
@@ -614,7 +635,7 @@ class AdapterPool:
         spec = self.clients[name]
         proc = None
         try:
-            proc = AdapterProcess(spec, self.root)
+            proc = AdapterProcess(spec, self.root, env=self.env())
             proc.start()
         except AdapterError as err:
             if proc is not None:

@@ -42,7 +42,7 @@ MATCHER_KEYS = frozenset({"equals", "regex", "one_of", "absent", "present", "at_
 EVENT_MODES = ("exact", "subsequence", "contains")
 # expect.server and its parts (`strict` is allowed wherever a mapping is a check)
 SERVER_KEYS = frozenset({"requests", "preflights", "order", "websocket", "strict"})
-REQUEST_FIELDS = ("method", "path", "target", "query", "body", "status")  # journal fields
+REQUEST_FIELDS = ("method", "path", "target", "query", "body", "status", "tls", "sni")  # journal fields
 REQUEST_KEYS = frozenset({"route", "count", "preflight", "kind", "headers", "strict",
                           *REQUEST_FIELDS})
 ORDER_KEYS = frozenset({"routes", "strict"})

@@ -139,13 +139,18 @@ class ScenarioItem(pytest.Item):
             _, client_part, deadline_ms = prepare.prepare_client(
                 self.scenario["client"], self.instance, server.origins)
             self.expect = prepare.expect_of(self.scenario, self.instance, server.origins)
+        except prepare.NotServed as err:
+            self.unsupported = str(err)
+            pytest.skip("unsupported: " + self.unsupported)
         except prepare.PrepareError:
             self.error_kind = "scenario"
             raise
         mark = adapter.stderr_mark()
         try:
-            kind, payload = adapter.run(self.scenario["id"], client_part, server.origins,
-                                        server.page, deadline_ms, state.grace_s)
+            origins = prepare.origins_of(self.instance, server.origins)
+            kind, payload = adapter.run(self.scenario["id"], client_part, origins,
+                                        prepare.page_of(self.instance, server.origins),
+                                        deadline_ms, state.grace_s)
         except AdapterError as err:
             self.error_kind = "adapter " + err.kind
             if err.fatal:

@@ -3,18 +3,24 @@
 Pure functions, no I/O. What an adapter receives (docs/adapters.md, "Driver → adapter"):
 exactly one action key; every `url` absolute (a relative URL resolved against the
 instance on the origin named by `origin`; WebSocket URLs with the ws: scheme); the
-`{{origin.*}}`, `{{base}}` and `{{instance}}` placeholders expanded. Durations are already
+`{{origin.*}}`, `{{base}}` and `{{instance}}` placeholders expanded.
+
+The origins are the instance's own (the control API's answer to loading, `origins`): its
+scenario's `tls` and `site` keys choose the scheme and host names of main, cross and alt
+(docs/tls.md); main_tls, cert_expired… are there too. The page a browser runs in is on the
+instance's main origin (page_of). Durations are already
 milliseconds: `harness check --json` gives every duration of a scenario as a number (one
 grammar, in the binary; docs/scenarios.md), so nothing here parses them.
 """
 import copy
+import json
 import re
 
 DEFAULT_DEADLINE_MS = 10000
-ORIGINS = ("main", "cross", "alt")
+PAGE_PATH = "/_harness/page"
 
 # Placeholders the driver can expand (the others depend on a request: the server's).
-_PLACEHOLDER = re.compile(r"\{\{\{\{|\{\{\s*([a-z.]+)\s*\}\}")
+_PLACEHOLDER = re.compile(r"\{\{\{\{|\{\{\s*([a-z_.]+)\s*\}\}")
 _ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 
@@ -22,13 +28,30 @@ class PrepareError(ValueError):
     """The client part cannot be prepared (a scenario the validator should have refused)."""
 
 
+class NotServed(PrepareError):
+    """The scenario needs an origin this server does not serve (serve --cert without
+    --ca-key serves no cert_* origin): the run is unsupported, not an error."""
+
+
+def origins_of(instance, origins):
+    """The instance's origins (its tls and site keys applied), else the server's."""
+    mine = instance.get("origins") if isinstance(instance, dict) else None
+    return {k: v.rstrip("/") for k, v in (mine or origins).items()}
+
+
+def page_of(instance, origins):
+    """The harness page on the instance's main origin: where a browser runs the action."""
+    return origins_of(instance, origins)["main"] + PAGE_PATH
+
+
 def template_context(origins, instance):
     """The values of the driver-side placeholders for one loaded instance.
 
-    origins: {"main": "http://127.0.0.1:P", "cross": ..., "alt": ...};
-    instance: the control API's answer to loading ({"instance": ID, "base": "/s/ID", ...}).
+    origins: {"main": "http://127.0.0.1:P", "cross": ..., "alt": ..., "main_tls": ...};
+    instance: the control API's answer to loading ({"instance": ID, "base": "/s/ID",
+    "origins": {...}, ...}).
     """
-    ctx = {"origin." + name: origins[name].rstrip("/") for name in ORIGINS if name in origins}
+    ctx = {"origin." + name: value for name, value in origins_of(instance, origins).items()}
     ctx["instance"] = instance["instance"]
     ctx["base"] = instance.get("base") or "/s/" + instance["instance"]
     return ctx
@@ -66,7 +89,7 @@ def absolute_url(url, action, origin_name, instance, origins):
     if not _ABSOLUTE.match(url):
         prefix = (instance.get("urls") or {}).get(origin_name)
         if not prefix:
-            prefix = origins[origin_name].rstrip("/") + (instance.get("base") or "")
+            prefix = origins_of(instance, origins)[origin_name] + (instance.get("base") or "")
         elif re.match(r"^[a-z]+://[^/]+/?$", prefix):  # an origin only: add the prefix
             prefix = prefix.rstrip("/") + (instance.get("base") or "")
         prefix = prefix.rstrip("/")
@@ -90,8 +113,14 @@ def prepare_client(client, instance, origins):
     if not isinstance(body, dict):
         raise PrepareError("client.%s must be a mapping" % action)
     origin_name = body.get("origin", "main")
-    if origin_name not in ORIGINS:
-        raise PrepareError("client.%s.origin must be one of %s" % (action, ", ".join(ORIGINS)))
+    served = origins_of(instance, origins)
+    if origin_name not in served:
+        raise NotServed("this server serves no %s origin (client.%s.origin; served: %s)"
+                        % (origin_name, action, ", ".join(sorted(served))))
+    unexpanded = _PLACEHOLDER.findall(json.dumps(body))
+    missing = [n for n in unexpanded if n.startswith("origin.")]
+    if missing:
+        raise NotServed("this server serves no %s origin" % missing[0][len("origin."):])
     if "url" not in body:
         raise PrepareError("client.%s has no url" % action)
     body["url"] = absolute_url(str(body["url"]), action, origin_name, instance, origins)

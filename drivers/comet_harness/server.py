@@ -15,6 +15,7 @@ validator.
 import collections
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -59,6 +60,7 @@ def check(binary, paths, timeout=120):
 
 
 TOKEN_HEADER = "X-Harness-Token"
+_ORIGIN = re.compile(r"^https?://[^/]+/?$")
 
 
 def default_roots():
@@ -69,6 +71,10 @@ def default_roots():
 
 class HarnessServer:
     """A running `harness serve`, reached through its control API.
+
+    origins: {name: origin} as the ready line gives them (main, cross, alt, main_tls,
+    cross_tls, alt_tls, cert_expired, …); ca: the path of the CA file the https origins'
+    certificates chain to (None from a server without TLS).
 
     roots: the folders whose scenario files .load() may name (`harness serve --root`; the
     server refuses any other file); default: default_roots()."""
@@ -100,7 +106,11 @@ class HarnessServer:
             self.stop()
             raise HarnessError("the ready line of %s has no %s: %.300s"
                                % (binary, ", ".join(missing), json.dumps(ready)))
-        self.origins = {k: ready[k].rstrip("/") for k in ("main", "cross", "alt")}
+        # every origin the ready line names (main, cross, alt, their https twins main_tls…,
+        # the deliberately wrong certificates cert_*: docs/tls.md), and the CA to trust
+        self.origins = {k: v.rstrip("/") for k, v in ready.items()
+                        if k != "control" and isinstance(v, str) and _ORIGIN.match(v)}
+        self.ca = ready.get("ca") or None
         self.control = ready["control"].rstrip("/")
         self.token = ready["token"]
         self.page = self.origins["main"] + "/_harness/page"

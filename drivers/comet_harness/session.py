@@ -117,6 +117,8 @@ class SessionState:
                                                           for p in self.explicit_files]
             self.server = HarnessServer(self.harness_bin, roots=roots)
             self.harness_version = self.server.version
+            # every adapter trusts this server's CA (a new server: new adapters)
+            self.pool.set_tls_ca(self.server.ca)
         return self.server
 
     def new_instance_id(self, client):

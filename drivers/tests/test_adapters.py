@@ -135,6 +135,9 @@ class Harness:
                 ready = msg
         self.origins = {k: ready[k].rstrip("/") for k in ("main", "cross", "alt")}
         self.control, self.token = ready["control"], ready["token"]
+        # every adapter of the module trusts this CA, as the driver starts them
+        self.ca = ready.get("ca")
+        TLS_ENV["COMET_TLS_CA"] = self.ca
         # Keep the pipes drained.
         for stream in (self.proc.stdout, self.proc.stderr):
             threading.Thread(target=stream.read, daemon=True).start()
@@ -186,14 +189,19 @@ def harness():
 
 # ----------------------------------------------------------------------- the adapter
 
+TLS_ENV = {}  # COMET_TLS_CA, set by the module's Harness (docs/adapters.md, "TLS")
+
 class Adapter:
     """One adapter process, spoken to as the driver does; every line is schema-checked."""
 
-    def __init__(self, name):
+    def __init__(self, name, tls_ca=True):
         self.name = name
         self.spec = ADAPTERS[name]
+        env = {k: v for k, v in os.environ.items() if k != "COMET_TLS_CA"}
+        if tls_ca:
+            env.update({k: v for k, v in TLS_ENV.items() if v})
         self.proc = subprocess.Popen(self.spec["argv"], cwd=ROOT, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         self.lines = queue.Queue()
         self.pending = {}  # id → message, for answers that came while waiting for another
         self.stderr = []
@@ -1027,3 +1035,99 @@ def test_webkit_unresponsive_page_then_recovers(sessions):
     assert took < 1.0 + 3.0 + 3.0, took
     _cap, _id, routes, client, check = QUICK["xhr"]
     check(session.run(scenario(routes, client), client)["observations"])
+
+
+# ------------------------------------------------------------------------------ TLS
+
+# Each capability over https: the harness's CA is trusted (COMET_TLS_CA), and a certificate
+# from a CA the client does not trust is refused (so no recipe turns verification off).
+# The routes allow CORS: the browsers' page is on the plain main origin.
+TLS_ROUTES = [
+    {"name": "data", "match": {"path": "/data"}, "cors": {"allow_origin": "echo"},
+     "response": {"headers": {"Content-Type": "text/plain"}, "body": "secure"}},
+    {"name": "events", "match": {"path": "/events"}, "cors": {"allow_origin": "echo"},
+     "response": {"sse": {"events": [{"data": "secure"}]}}},
+    {"name": "ws", "match": {"path": "/ws"},
+     "response": {"websocket": {"script": [{"send": "secure"}, {"close": {"code": 1000}}]}}},
+    {"name": "pixel", "match": {"path": "/p.gif"}, "response": {"preset": "gif"}},
+]
+TLS_CLIENTS = {
+    "http": {"http": {"url": "/data"}},
+    "fetch": {"fetch": {"url": "/data"}},
+    "xhr": {"xhr": {"url": "/data"}},
+    "eventsource": {"eventsource": {"url": "/events", "close_after": {"events": 2}}},
+    "websocket": {"websocket": {"url": "/ws"}},
+    "image": {"image": {"url": "/p.gif"}},
+}
+
+
+def tls_client(cap, origin):
+    client = json.loads(json.dumps(TLS_CLIENTS[cap]))
+    client[cap]["origin"] = origin
+    return client
+
+
+def tls_ok(cap, obs):
+    """The client got the answer over https."""
+    kinds = types(obs)
+    if cap in ("http", "fetch", "xhr"):
+        assert obs.get("status") == 200 and obs.get("responseText") == "secure", obs
+    elif cap == "eventsource":
+        assert kinds[:2] == ["open", "message"] and obs["events"][1]["data"] == "secure", obs
+    elif cap == "websocket":
+        assert kinds[:2] == ["open", "message"] and obs["events"][1]["data"] == "secure", obs
+    else:
+        assert kinds == ["load"], obs
+
+
+def tls_refused(cap, obs):
+    """The client refused the certificate: an error, nothing of the answer."""
+    kinds = types(obs)
+    assert "error" in kinds or obs.get("exception"), obs
+    assert "open" not in kinds and "load" not in kinds and "message" not in kinds, obs
+    assert obs.get("status") in (None, 0) and not obs.get("responseText"), obs
+
+
+def tls_cases():
+    out = []
+    for name, a in ADAPTERS.items():
+        if not REGISTRY[name].default:
+            continue  # a remote browser (grid-*) needs its endpoint running
+        caps = [c for c in TLS_CLIENTS if c in a["capabilities"]]
+        if name in BROWSERS:  # one browser launch does it all; two APIs suffice
+            caps = [c for c in caps if c in ("fetch", "websocket")]
+        out += [(name, c) for c in caps]
+    return out
+
+
+@pytest.mark.parametrize("name,cap", tls_cases())
+def test_tls_trusts_the_harness_ca_and_refuses_an_untrusted_one(sessions, harness, name, cap):
+    if not harness.ca:
+        pytest.skip("this harness serves no TLS")
+    s = sessions(name)
+    good = s.run(scenario(TLS_ROUTES, tls_client(cap, "main_tls")), tls_client(cap, "main_tls"))
+    tls_ok(cap, good["observations"])
+    bad = s.run(scenario(TLS_ROUTES, tls_client(cap, "cert_untrusted_ca")),
+                tls_client(cap, "cert_untrusted_ca"))
+    tls_refused(cap, bad["observations"])
+
+
+@pytest.mark.parametrize("name", [n for n in ADAPTERS if n not in BROWSERS])
+def test_without_the_ca_https_is_refused(harness, name):
+    """Started without COMET_TLS_CA, a client trusts the system's CAs only: the harness's
+    https origin is refused (nothing trusts every certificate)."""
+    why = missing_needs(name)
+    if why:
+        pytest.skip("%s: %s" % (name, why))
+    if not harness.ca:
+        pytest.skip("this harness serves no TLS")
+    cap = next(c for c in TLS_CLIENTS if c in ADAPTERS[name]["capabilities"])
+    s = Session(name, harness)
+    s.adapter = Adapter(name, tls_ca=False)
+    try:
+        s.adapter.start()
+        obs = s.run(scenario(TLS_ROUTES, tls_client(cap, "main_tls")),
+                    tls_client(cap, "main_tls"))["observations"]
+        tls_refused(cap, obs)
+    finally:
+        s.close()

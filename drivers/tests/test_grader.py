@@ -413,7 +413,7 @@ def test_expect_client_keys_are_the_protocols_observations(harness_bin):
 @pytest.mark.parametrize("field", grader.REQUEST_FIELDS)
 def test_every_request_field_is_graded(field):
     entry = {"seq": 1, "route": "r", "method": "GET", "path": "/p", "target": "/p?a=1",
-             "query": "a=1", "body": "", "status": 200}
+             "query": "a=1", "body": "", "status": 200, "tls": True, "sni": "a.localhost"}
     spec = {"route": "r", field: entry[field]}
     assert grade({"server": {"requests": [spec]}}, {}, {"entries": [entry]}).outcome == "pass"
     spec[field] = {"regex": "^nothing-like-it$"}

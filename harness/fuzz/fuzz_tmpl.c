@@ -53,9 +53,10 @@ static const char *query(void *req, const char *name)
 }
 
 static const struct tmpl_ctx CTX = {
-    .origin_main = "http://127.0.0.1:8001",
-    .origin_cross = "http://127.0.0.1:8002",
-    .origin_alt = "http://localhost:8001",
+    .origins = {[ORIGIN_MAIN] = "http://127.0.0.1:8001",
+                [ORIGIN_CROSS] = "http://127.0.0.1:8002",
+                [ORIGIN_ALT] = "http://localhost:8001",
+                [ORIGIN_MAIN_TLS] = "https://127.0.0.1:8003"},
     .base = "/s/i1",
     .instance = "i1",
     .method = "GET",
@@ -92,11 +93,16 @@ static void puts_(struct buf *b, const char *s)
 /* Expands name (n bytes, spaces trimmed) into b; false if it is no placeholder. */
 static bool ref_placeholder(struct buf *b, const char *name, size_t n)
 {
-    static const char *const FIXED[] = {"origin.main",  "origin.cross",  "origin.alt",
-                                        "base",         "instance",      "request.method",
-                                        "request.path", "request.target"};
-    const char *values[] = {CTX.origin_main, CTX.origin_cross, CTX.origin_alt, CTX.base,
-                            CTX.instance,    CTX.method,       CTX.path,       CTX.target};
+    static const char *const FIXED[] = {"base", "instance", "request.method", "request.path",
+                                        "request.target"};
+    const char *values[] = {CTX.base, CTX.instance, CTX.method, CTX.path, CTX.target};
+    /* origin.NAME: every name of the one table (origins.h), "" where CTX has none */
+    for (size_t i = 0; ORIGIN_NAMES[i]; i++)
+        if (n == 7 + strlen(ORIGIN_NAMES[i]) && !memcmp(name, "origin.", 7) &&
+            !memcmp(name + 7, ORIGIN_NAMES[i], n - 7)) {
+            puts_(b, CTX.origins[i]);
+            return true;
+        }
     for (size_t i = 0; i < sizeof FIXED / sizeof FIXED[0]; i++)
         if (strlen(FIXED[i]) == n && !memcmp(FIXED[i], name, n)) {
             puts_(b, values[i]);

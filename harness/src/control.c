@@ -84,14 +84,19 @@ static json_t *instance_json(struct exchange *ex, struct instance *in)
 {
     char base[300];
     snprintf(base, sizeof base, "/s/%s", in->id);
-    json_t *urls = json_object();
-    const char *names[3] = {"main", "cross", "alt"};
-    for (int i = 0; i < 3; i++)
-        json_object_set_new(urls, names[i], json_sprintf("%s%s", ex_origin(ex, i), base));
     const struct scenario *s = in->scenario;
-    return json_pack("{s:s, s:s?, s:s?, s:s, s:o, s:O?, s:O?}", "instance", in->id, "scenario",
-                     s->id, "file", s->file, "base", base, "urls", urls, "client", s->client,
-                     "expect", s->expect);
+    /* the instance's own origins: its tls and site keys pick the topology (origins.h) */
+    const char(*mine)[ORIGIN_LEN] = ex_scenario_origins(ex, s);
+    json_t *urls = json_object(), *origins = json_object();
+    for (int i = 0; i < ORIGIN_N; i++) {
+        if (!*mine[i])
+            continue; /* not served */
+        json_object_set_new(origins, ORIGIN_NAMES[i], json_string(mine[i]));
+        json_object_set_new(urls, ORIGIN_NAMES[i], json_sprintf("%s%s", mine[i], base));
+    }
+    return json_pack("{s:s, s:s?, s:s?, s:s, s:o, s:o, s:O?, s:O?}", "instance", in->id, "scenario",
+                     s->id, "file", s->file, "base", base, "urls", urls, "origins", origins,
+                     "client", s->client, "expect", s->expect);
 }
 
 static json_t *diags_json(const struct diag_list *d)
@@ -353,10 +358,13 @@ enum MHD_Result control_handle(struct exchange *ex)
         return ex_queue_json(ex, 200,
                              json_pack("{s:s, s:s, s:s}", "name", "comet-harness", "version",
                                        HARNESS_VERSION, "libmicrohttpd", MHD_get_version()));
-    if (!strcmp(path, "/origins"))
-        return ex_queue_json(ex, 200,
-                             json_pack("{s:s, s:s, s:s}", "main", ex_origin(ex, 0), "cross",
-                                       ex_origin(ex, 1), "alt", ex_origin(ex, 2)));
+    if (!strcmp(path, "/origins")) {
+        json_t *all = json_object();
+        for (int i = 0; i < ORIGIN_N; i++)
+            if ((i < ORIGIN_MAIN_HTTP || i > ORIGIN_ALT_HTTP) && *ex_origin(ex, i))
+                json_object_set_new(all, ORIGIN_NAMES[i], json_string(ex_origin(ex, i)));
+        return ex_queue_json(ex, 200, all);
+    }
     if (!strcmp(path, "/instances") || !strcmp(path, "/instances/")) {
         if (!strcmp(method, "POST"))
             return load(ex);

@@ -2,6 +2,7 @@
 #include "deliver.h"
 
 #include <errno.h>
+#include <gnutls/gnutls.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,76 @@ static int conn_fd(struct exchange *ex)
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     return ci ? ci->connect_fd : -1;
+}
+
+/* The connection's TLS session, or NULL on a plain port. Bytes written by hand go through
+ * it (docs/tls.md): libmicrohttpd does not touch it while the connection is suspended. */
+static gnutls_session_t conn_tls(struct exchange *ex)
+{
+    if (!ex->req.tls)
+        return NULL;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    return ci ? (gnutls_session_t)ci->tls_session : NULL;
+}
+
+/* Write up to len bytes by hand, as send() would (MSG_DONTWAIT: -1 and errno EAGAIN when
+ * the socket is full). Over TLS a record is sent; after GNUTLS_E_AGAIN GnuTLS wants the
+ * same length again, which ex->tls_again keeps. */
+static ssize_t conn_write(struct exchange *ex, int fd, const void *buf, size_t len)
+{
+    gnutls_session_t tls = conn_tls(ex);
+    if (!tls)
+        return send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (ex->tls_again && ex->tls_again <= len)
+        len = ex->tls_again;
+    ssize_t n = gnutls_record_send(tls, buf, len);
+    if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+        ex->tls_again = len;
+        errno = n == GNUTLS_E_AGAIN ? EAGAIN : EINTR;
+        return -1;
+    }
+    ex->tls_again = 0;
+    if (n < 0) {
+        errno = EPIPE;
+        return -1;
+    }
+    return n;
+}
+
+/* The end of a response written by hand: over TLS a close_notify first (a truncation is
+ * a close without it), then the FIN. */
+static void conn_finish(struct exchange *ex, int fd)
+{
+    gnutls_session_t tls = conn_tls(ex);
+    if (tls)
+        gnutls_bye(tls, GNUTLS_SHUT_WR);
+    shutdown(fd, SHUT_WR);
+}
+
+/* Is the peer gone? 1: closed, -1: reset or failed, 0: still there. */
+static int conn_gone(struct exchange *ex)
+{
+    int fd = conn_fd(ex);
+    if (fd < 0)
+        return 1;
+    gnutls_session_t tls = conn_tls(ex);
+    if (tls) {
+        /* a close_notify (0), an error, or nothing yet (AGAIN); data is consumed (a
+         * hanging response reads nothing more anyway) */
+        char c;
+        ssize_t n = gnutls_record_recv(tls, &c, 1);
+        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED || n > 0)
+            return 0;
+        return n == 0 ? 1 : -1;
+    }
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0)
+        return 1;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        return -1;
+    return 0;
 }
 
 /* A TCP reset now: SO_LINGER 0, then disconnect (Linux sends RST for connect(AF_UNSPEC) on
@@ -60,11 +131,9 @@ static void probe(void *arg)
         ex_unref(ex);
         return;
     }
-    int fd = conn_fd(ex);
-    char c;
-    ssize_t n = fd >= 0 ? recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) : 0;
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-        ex->end = n == 0 ? EX_END_CLIENT_CLOSED : EX_END_RESET;
+    int gone = conn_gone(ex);
+    if (gone) {
+        ex->end = gone > 0 ? EX_END_CLIENT_CLOSED : EX_END_RESET;
         ex_resume(ex);
         ex_unref(ex);
         return;
@@ -319,8 +388,7 @@ static enum MHD_Result manual_pump(struct exchange *ex)
                     stop = end < stop ? end : stop;
                     break;
                 }
-        ssize_t n =
-            send(fd, ex->out + ex->out_off, stop - ex->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = conn_write(ex, fd, ex->out + ex->out_off, stop - ex->out_off);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 ex_wake_at(ex, now + 5000);
@@ -344,7 +412,7 @@ static enum MHD_Result manual_pump(struct exchange *ex)
     if (ex->out_off < ex->out_len || p->fault != FAULT_NONE)
         return carry_out_fault(ex, p->fault, fd) ? MHD_YES : MHD_NO;
     ex->end = EX_END_COMPLETE;
-    shutdown(fd, SHUT_WR);
+    conn_finish(ex, fd);
     return MHD_NO;
 }
 

@@ -169,9 +169,37 @@ void ex_call_at(struct exchange *ex, uint64_t due_us, void (*fn)(void *ex))
 
 /* ---------------------------------------------------------------- the host */
 
+static const char *const PORT_NAMES[EX_N_PORTS] = {
+    "main",
+    "cross",
+    "control",
+    "main_tls",
+    "cross_tls",
+    "cert_expired",
+    "cert_not_yet_valid",
+    "cert_wrong_name",
+    "cert_self_signed",
+    "cert_untrusted_ca",
+};
+
+const char *ex_port_name(int port_index)
+{
+    return port_index >= 0 && port_index < EX_N_PORTS ? PORT_NAMES[port_index] : "?";
+}
+
+bool ex_port_tls(int port_index)
+{
+    return port_index >= EX_PORT_MAIN_TLS && port_index < EX_N_PORTS;
+}
+
 const char *ex_origin(const struct exchange *ex, int which)
 {
-    return ex->host->origins[which];
+    return ex->host->origins[0][ORIGIN_SITE_NONE][which];
+}
+
+const char (*ex_scenario_origins(const struct exchange *ex, const struct scenario *s))[ORIGIN_LEN]
+{
+    return ex->host->origins[s->tls ? 1 : 0][s->site];
 }
 
 uint16_t ex_port(const struct exchange *ex)
@@ -272,9 +300,6 @@ const struct tmpl_ctx *ex_tmpl_ctx(struct exchange *ex, struct ex_tmpl *t)
     snprintf(t->base, sizeof t->base, "/s/%s", ex->inst->id);
     const char *rel_path = ex_rel(ex->req.path);
     t->ctx = (struct tmpl_ctx){
-        .origin_main = ex_origin(ex, 0),
-        .origin_cross = ex_origin(ex, 1),
-        .origin_alt = ex_origin(ex, 2),
         .base = t->base,
         .instance = ex->inst->id,
         .method = ex->req.method,
@@ -288,6 +313,9 @@ const struct tmpl_ctx *ex_tmpl_ctx(struct exchange *ex, struct ex_tmpl *t)
         .query = ctx_query,
         .req = &ex->req,
     };
+    const char(*origins)[ORIGIN_LEN] = ex_scenario_origins(ex, ex->inst->scenario);
+    for (int i = 0; i < ORIGIN_N; i++)
+        t->ctx.origins[i] = origins[i];
     return &t->ctx;
 }
 
@@ -296,7 +324,12 @@ const struct tmpl_ctx *ex_tmpl_ctx(struct exchange *ex, struct ex_tmpl *t)
 void ex_entry_append_locked(struct exchange *ex, const char *rel_path, struct journal_request *r)
 {
     r->port = ex_port(ex);
-    r->cross = ex->port_index != 0;
+    r->cross = ex->port_index == EX_PORT_CROSS || ex->port_index == EX_PORT_CROSS_TLS;
+    r->origin = ex->port_index == EX_PORT_MAIN || ex->port_index == EX_PORT_CROSS
+                    ? NULL
+                    : ex_port_name(ex->port_index);
+    r->tls = ex_port_tls(ex->port_index);
+    r->sni = ex->req.sni;
     r->remote = ex->remote;
     r->method = ex->req.method;
     r->target = ex->req.target;

@@ -25,22 +25,38 @@
 #include "fsroot.h"
 #include "instance.h"
 #include "caps.h"
+#include "origins.h"
 #include "plan.h"
 #include "request.h"
 #include "scenario.h"
 #include "timer.h"
 #include "tmpl.h"
 
-/* The ports of a server, as an exchange's port_index says. */
-enum ex_port { EX_PORT_MAIN, EX_PORT_CROSS, EX_PORT_CONTROL };
+/* The ports of a server, as an exchange's port_index says: the plain ones, the control
+ * API's, their TLS twins, then one TLS port per deliberately wrong certificate (in the
+ * order of enum tls_cert_flaw, from TLS_CERT_EXPIRED). */
+enum ex_port {
+    EX_PORT_MAIN,
+    EX_PORT_CROSS,
+    EX_PORT_CONTROL,
+    EX_PORT_MAIN_TLS,
+    EX_PORT_CROSS_TLS,
+    EX_PORT_FLAWED,
+    EX_N_PORTS = EX_PORT_FLAWED + ORIGIN_N_FLAWED
+};
+/* The journal's name of a port ("main", "cross", "control", "main_tls", "cross_tls",
+ * "cert_expired", …) and whether it speaks TLS. */
+const char *ex_port_name(int port_index);
+bool ex_port_tls(int port_index);
 
 /* Shared by every exchange of one server (owned by it; server.c fills it in). */
 struct ex_host {
     struct timers *timers;
     struct registry reg;
-    char origins[3][300];       /* main, cross, alt */
+    /* every origin of every topology (origins.h): [tls][site][enum origin_id] */
+    char origins[2][ORIGIN_N_SITES][ORIGIN_N][ORIGIN_LEN];
     char control_url[300];      /* the control port's URL */
-    uint16_t ports[3];          /* enum ex_port */
+    uint16_t ports[EX_N_PORTS]; /* enum ex_port; 0: not served */
     struct ctlauth auth;        /* the control API's token, Host and Origin checks */
     const struct fsroot *roots; /* borrowed: where the control API may read files */
     pthread_mutex_t lock;       /* guards stopping and ws_sessions */
@@ -120,6 +136,7 @@ struct exchange {
     /* manual writing */
     unsigned char *out;
     size_t out_len, out_off;
+    size_t tls_again; /* over TLS: the length of a write to repeat (GNUTLS_E_AGAIN), or 0 */
 
     /* holding (long poll, wait API) */
     struct waiter waiter;
@@ -168,8 +185,11 @@ void ex_wake(void *ex);
 
 /* --- the host -------------------------------------------------------------------------- */
 
-const char *ex_origin(const struct exchange *ex, int which); /* 0 main, 1 cross, 2 alt */
-uint16_t ex_port(const struct exchange *ex);                 /* the port it came on */
+/* The server's own origins (no tls, no site), by enum origin_id; "" if not served. */
+const char *ex_origin(const struct exchange *ex, int which);
+/* The origins of a scenario's instance (its tls and site keys), by enum origin_id. */
+const char (*ex_scenario_origins(const struct exchange *ex, const struct scenario *s))[ORIGIN_LEN];
+uint16_t ex_port(const struct exchange *ex); /* the port it came on */
 struct registry *ex_registry(struct exchange *ex);
 const struct ctlauth *ex_auth(const struct exchange *ex);
 const struct fsroot *ex_roots(const struct exchange *ex); /* NULL: no file access */

@@ -117,6 +117,8 @@ uint64_t journal_append(struct journal *j, const struct journal_request *r)
     if (r->preflight)
         for (int i = 0; i < 3; i++)
             size += cors[i] ? str_size(cors[i]) : 0;
+    if (r->sni)
+        size += str_size(r->sni);
     size += r->body_len;
 
     make_room(j);
@@ -140,6 +142,7 @@ uint64_t journal_append(struct journal *j, const struct journal_request *r)
     if (r->preflight)
         for (int i = 0; i < 3; i++)
             e->cors[i] = cors[i] ? put_str(&b, cors[i]) : NULL;
+    e->sni = r->sni ? put_str(&b, r->sni) : NULL;
     if (r->body_len)
         memcpy(b.p, r->body, r->body_len);
     e->body = (const unsigned char *)b.p;
@@ -150,6 +153,8 @@ uint64_t journal_append(struct journal *j, const struct journal_request *r)
     e->bytes = size + sizeof *e;
     e->port = r->port;
     e->cross = r->cross;
+    e->origin = r->origin;
+    e->tls = r->tls;
     e->arrived_us = r->arrived_us;
     e->preflight = r->preflight;
     e->route = r->route_name ? r->route : -1;
@@ -288,7 +293,13 @@ json_t *journal_entry_json(const struct journal *j, const struct journal_entry *
 {
     json_t *o = json_object();
     json_object_set_new(o, "port", json_integer(e->port));
-    json_object_set_new(o, "origin", json_string(e->cross ? "cross" : "main"));
+    json_object_set_new(o, "origin",
+                        json_string(e->origin  ? e->origin
+                                    : e->cross ? "cross"
+                                               : "main"));
+    json_object_set_new(o, "tls", json_boolean(e->tls));
+    if (e->sni)
+        json_object_set_new(o, "sni", json_string(e->sni));
     json_object_set_new(o, "remote", json_string(e->remote));
     json_object_set_new(o, "method", json_string(e->method));
     json_object_set_new(o, "target", json_string(e->target));

@@ -50,7 +50,10 @@ enum journal_extra {
  * Everything is borrowed and copied by journal_append(), except route_name (see there). */
 struct journal_request {
     uint16_t port;
-    bool cross; /* the cross-origin port */
+    bool cross;         /* the cross-origin port */
+    const char *origin; /* the port's name (static: "main_tls", …); NULL: main or cross */
+    bool tls;           /* it came over TLS */
+    const char *sni;    /* the server name the TLS client sent, or NULL (copied) */
     const char *remote, *method, *target, *path, *query, *http_version;
     const struct name_value *headers;
     size_t n_headers;
@@ -92,7 +95,9 @@ struct journal_entry {
     long route, response_index;
     unsigned long count;
     uint16_t port;
-    bool cross, preflight, has_count, has_cors;
+    const char *origin; /* static, or NULL: main or cross */
+    const char *sni;    /* in block, or NULL */
+    bool cross, tls, preflight, has_count, has_cors;
     int status;      /* <= 0: null */
     const char *end; /* a static name, or NULL */
     uint64_t bytes_sent;

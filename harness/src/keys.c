@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include "origins.h"
 
 #define N(a) (sizeof a / sizeof a[0])
 #define TABLE(var, id, what, doc) const struct key_table var = {id, what, doc, var##_K, N(var##_K)}
@@ -54,7 +55,6 @@ static const char *const ACCEPTS[] = {"correct", "wrong",     "omit", "case_flip
 static const char *const CONN_ENDS[] = {"fin", "rst", "hang", NULL};
 static const char *const REQUEST_KINDS[] = {"actual", "preflight", NULL};
 static const char *const PREFLIGHTS[] = {"auto", "none", NULL};
-static const char *const ORIGINS[] = {"main", "cross", "alt", NULL};
 static const char *const REDIRECTS[] = {"follow", "manual", "error", NULL};
 static const char *const EVENTS_MODES[] = {"exact", "subsequence", "contains", NULL};
 
@@ -69,6 +69,8 @@ static const struct key_spec KEYS_SCENARIO_K[] = {
     K("spec", KT_STRING, "the URL of the spec section it checks"),
     KLI("tags", KT_STRING, "extra pytest markers"),
     K("description", KT_TEXT, "longer notes"),
+    K("tls", KT_BOOL, "true: the client uses the https twins (main, cross, alt are https)"),
+    KE("site", ORIGIN_SITE_NAMES, "the origins' host names: same (one site) or cross (two)"),
     KM("server", KEYS_SERVER, "what the mock server does"),
     KM("client", KEYS_CLIENT, "what the client under test is asked to do: one action"),
     KMF("expect", KEYS_EXPECT, KF_NULL, "what a conforming client shows, and the server saw"),
@@ -91,6 +93,7 @@ static const struct key_spec KEYS_ROUTE_K[] = {
     KL("responses", KEYS_RESPONSE, "a sequence: the nth match gets the nth response"),
     KE("after_last", AFTER_LAST, "after the sequence: repeat the last, cycle, or 404"),
     KM("cors", KEYS_CORS, "the route's CORS policy"),
+    K("tls", KT_BOOL, "true: only requests that came over TLS (https, wss) match"),
 };
 TABLE(KEYS_ROUTE, "route", "a route", "one route of server.routes");
 
@@ -337,7 +340,8 @@ TABLE(KEYS_CHANNEL_EVENT, "channel.event", "a channel event", "one scheduled eve
 
 #define COMMON                                                                                     \
     K("url", KT_TEMPLATE, "relative to the instance prefix on origin, or absolute"),               \
-        KE("origin", ORIGINS, "the origin of a relative URL: main (default), cross, alt"),         \
+        KE("origin", ORIGIN_NAMES,                                                                 \
+           "the origin of a relative URL: main (default), cross, alt, main_tls, cert_expired..."), \
         K("deadline", KT_DURATION, "the adapter gives up after this; default 10 s")
 #define BODY                                                                                       \
     K("body", KT_TEXT, "the request body as text"),                                                \
@@ -671,6 +675,8 @@ static const struct key_spec KEYS_EXPECT_REQUEST_K[] = {
     K("query", KT_EXPECTED, "... query string"),
     K("body", KT_EXPECTED, "... body"),
     K("status", KT_EXPECTED, "... status sent"),
+    K("tls", KT_EXPECTED, "... came over TLS (true) or not (false)"),
+    K("sni", KT_EXPECTED, "... server name the TLS client sent (SNI)"),
     {"headers", KT_MAP_OF, NULL, NULL, "... headers: NAME: expected value", 0, KT_EXPECTED, 0, 0,
      NULL},
 };

@@ -111,6 +111,7 @@ bool request_append_body(struct request *r, const void *data, size_t len, size_t
 
 void request_free(struct request *r)
 {
+    free(r->sni);
     free(r->method);
     free(r->target);
     free(r->path);

@@ -26,6 +26,8 @@ struct request {
     size_t n_headers, cap_headers;
     unsigned char *body;
     size_t body_len, body_cap;
+    bool tls;  /* it came over TLS (https, wss) */
+    char *sni; /* the server name the TLS client asked for, or NULL (owned) */
     /* Per-request joined header values handed out by request_header(). */
     char **scratch;
     size_t n_scratch;

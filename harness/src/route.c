@@ -166,9 +166,9 @@ long route_find(const struct scenario *s, const struct request *r, const char *r
 {
     for (size_t i = 0; i < s->n_routes; i++) {
         const struct route *rt = &s->routes[i];
-        if (method_match(rt, r->method) && (rt->target || path_match(rt, rel_path)) &&
-            query_match(rt, r) && headers_match(rt->headers, rt->n_headers, r) &&
-            more_match(rt, r, rel_path))
+        if ((!rt->tls || r->tls) && method_match(rt, r->method) &&
+            (rt->target || path_match(rt, rel_path)) && query_match(rt, r) &&
+            headers_match(rt->headers, rt->n_headers, r) && more_match(rt, r, rel_path))
             return (long)i;
     }
     return -1;
@@ -191,7 +191,7 @@ long route_find_preflight(const struct scenario *s, const struct request *r, con
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < s->n_routes; i++) {
             const struct route *rt = &s->routes[i];
-            if (!rt->cors || rt->cors->preflight == PREFLIGHT_NONE)
+            if (!rt->cors || rt->cors->preflight == PREFLIGHT_NONE || (rt->tls && !r->tls))
                 continue;
             if ((pass == 1 || method_match(rt, wanted)) &&
                 (rt->target ? more_match(rt, r, rel_path) : path_match(rt, rel_path)) &&

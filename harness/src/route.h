@@ -24,7 +24,8 @@ bool route_json_subset(const json_t *want, const json_t *have);
 bool route_body_match(const struct value_match *m, const struct request *r);
 
 /* The index of the first route whose match holds for a request whose path relative to the
- * instance prefix is rel_path, or -1. */
+ * instance prefix is rel_path, or -1. A route with tls: true matches only a request that
+ * came over TLS (r->tls). */
 long route_find(const struct scenario *s, const struct request *r, const char *rel_path);
 
 /* A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method) for a route with

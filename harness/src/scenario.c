@@ -53,6 +53,11 @@ static void identity(struct ld *ld, const struct ynode *root)
             ld_err(ld, n, "spec: expected the URL of a spec section, got '%s'", n->str);
         s->spec = xstrdup(n->str);
     }
+    if ((n = ymap_get(root, "tls")))
+        ld_bool(ld, n, &s->tls, "tls");
+    int site;
+    if ((n = ymap_get(root, "site")) && ld_choice(ld, n, &KEYS_SCENARIO, "site", &site, "site"))
+        s->site = (enum origin_site)(site + 1);
     if ((n = ymap_get(root, "description")) && ld_text(ld, n, "description"))
         s->description = xstrdup(n->str);
     if ((n = ymap_get(root, "tags")) && ld_is_seq(ld, n, "tags")) {

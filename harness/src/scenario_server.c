@@ -200,6 +200,8 @@ static void load_route(struct ld *ld, const struct ynode *n, struct route *rt, s
     if ((v = ymap_get(n, "after_last")) &&
         ld_choice(ld, v, &KEYS_ROUTE, "after_last", &al, "after_last"))
         rt->after_last = (enum after_last)al;
+    if ((v = ymap_get(n, "tls")))
+        ld_bool(ld, v, &rt->tls, "tls");
     if ((v = ymap_get(n, "cors")))
         load_cors(ld, v, rt);
 }

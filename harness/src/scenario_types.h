@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "diag.h"
+#include "origins.h"
 #include "rx.h"
 #include "tmpl.h"
 
@@ -318,6 +319,7 @@ struct route {
     size_t n_responses;
     enum after_last after_last;
     struct cors_policy *cors; /* NULL: no CORS headers are added */
+    bool tls;                 /* answers only requests that came over TLS (https, wss) */
 };
 
 struct scenario {
@@ -330,10 +332,12 @@ struct scenario {
     size_t n_routes;
     struct channel *channels;
     size_t n_channels;
-    json_t *client; /* validated `client` part as JSON, or NULL */
-    json_t *expect; /* validated `expect` part as JSON, or NULL */
-    json_t *doc;    /* the whole file as JSON (identity + client + expect + server) plus
-                     * "file": the path; durations as milliseconds */
+    bool tls;              /* tls: true: main, cross and alt are the https twins */
+    enum origin_site site; /* site: the host names of the origins (origins.h) */
+    json_t *client;        /* validated `client` part as JSON, or NULL */
+    json_t *expect;        /* validated `expect` part as JSON, or NULL */
+    json_t *doc;           /* the whole file as JSON (identity + client + expect + server) plus
+                            * "file": the path; durations as milliseconds */
 };
 
 #endif

@@ -4,7 +4,12 @@
  * The ready line is one JSON object on stdout, printed once every port listens:
  *   {"event":"ready","main":"http://127.0.0.1:P","cross":"http://127.0.0.1:Q",
  *    "alt":"http://localhost:P","control":"http://127.0.0.1:C","token":T,"pid":N,
- *    "instances":[IDS]}
+ *    "instances":[IDS],"main_tls":"https://127.0.0.1:S","cross_tls":…,"alt_tls":…,
+ *    "cert_expired":"https://127.0.0.1:E",…,"ca":"/tmp/comet-harness-XXXXXX/ca.pem"}
+ * TLS (docs/tls.md): a local CA and a leaf for every name the origins use are made at
+ * start (tls_cert.h), or brought (--cert/--key/--ca, and --ca-key for the flawed leaves);
+ * the CA's PEM goes to a file of a private temporary folder, removed at exit, whose path
+ * is the ready line's "ca". The CA's key never leaves memory.
  * The control API's token is generated (ctlauth.h) unless given (--token, --token-file,
  * HARNESS_TOKEN); off loopback it must be given. The control API reads files only under
  * the FILES|DIRS served and the --root folders (fsroot.h).
@@ -13,17 +18,21 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "commands.h"
 #include "ctlauth.h"
 #include "fsroot.h"
 #include "caps.h"
+#include "origins.h"
+#include "tls_cert.h"
 #include "xalloc.h"
 #include "scenario.h"
 #include "server.h"
@@ -34,6 +43,8 @@ static void usage(FILE *out)
     fputs("usage: harness serve [FILES|DIRS] [--port N] [--cross-port N] [--control-port N]\n"
           "                     [--bind ADDR] [--public-host NAME] [--root DIR]...\n"
           "                     [--token TEXT | --token-file FILE] [--journal-limit N]\n"
+          "                     [--tls-port N] [--tls-cross-port N]\n"
+          "                     [--cert FILE --key FILE --ca FILE [--ca-key FILE]]\n"
           "                     [LIMITS] [--quiet]\n"
           "\n"
           "Serve scenarios: each file (or every *.yaml under a folder) is loaded as an instance\n"
@@ -53,6 +64,14 @@ static void usage(FILE *out)
           "                     random bytes in hex); 16 to 256 characters\n"
           "  --token-file FILE  the token is the first line of FILE\n"
           "  --journal-limit N  entries kept per instance journal (default 10000)\n"
+          "  --tls-port N       main's https twin (default 0: any free port)\n"
+          "  --tls-cross-port N cross's https twin (default 0: any free port)\n"
+          "  --cert FILE        serve https with this certificate (PEM, chain after it)\n"
+          "  --key FILE         and its private key (PEM, not encrypted)\n"
+          "  --ca FILE          the CA clients are to trust (the ready line's \"ca\")\n"
+          "  --ca-key FILE      the CA's key: it signs the deliberately wrong certificates\n"
+          "                     (without it, the cert_* origins are not served)\n"
+          "                     Without --cert, a local CA and certificate are made at start.\n"
           "  --quiet            no log line per request on stderr\n"
           "\n"
           "Limits (docs/control-api.md, \"Limits\"); BYTES may end in K, M or G:\n",
@@ -61,7 +80,7 @@ static void usage(FILE *out)
     fputs("\n"
           "Once listening it prints one JSON line on stdout:\n"
           "  {\"event\":\"ready\",\"main\":URL,\"cross\":URL,\"alt\":URL,\"control\":URL,\n"
-          "   \"token\":TOKEN,\"pid\":N,...}\n"
+          "   \"token\":TOKEN,\"pid\":N,\"main_tls\":URL,...,\"ca\":PATH,...}\n"
           "Every control request but GET /_harness/health carries X-Harness-Token: TOKEN.\n"
           "SIGINT or SIGTERM stop it cleanly (exit status 0).\n",
           out);
@@ -131,10 +150,101 @@ static void fit_fd_limit(struct caps *lim)
     }
 }
 
+/* ---------------------------------------------------------------- TLS */
+
+struct tls_files {
+    const char *cert, *key, *ca, *ca_key; /* --cert, --key, --ca, --ca-key (borrowed) */
+};
+
+/* The certificates of a run, and the CA file clients are given. */
+struct tls_setup {
+    struct tls_cert *ca; /* with its key: signs the flawed leaves (NULL: none are made) */
+    struct tls_cert *leaf;
+    struct tls_cert *flawed[ORIGIN_N_FLAWED];
+    char dir[PATH_MAX - 16]; /* the temporary folder of ca.pem, or "" */
+    char ca_path[PATH_MAX];  /* the ready line's "ca" */
+};
+
+static void tls_setup_free(struct tls_setup *t)
+{
+    tls_cert_free(t->ca);
+    tls_cert_free(t->leaf);
+    for (int f = 0; f < ORIGIN_N_FLAWED; f++)
+        tls_cert_free(t->flawed[f]);
+    if (t->dir[0]) {
+        unlink(t->ca_path);
+        rmdir(t->dir);
+    }
+    memset(t, 0, sizeof *t);
+}
+
+/* Print err ("FILE: what is wrong") and free it. */
+static bool tls_fail(char *err)
+{
+    fprintf(stderr, "harness serve: %s\n", err ? err : "TLS setup failed");
+    free(err);
+    return false;
+}
+
+/* Make (or load) the certificates for the names the origins use (server_hosts()); write
+ * the made CA to a private temporary folder. False after printing why. */
+static bool tls_setup_make(const struct server_config *cfg, const struct tls_files *files,
+                           struct tls_setup *t)
+{
+    memset(t, 0, sizeof *t);
+    char *err = NULL;
+    const char *public_host, *alt_host;
+    server_hosts(cfg, &public_host, &alt_host);
+    const char *names[ORIGIN_MAX_HOSTS];
+    size_t n = origins_cert_names(public_host, alt_host, names);
+    time_t now = time(NULL);
+    if (files->cert) {
+        if (!(t->leaf = tls_cert_load(files->cert, files->key, &err)))
+            return tls_fail(err);
+        char *pem = tls_cert_load_ca(files->ca, &err);
+        if (!pem)
+            return tls_fail(err);
+        free(pem);
+        if (!realpath(files->ca, t->ca_path))
+            snprintf(t->ca_path, sizeof t->ca_path, "%s", files->ca);
+        if (files->ca_key) {
+            if (!(t->ca = tls_cert_load(files->ca, files->ca_key, &err)))
+                return tls_fail(err);
+            if (!tls_cert_is_ca(t->ca)) {
+                fprintf(stderr, "harness serve: --ca %s: not a CA (basic constraints)\n",
+                        files->ca);
+                return false;
+            }
+        }
+    } else {
+        t->ca = tls_cert_ca_new("Comet Harness local CA", now);
+        if (!(t->leaf = tls_cert_leaf_new(t->ca, names, n, TLS_CERT_GOOD, now, &err)))
+            return tls_fail(err);
+        const char *tmp = getenv("TMPDIR");
+        snprintf(t->dir, sizeof t->dir, "%s/comet-harness-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(t->dir)) {
+            fprintf(stderr, "harness serve: cannot make a folder for the CA (%s): %s\n", t->dir,
+                    strerror(errno));
+            t->dir[0] = 0;
+            return false;
+        }
+        snprintf(t->ca_path, sizeof t->ca_path, "%s/ca.pem", t->dir);
+        if (!tls_cert_write(t->ca_path, tls_cert_pem(t->ca), false, &err))
+            return tls_fail(err);
+    }
+    if (t->ca)
+        for (int f = 0; f < ORIGIN_N_FLAWED; f++)
+            if (!(t->flawed[f] = tls_cert_leaf_new(
+                      t->ca, names, n, (enum tls_cert_flaw)(TLS_CERT_EXPIRED + f), now, &err)))
+                return tls_fail(err);
+    return true;
+}
+
 /* getopt_long's value for the i-th option of CAPS_OPTIONS. */
 #define LIMIT_OPT 1000
 
-static int serve(const struct server_config *cfg, struct caps *limits, int nargs, char **args);
+static int serve(const struct server_config *cfg, struct caps *limits, const struct tls_files *tls,
+                 int nargs, char **args);
 
 int cmd_serve(int argc, char **argv)
 {
@@ -148,6 +258,12 @@ int cmd_serve(int argc, char **argv)
         {"token", required_argument, NULL, 't'},
         {"token-file", required_argument, NULL, 'T'},
         {"journal-limit", required_argument, NULL, 'j'},
+        {"tls-port", required_argument, NULL, 's'},
+        {"tls-cross-port", required_argument, NULL, 'S'},
+        {"cert", required_argument, NULL, 'e'},
+        {"key", required_argument, NULL, 'k'},
+        {"ca", required_argument, NULL, 'a'},
+        {"ca-key", required_argument, NULL, 'K'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -161,6 +277,7 @@ int cmd_serve(int argc, char **argv)
     struct caps limits = CAPS_DEFAULT;
     struct server_config cfg = {
         .bind = "127.0.0.1", .journal_limit = 10000, .log = stderr, .limits = &limits};
+    struct tls_files tls = {0};
     char token[CTLAUTH_TOKEN_MAX + 1] = "";
     const char *token_text = NULL, *token_file = NULL;
     const char **root_dirs = xcalloc((size_t)argc + 1, sizeof *root_dirs);
@@ -182,8 +299,12 @@ int cmd_serve(int argc, char **argv)
         case 'p':
         case 'c':
         case 'C':
+        case 's':
+        case 'S':
             if (!parse_port(optarg, c == 'p'   ? &cfg.port
                                     : c == 'c' ? &cfg.cross_port
+                                    : c == 's' ? &cfg.tls_port
+                                    : c == 'S' ? &cfg.tls_cross_port
                                                : &cfg.control_port)) {
                 fprintf(stderr, "harness serve: bad port '%s'\n", optarg);
                 goto out;
@@ -191,6 +312,18 @@ int cmd_serve(int argc, char **argv)
             break;
         case 'b':
             cfg.bind = optarg;
+            break;
+        case 'e':
+            tls.cert = optarg;
+            break;
+        case 'k':
+            tls.key = optarg;
+            break;
+        case 'a':
+            tls.ca = optarg;
+            break;
+        case 'K':
+            tls.ca_key = optarg;
             break;
         case 'H':
             if (!*optarg || strpbrk(optarg, "/:@ \t\r\n")) {
@@ -239,6 +372,12 @@ int cmd_serve(int argc, char **argv)
     }
     free(opts);
     opts = NULL;
+
+    if ((tls.cert || tls.key || tls.ca || tls.ca_key) && !(tls.cert && tls.key && tls.ca)) {
+        fprintf(stderr, "harness serve: bring --cert, --key and --ca together (and --ca-key "
+                        "for the deliberately wrong certificates), or none of them\n");
+        goto out;
+    }
 
     /* The token: given (--token, --token-file, HARNESS_TOKEN), else random; off loopback
      * it must be given, since whoever reaches the port could otherwise guess nothing but
@@ -293,7 +432,7 @@ int cmd_serve(int argc, char **argv)
         fsroot_add(&roots, argv[i]); /* a missing one is reported below */
     free(root_dirs);
     root_dirs = NULL;
-    status = serve(&cfg, &limits, argc - optind, argv + optind);
+    status = serve(&cfg, &limits, &tls, argc - optind, argv + optind);
     fsroot_free(&roots);
 out:
     free(opts);
@@ -302,7 +441,8 @@ out:
 }
 
 /* Load, listen, print the ready line, wait for a signal, stop. */
-static int serve(const struct server_config *cfg_in, struct caps *limits, int nargs, char **args)
+static int serve(const struct server_config *cfg_in, struct caps *limits,
+                 const struct tls_files *tls_files, int nargs, char **args)
 {
     struct server_config cfg = *cfg_in;
 
@@ -338,10 +478,17 @@ static int serve(const struct server_config *cfg_in, struct caps *limits, int na
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    struct tls_setup tls;
+    bool tls_ok = tls_setup_make(&cfg, tls_files, &tls);
+    cfg.tls_leaf = tls.leaf;
+    for (int f = 0; f < ORIGIN_N_FLAWED; f++)
+        cfg.tls_flawed[f] = tls.flawed[f];
     char err[256];
-    struct server *srv = server_start(&cfg, err, sizeof err);
+    struct server *srv = tls_ok ? server_start(&cfg, err, sizeof err) : NULL;
     if (!srv) {
-        fprintf(stderr, "harness serve: %s\n", err);
+        if (tls_ok)
+            fprintf(stderr, "harness serve: %s\n", err);
+        tls_setup_free(&tls);
         for (size_t i = 0; i < n_files; i++)
             scenario_free(loaded[i]);
         free(loaded);
@@ -369,6 +516,7 @@ static int serve(const struct server_config *cfg_in, struct caps *limits, int na
     if (status) {
         json_decref(ids);
         server_stop(srv);
+        tls_setup_free(&tls);
         return status;
     }
 
@@ -377,6 +525,11 @@ static int serve(const struct server_config *cfg_in, struct caps *limits, int na
                   server_origin(srv, 0), "cross", server_origin(srv, 1), "alt",
                   server_origin(srv, 2), "control", server_control_url(srv), "token", cfg.token,
                   "pid", (int)getpid(), "instances", ids, "version", HARNESS_VERSION);
+    /* the https origins (origins.h; the *_http twins are main, cross, alt) and the CA */
+    for (int i = ORIGIN_MAIN_TLS; i < ORIGIN_N; i++)
+        if ((i < ORIGIN_MAIN_HTTP || i > ORIGIN_ALT_HTTP) && *server_origin(srv, i))
+            json_object_set_new(ready, ORIGIN_NAMES[i], json_string(server_origin(srv, i)));
+    json_object_set_new(ready, "ca", json_string(tls.ca_path));
     char *line = json_dumps(ready, JSON_COMPACT);
     json_decref(ready);
     printf("%s\n", line);
@@ -388,5 +541,6 @@ static int serve(const struct server_config *cfg_in, struct caps *limits, int na
     if (cfg.log)
         fprintf(cfg.log, "harness serve: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     server_stop(srv);
+    tls_setup_free(&tls);
     return 0;
 }

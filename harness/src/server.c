@@ -23,6 +23,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gnutls/gnutls.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,7 @@
 #include "timer.h"
 #include "xalloc.h"
 
-#define N_PORTS 3 /* enum ex_port */
+#define N_PORTS EX_N_PORTS
 
 struct port_ctx {
     struct server *srv;
@@ -64,7 +65,21 @@ uint16_t server_port(const struct server *srv, int which)
 
 const char *server_origin(const struct server *srv, int which)
 {
-    return srv->host.origins[which];
+    return srv->host.origins[0][ORIGIN_SITE_NONE][which];
+}
+
+void server_hosts(const struct server_config *cfg, const char **public_host, const char **alt_host)
+{
+    const char *bind = cfg->bind ? cfg->bind : "127.0.0.1";
+    const char *public = cfg->public_host          ? cfg->public_host
+                         : strcmp(bind, "0.0.0.0") ? bind
+                                                   : "127.0.0.1";
+    /* alt: the main port under a second name (docs/control-api.md) */
+    *alt_host = ctlauth_is_loopback(public) ? "localhost"
+                : !strcmp(public, "localhost")
+                    ? "127.0.0.1"
+                    : (strcmp(bind, "0.0.0.0") && strcmp(bind, public) ? bind : "localhost");
+    *public_host = public;
 }
 
 const char *server_control_url(const struct server *srv)
@@ -167,6 +182,18 @@ static void read_headers(struct exchange *ex, const char *method, const char *ve
     free(target);
     MHD_get_connection_values(ex->conn, MHD_HEADER_KIND, collect_header, &ex->req);
     ex->version = xstrdup(version ? version : "");
+    if (ex_port_tls(ex->port_index)) {
+        ex->req.tls = true;
+        const union MHD_ConnectionInfo *ti =
+            MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        char name[256];
+        size_t len = sizeof name;
+        unsigned type = 0;
+        if (ti && ti->tls_session &&
+            gnutls_server_name_get(ti->tls_session, name, &len, &type, 0) == GNUTLS_E_SUCCESS &&
+            type == GNUTLS_NAME_DNS)
+            ex->req.sni = xstrdup(name);
+    }
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET) {
@@ -293,9 +320,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (srv->log && ex->headers_read) {
         /* one line per request */
         const char *end = ex_end_name(ex->end);
-        static const char *const names[N_PORTS] = {"main", "cross", "control"};
-        fprintf(srv->log, "%s %s %s%s%s\n", names[ex->port_index], ex->req.method, ex->req.target,
-                end ? " " : "", end ? end : "");
+        fprintf(srv->log, "%s %s %s%s%s\n", ex_port_name(ex->port_index), ex->req.method,
+                ex->req.target, end ? " " : "", end ? end : "");
         fflush(srv->log);
     }
     pthread_mutex_lock(&srv->live_lock);
@@ -336,7 +362,10 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 
 /* ---------------------------------------------------------------- start and stop */
 
-static struct MHD_Daemon *start_daemon(struct port_ctx *pc, const char *bind, uint16_t port)
+/* One port; over TLS (GnuTLS, TLS 1.3 and 1.2) with cert (borrowed: must outlive the
+ * daemon) when it is not NULL. */
+static struct MHD_Daemon *start_daemon(struct port_ctx *pc, const char *bind, uint16_t port,
+                                       const struct tls_cert *cert)
 {
     const struct caps *lim = &pc->srv->host.limits;
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
@@ -345,14 +374,23 @@ static struct MHD_Daemon *start_daemon(struct port_ctx *pc, const char *bind, ui
     /* poll, not epoll: see the top of this file */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_ALLOW_UPGRADE | MHD_USE_ITC;
+    struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}};
+    if (cert) {
+        flags |= MHD_USE_TLS;
+        tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0,
+                                         (void *)(uintptr_t)tls_cert_key_pem(cert)};
+        tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,
+                                         (void *)(uintptr_t)tls_cert_pem(cert)};
+        tls[2] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    }
     /* the idle timeout does not run while a connection is suspended (a delay, a held long
      * poll, a trickle's pause), and restarts when it is resumed */
     return MHD_start_daemon(
-        flags, port, admit, pc, on_request, pc, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
-        MHD_OPTION_URI_LOG_CALLBACK, uri_log, pc, MHD_OPTION_NOTIFY_COMPLETED, on_completed, pc,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, pc, MHD_OPTION_CONNECTION_LIMIT,
-        lim->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, lim->max_connections_per_ip,
-        MHD_OPTION_CONNECTION_TIMEOUT, lim->idle_timeout_s,
+        flags, port, admit, pc, on_request, pc, MHD_OPTION_ARRAY, tls, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&sin, MHD_OPTION_URI_LOG_CALLBACK, uri_log, pc,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, pc, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        pc, MHD_OPTION_CONNECTION_LIMIT, lim->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        lim->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, lim->idle_timeout_s,
         /* 32 KiB: a larger pool is mmap()ed, and munmap() per connection costs ~0.2 ms of the
          * polling thread (it made 100 concurrent delays 36 ms late instead of 5); it bounds
          * a request's line and headers too (431 beyond) */
@@ -377,9 +415,8 @@ struct server *server_start(const struct server_config *cfg, char *err, size_t e
     }
     srv->conns = conns_new(host->timers, &host->limits);
     const char *bind = cfg->bind ? cfg->bind : "127.0.0.1";
-    const char *public = cfg->public_host          ? cfg->public_host
-                         : strcmp(bind, "0.0.0.0") ? bind
-                                                   : "127.0.0.1";
+    const char *public, *alt;
+    server_hosts(cfg, &public, &alt);
     host->roots = cfg->roots;
     host->auth = (struct ctlauth){.public_host = public, .bind = bind};
     snprintf(host->auth.token, sizeof host->auth.token, "%s", cfg->token ? cfg->token : "");
@@ -387,10 +424,16 @@ struct server *server_start(const struct server_config *cfg, char *err, size_t e
         snprintf(err, errlen, "the control API needs a token");
         goto fail;
     }
-    uint16_t want[N_PORTS] = {cfg->port, cfg->cross_port, cfg->control_port};
+    uint16_t want[N_PORTS] = {cfg->port, cfg->cross_port, cfg->control_port, cfg->tls_port,
+                              cfg->tls_cross_port};
+    const struct tls_cert *cert[N_PORTS] = {NULL, NULL, NULL, cfg->tls_leaf, cfg->tls_leaf};
+    for (int f = 0; f < ORIGIN_N_FLAWED; f++)
+        cert[EX_PORT_FLAWED + f] = cfg->tls_flawed[f];
     for (int i = 0; i < N_PORTS; i++) {
         srv->ports[i] = (struct port_ctx){.srv = srv, .index = i};
-        srv->daemons[i] = start_daemon(&srv->ports[i], bind, want[i]);
+        if (ex_port_tls(i) && !cert[i])
+            continue; /* not served: no certificate for it */
+        srv->daemons[i] = start_daemon(&srv->ports[i], bind, want[i], cert[i]);
         if (!srv->daemons[i]) {
             snprintf(err, errlen, "cannot listen on %s:%u (%s)", bind, want[i],
                      errno ? strerror(errno) : "libmicrohttpd refused");
@@ -401,14 +444,15 @@ struct server *server_start(const struct server_config *cfg, char *err, size_t e
         host->ports[i] = di ? di->port : want[i];
     }
     host->auth.port = host->ports[EX_PORT_CONTROL];
-    /* alt: the main port under a second name (docs/control-api.md) */
-    const char *alt = ctlauth_is_loopback(public) ? "localhost"
-                      : !strcmp(public, "localhost")
-                          ? "127.0.0.1"
-                          : (strcmp(bind, "0.0.0.0") && strcmp(bind, public) ? bind : "localhost");
-    snprintf(host->origins[0], sizeof host->origins[0], "http://%s:%u", public, host->ports[0]);
-    snprintf(host->origins[1], sizeof host->origins[1], "http://%s:%u", public, host->ports[1]);
-    snprintf(host->origins[2], sizeof host->origins[2], "http://%s:%u", alt, host->ports[0]);
+    struct origin_ports op = {.main = host->ports[EX_PORT_MAIN],
+                              .cross = host->ports[EX_PORT_CROSS],
+                              .main_tls = host->ports[EX_PORT_MAIN_TLS],
+                              .cross_tls = host->ports[EX_PORT_CROSS_TLS]};
+    for (int f = 0; f < ORIGIN_N_FLAWED; f++)
+        op.flawed[f] = host->ports[EX_PORT_FLAWED + f];
+    for (int tls = 0; tls < 2; tls++)
+        for (int site = 0; site < ORIGIN_N_SITES; site++)
+            origins_make(host->origins[tls][site], &op, public, alt, tls, (enum origin_site)site);
     snprintf(host->control_url, sizeof host->control_url, "http://%s:%u", public,
              host->ports[EX_PORT_CONTROL]);
     return srv;
@@ -432,7 +476,8 @@ void server_stop(struct server *srv)
 {
     struct ex_host *host = &srv->host;
     for (int i = 0; i < N_PORTS; i++)
-        MHD_quiesce_daemon(srv->daemons[i]);
+        if (srv->daemons[i])
+            MHD_quiesce_daemon(srv->daemons[i]);
     pthread_mutex_lock(&host->lock);
     host->stopping = true;
     pthread_mutex_unlock(&host->lock);
@@ -459,7 +504,8 @@ void server_stop(struct server *srv)
         usleep(10000);
     }
     for (int i = 0; i < N_PORTS; i++)
-        MHD_stop_daemon(srv->daemons[i]);
+        if (srv->daemons[i])
+            MHD_stop_daemon(srv->daemons[i]);
     conns_stop(srv->conns);
     timers_stop(host->timers); /* runs what is pending: the references timers hold go */
     conns_free(srv->conns);

@@ -19,6 +19,8 @@
 #include "fsroot.h"
 #include "instance.h"
 #include "caps.h"
+#include "origins.h"
+#include "tls_cert.h"
 
 struct server_config {
     const char *bind;        /* an IPv4 address; default 127.0.0.1 */
@@ -27,6 +29,12 @@ struct server_config {
     uint16_t port;           /* 0: any free port */
     uint16_t cross_port;
     uint16_t control_port;
+    uint16_t tls_port, tls_cross_port; /* main_tls and cross_tls; 0: any free port */
+    /* The certificate of main_tls and cross_tls (borrowed, must outlive the server); NULL:
+     * no TLS port at all. */
+    const struct tls_cert *tls_leaf;
+    /* One TLS port per flaw (TLS_CERT_EXPIRED + i), any free port; NULL: not served. */
+    const struct tls_cert *tls_flawed[ORIGIN_N_FLAWED];
     const char *token;          /* the control API's token (required, borrowed) */
     const struct fsroot *roots; /* where the control API may read files (borrowed; must
                                  * outlive the server) */
@@ -40,8 +48,12 @@ struct server;
 /* Start both ports. NULL on failure, with a message in err. */
 struct server *server_start(const struct server_config *cfg, char *err, size_t errlen);
 uint16_t server_port(const struct server *srv, int which); /* enum ex_port */
-/* The origins handed to clients (0 main, 1 cross, 2 alt) and the control API's URL. */
+/* The origins handed to clients, by enum origin_id ("" if not served), and the control
+ * API's URL. */
 const char *server_origin(const struct server *srv, int which);
+/* The host of main and cross (the --public-host, else the bind address) and alt's, as
+ * server_start() will use them: what the certificates must name (origins_cert_names). */
+void server_hosts(const struct server_config *cfg, const char **public_host, const char **alt_host);
 const char *server_control_url(const struct server *srv);
 struct registry *server_registry(struct server *srv);
 /* Stop accepting, end every request in flight, stop, free. */

@@ -8,9 +8,7 @@
 
 enum part_kind {
     P_TEXT,
-    P_ORIGIN_MAIN,
-    P_ORIGIN_CROSS,
-    P_ORIGIN_ALT,
+    P_ORIGIN, /* origin.NAME, any name of origins.h: which = enum origin_id */
     P_BASE,
     P_INSTANCE,
     P_METHOD,
@@ -24,9 +22,9 @@ enum part_kind {
     P_ORIGIN_FORM, /* which: origin * 4 + form (FORMS below) */
 };
 
-/* The forms of an origin: {{port.X}} and {{origin.X.FORM}}, X = main, cross or alt. */
+/* The forms of an origin: {{port.X}} and {{origin.X.FORM}}, X = main, cross or alt (the
+ * first three of ORIGIN_NAMES, origins.h). */
 enum { F_PORT, F_UPPER, F_HTTPS, F_USERINFO };
-static const char *const ORIGIN_NAMES[] = {"main", "cross", "alt"};
 static const char *const FORM_NAMES[] = {
     [F_UPPER] = "upper", [F_HTTPS] = "https", [F_USERINFO] = "userinfo"};
 #define USERINFO "user:pass@"
@@ -35,7 +33,7 @@ struct part {
     enum part_kind kind;
     char *text; /* P_TEXT: the text; P_HEADER / P_QUERY: the name */
     size_t len;
-    int which; /* P_ORIGIN_FORM */
+    int which; /* P_ORIGIN: enum origin_id; P_ORIGIN_FORM: origin * 4 + form */
 };
 
 struct tmpl {
@@ -47,9 +45,6 @@ static const struct {
     const char *name;
     enum part_kind kind;
 } NAMES[] = {
-    {"origin.main", P_ORIGIN_MAIN},
-    {"origin.cross", P_ORIGIN_CROSS},
-    {"origin.alt", P_ORIGIN_ALT},
     {"base", P_BASE},
     {"instance", P_INSTANCE},
     {"request.method", P_METHOD},
@@ -180,8 +175,14 @@ struct tmpl *tmpl_compile_at(const char *text, size_t len, struct src_loc loc, b
                 if (strlen(NAMES[i].name) == nlen && !memcmp(NAMES[i].name, n0, nlen))
                     kind = NAMES[i].kind;
             int which = kind == P_TEXT ? origin_form(n0, nlen) : -1;
-            if (which >= 0)
+            enum origin_id id;
+            if (which >= 0) {
                 kind = P_ORIGIN_FORM;
+            } else if (kind == P_TEXT && nlen > 7 && !memcmp(n0, "origin.", 7) &&
+                       origin_lookup(n0 + 7, nlen - 7, &id)) {
+                kind = P_ORIGIN;
+                which = (int)id;
+            }
             if (kind == P_TEXT && nlen > 15 && !memcmp(n0, "request.header.", 15)) {
                 kind = P_HEADER;
                 arg = n0 + 15;
@@ -195,7 +196,8 @@ struct tmpl *tmpl_compile_at(const char *text, size_t len, struct src_loc loc, b
                 struct where w = at(loc, exact, text, p);
                 diag_add(diags, w.loc,
                          "unknown placeholder '{{%.*s}}' (known: origin.main, origin.cross, "
-                         "origin.alt, base, instance, request.method, request.path, "
+                         "origin.alt, origin.main_tls and the other origins of "
+                         "docs/scenarios.md, base, instance, request.method, request.path, "
                          "request.target, request.full_target, request.header.NAME, "
                          "request.query.NAME, request.body, request.count, port.X, "
                          "origin.X.upper, origin.X.https, origin.X.userinfo; X = main, cross "
@@ -281,18 +283,18 @@ static void puts_(struct out *o, const char *s)
         put(o, s, strlen(s));
 }
 
-/* A form of an origin "http://HOST:PORT" (an empty origin gives ""). */
+/* A form of an origin "SCHEME://HOST:PORT" (an empty origin gives ""). */
 static void origin_form_put(struct out *o, const struct tmpl_ctx *ctx, int which)
 {
-    const char *origins[] = {ctx->origin_main, ctx->origin_cross, ctx->origin_alt};
-    const char *origin = origins[which / 4];
-    if (!origin || strncmp(origin, "http://", 7))
+    const char *origin = ctx->origins[which / 4];
+    const char *sep = origin ? strstr(origin, "://") : NULL;
+    if (!sep)
         return;
-    const char *rest = origin + 7;
+    const char *rest = sep + 3;
     switch (which % 4) {
     case F_PORT: {
         const char *colon = strrchr(rest, ':');
-        puts_(o, colon ? colon + 1 : "80");
+        puts_(o, colon ? colon + 1 : !strncmp(origin, "https:", 6) ? "443" : "80");
         break;
     }
     case F_UPPER:
@@ -306,7 +308,8 @@ static void origin_form_put(struct out *o, const struct tmpl_ctx *ctx, int which
         puts_(o, rest);
         break;
     case F_USERINFO:
-        puts_(o, "http://" USERINFO);
+        put(o, origin, (size_t)(rest - origin));
+        puts_(o, USERINFO);
         puts_(o, rest);
         break;
     }
@@ -323,14 +326,8 @@ char *tmpl_expand(const struct tmpl *t, const struct tmpl_ctx *ctx, size_t *out_
         case P_TEXT:
             put(&o, p->text, p->len);
             break;
-        case P_ORIGIN_MAIN:
-            puts_(&o, ctx->origin_main);
-            break;
-        case P_ORIGIN_CROSS:
-            puts_(&o, ctx->origin_cross);
-            break;
-        case P_ORIGIN_ALT:
-            puts_(&o, ctx->origin_alt);
+        case P_ORIGIN:
+            puts_(&o, ctx->origins[p->which]);
             break;
         case P_BASE:
             puts_(&o, ctx->base);

@@ -4,13 +4,13 @@
  * `harness check` error with its position), and expanded per request against a context that
  * knows the server's origins, the instance and the request being answered.
  *
- * Placeholders: origin.main, origin.cross, origin.alt, base, instance, request.method,
- * request.path, request.target, request.full_target, request.header.NAME,
- * request.query.NAME, request.body, request.count; and forms of each origin X (main, cross,
- * alt): port.X (the port alone), origin.X.upper (the whole origin upper-cased:
- * HTTP://127.0.0.1:P), origin.X.https (the https scheme instead: a scheme mismatch; no TLS
- * is served on it) and origin.X.userinfo (http://user:pass@HOST:PORT). "{{{{" is a literal
- * "{{".
+ * Placeholders: origin.NAME (every name of origins.h: main, cross, alt, main_tls, …),
+ * base, instance, request.method, request.path, request.target, request.full_target,
+ * request.header.NAME, request.query.NAME, request.body, request.count; and forms of each
+ * origin X (main, cross, alt): port.X (the port alone), origin.X.upper (the whole origin
+ * upper-cased: HTTP://127.0.0.1:P), origin.X.https (the https scheme on the same port: a
+ * scheme mismatch; the port itself speaks its own scheme) and origin.X.userinfo
+ * (SCHEME://user:pass@HOST:PORT). "{{{{" is a literal "{{".
  */
 #ifndef HARNESS_TMPL_H
 #define HARNESS_TMPL_H
@@ -18,15 +18,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "diag.h"
+#include "origins.h"
 
 struct tmpl; /* opaque compiled template */
 
 /* The values a template may ask for. Callbacks return NULL for "absent" (expanded as ""). */
 struct tmpl_ctx {
-    const char *origin_main;  /* "http://127.0.0.1:PORT" */
-    const char *origin_cross; /* "http://127.0.0.1:CROSSPORT" */
-    const char *origin_alt;   /* "http://localhost:PORT" */
-    const char *base;         /* "/s/INSTANCE" */
+    /* by enum origin_id: the instance's origins ("http://127.0.0.1:PORT", …); NULL: "" */
+    const char *origins[ORIGIN_N];
+    const char *base; /* "/s/INSTANCE" */
     const char *instance;
     const char *method;
     const char *path;        /* relative to the instance prefix */

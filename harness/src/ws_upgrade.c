@@ -15,7 +15,9 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <linux/sockios.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "deliver.h"
@@ -68,6 +70,27 @@ static void run_free(struct ws_run *run)
     ex_ws_session_ended(host);
 }
 
+/* Over TLS the session's socket is our end of libmicrohttpd's proxy (a socketpair), and
+ * closing it does not close the client's connection: a client that waits for the server
+ * to close the TCP connection after the closing handshake (RFC 6455 7.1.1; Python's
+ * websockets does) would wait forever. So once the proxy has taken what we wrote (the
+ * queue drained, then a moment for it to be sent on), the client's socket gets the FIN a
+ * plain session's shutdown() gives. */
+static void close_tls_peer(struct exchange *ex, int app_fd)
+{
+    for (int i = 0; i < 200; i++) {
+        int queued = 0;
+        if (ioctl(app_fd, SIOCOUTQ, &queued) != 0 || queued <= 0)
+            break;
+        usleep(5000);
+    }
+    usleep(50000);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci)
+        shutdown(ci->connect_fd, SHUT_WR);
+}
+
 static void *session_thread(void *arg)
 {
     struct ws_run *run = arg;
@@ -84,6 +107,8 @@ static void *session_thread(void *arg)
         json_object_set_new(record, "end", json_string(end));
     journal_set_end(journal_find(&ex->inst->journal, ex->entry), end);
     pthread_mutex_unlock(&ex->inst->lock);
+    if (ex->req.tls)
+        close_tls_peer(ex, run->fd);
     shutdown(run->fd, SHUT_RDWR);
     if (run->urh) {
         MHD_upgrade_action(run->urh, MHD_UPGRADE_ACTION_CLOSE);

@@ -26,7 +26,13 @@ static json_t *ref_new(const struct journal_request *r, uint64_t base)
 {
     json_t *e = json_object();
     json_object_set_new(e, "port", json_integer(r->port));
-    json_object_set_new(e, "origin", json_string(r->cross ? "cross" : "main"));
+    json_object_set_new(e, "origin",
+                        json_string(r->origin  ? r->origin
+                                    : r->cross ? "cross"
+                                               : "main"));
+    json_object_set_new(e, "tls", json_boolean(r->tls));
+    if (r->sni)
+        json_object_set_new(e, "sni", json_string(r->sni));
     json_object_set_new(e, "remote", json_string(r->remote));
     json_object_set_new(e, "method", json_string(r->method));
     json_object_set_new(e, "target", json_string(r->target));
@@ -275,6 +281,9 @@ static void test_preflight_and_no_route(void **state)
     r.has_count = false;
     r.count = 0;
     r.cross = true;
+    r.origin = "cross_tls";
+    r.tls = true;
+    r.sni = "b.localhost";
     r.cors_origin = "http://127.0.0.1:41234";
     r.cors_method = "PUT";
     append(&b, &r);

@@ -206,7 +206,7 @@ static void test_templates(void **state)
     const char *t = "{{origin.cross}}|{{ base }}|{{request.count}}|{{{{lit}}";
     struct tmpl *tp = tmpl_compile(t, strlen(t), (struct src_loc){"f", 1, 1}, &d);
     assert_non_null(tp);
-    struct tmpl_ctx ctx = {.origin_cross = "http://c", .base = "/s/i", .count = 7};
+    struct tmpl_ctx ctx = {.origins = {[ORIGIN_CROSS] = "http://c"}, .base = "/s/i", .count = 7};
     size_t len;
     char *out = tmpl_expand(tp, &ctx, &len);
     assert_string_equal(out, "http://c|/s/i|7|{{lit}}");

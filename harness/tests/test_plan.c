@@ -61,7 +61,7 @@ static const char *ctx_query(void *req, const char *name)
 
 static struct tmpl_ctx ctx_for(struct request *r)
 {
-    return (struct tmpl_ctx){.origin_main = "http://127.0.0.1:1",
+    return (struct tmpl_ctx){.origins = {[ORIGIN_MAIN] = "http://127.0.0.1:1"},
                              .base = "/s/t",
                              .instance = "t",
                              .method = r->method,

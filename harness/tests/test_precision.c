@@ -56,9 +56,9 @@ static char *expand(const char *text, const struct tmpl_ctx *ctx)
 static void test_origin_forms(void **state)
 {
     (void)state;
-    struct tmpl_ctx ctx = {.origin_main = "http://127.0.0.1:8080",
-                           .origin_cross = "http://127.0.0.1:9090",
-                           .origin_alt = "http://localhost:8080",
+    struct tmpl_ctx ctx = {.origins = {[ORIGIN_MAIN] = "http://127.0.0.1:8080",
+                                       [ORIGIN_CROSS] = "http://127.0.0.1:9090",
+                                       [ORIGIN_ALT] = "http://localhost:8080"},
                            .target = "/p?q=1",
                            .full_target = "/s/abc/p?q=1"};
     static const struct {
