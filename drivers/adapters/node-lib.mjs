@@ -36,7 +36,7 @@ import path from 'node:path';
 import vm from 'node:vm';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { serve, runDeadline, clientAction, originLack } from './protocol.mjs';
+import { serve, runDeadline, clientAction, originLack, scriptRequests } from './protocol.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RUNNER_FILE = path.join(HERE, 'browser', 'runner.js');
@@ -151,21 +151,24 @@ serve({
             name: lib.name,
             version: info.version,
             implementation: `${info.implementation} on Node ${process.version}`,
-            capabilities: [lib.capability, ...(lib.also || [])],
+            capabilities: [lib.capability, ...(lib.also || []), 'steps'],
             details: { node: process.version, undici: process.versions.undici },
         };
     },
     async run(msg) {
         const action = clientAction(msg);
-        if (action !== lib.capability && !(lib.also || []).includes(action)) {
-            return { type: 'unsupported', reason: `${lib.name} has no "${action}" capability` };
+        // a client script (steps): each request step as a single action would be
+        const requests = action === 'steps' ? scriptRequests(msg.client) : [[action, msg.client[action]]];
+        for (const [a, spec] of requests) {
+            if (a !== lib.capability && !(lib.also || []).includes(a)) {
+                return { type: 'unsupported', reason: `${lib.name} has no "${a}" capability` };
+            }
+            if (spec === null || typeof spec !== 'object' || typeof spec.url !== 'string') {
+                throw new Error(`client.${a}.url must be a string`);
+            }
+            const lack = lib.lacks(spec);
+            if (lack) return { type: 'unsupported', reason: lack };
         }
-        const spec = msg.client[action];
-        if (spec === null || typeof spec !== 'object' || typeof spec.url !== 'string') {
-            throw new Error(`client.${action}.url must be a string`);
-        }
-        const lack = lib.lacks(spec);
-        if (lack) return { type: 'unsupported', reason: lack };
         const ctrl = new AbortController();
         running.add(ctrl);
         try {

@@ -28,7 +28,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import puppeteer from 'puppeteer-core';
-import { serve, log, runDeadline, clientAction } from './protocol.mjs';
+import { serve, log, runDeadline, clientAction, scriptRequests } from './protocol.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RUNNER_SOURCE = fs.readFileSync(path.join(HERE, 'browser', 'runner.js'), 'utf8');
@@ -36,7 +36,7 @@ const PUPPETEER_VERSION = JSON.parse(
     fs.readFileSync(path.join(HERE, '..', 'node_modules', 'puppeteer-core', 'package.json'), 'utf8'),
 ).version;
 
-const CAPABILITIES = ['xhr', 'fetch', 'eventsource', 'websocket', 'jsonp', 'image'];
+const CAPABILITIES = ['xhr', 'fetch', 'eventsource', 'websocket', 'jsonp', 'image', 'steps'];
 const PAGE_GRACE_MS = 3000;     // after the deadline, before the page is given up on
 const NAVIGATION_TIMEOUT_MS = 15000;
 const LAUNCH_TIMEOUT_MS = 60000;
@@ -202,8 +202,11 @@ function closeInBackground(context) {
 
 async function runOne(msg) {
     const action = clientAction(msg);
-    if (!CAPABILITIES.includes(action)) {
-        return { type: 'unsupported', reason: `${opts.browser} adapter has no "${action}" capability` };
+    const actions = action === 'steps' ? ['steps', ...scriptRequests(msg.client).map(([a]) => a)] : [action];
+    for (const a of actions) {
+        if (!CAPABILITIES.includes(a)) {
+            return { type: 'unsupported', reason: `${opts.browser} adapter has no "${a}" capability` };
+        }
     }
     if (typeof msg.page !== 'string') throw new Error('run.page must be the harness page URL');
     const deadline = runDeadline(msg);

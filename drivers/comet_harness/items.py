@@ -115,9 +115,12 @@ class ScenarioItem(pytest.Item):
             self.stderr_tail = err.stderr
             raise
         self.client_info = dict(adapter.started or {})
-        action = prepare.action_of(self.scenario.get("client") or {})
-        if action not in (adapter.started or {}).get("capabilities", []):
-            self.unsupported = "%s has no %s capability" % (self.client, action)
+        client_part = self.scenario.get("client") or {}
+        action = prepare.action_of(client_part)
+        declared = (adapter.started or {}).get("capabilities", [])
+        missing = [c for c in prepare.needed_capabilities(client_part) if c not in declared]
+        if missing:
+            self.unsupported = "%s has no %s capability" % (self.client, ", ".join(missing))
             pytest.skip("unsupported: " + self.unsupported)
         instance_id = state.new_instance_id(self.client)
         try:
