@@ -187,7 +187,12 @@ class ScenarioItem(pytest.Item):
     # -- grading (call) ----------------------------------------------------------------
 
     def runtest(self):
-        self.verdict = grader.grade(self.expect, self.observations, self.journal)
+        state = state_of(self.config)
+        entry = state.registry.get(self.client)
+        client = {"name": self.client, "kind": getattr(entry, "kind", None),
+                  "capabilities": self.client_info.get("capabilities")
+                  or getattr(entry, "capabilities", [])}
+        self.verdict = grader.grade(self.expect, self.observations, self.journal, client)
         if self.verdict.outcome == grader.FAIL:
             raise ScenarioFailure(self.failure_text())
 
@@ -251,6 +256,7 @@ class ScenarioItem(pytest.Item):
             "notes": list(self.verdict.notes) if self.verdict else [],
             "observations": report.trim(self.observations),
             "journal": [grader.journal_line(e) for e in (self.journal or {}).get("entries") or []],
+            "timeline": grader.timeline(self.observations or {}, self.journal)[:400],
             "stderr": self.stderr_tail[-6000:],
             "expect": report.trim(self.expect),
         }
@@ -258,6 +264,7 @@ class ScenarioItem(pytest.Item):
 
 
 def _check_dict(check):
-    return {"path": check.path, "ok": check.ok, "strict": check.strict,
+    return {"path": check.path, "ok": check.ok, "strict": check.strict, "level": check.level,
+            "unsupported": check.unsupported,
             "expected": grader.render(check.expected), "observed": grader.render(check.observed),
             "message": check.message, "detail": check.detail}

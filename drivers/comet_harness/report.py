@@ -189,7 +189,7 @@ DETAILS_DIR = "report-details"  # beside report.html: the details of the cells, 
 DETAILS_PER_FILE = 250
 DETAIL_KEYS = ("id", "title", "spec", "file", "line", "client", "client_version", "outcome",
                "message", "duration", "instance", "known_failure", "error_kind", "checks",
-               "details", "notes", "journal", "observations", "expect", "stderr")
+               "details", "notes", "journal", "timeline", "observations", "expect", "stderr")
 
 
 def ordered(records):
