@@ -35,6 +35,7 @@ import urllib.request
 import jsonschema
 import pytest
 
+from comet_harness import prepare
 from comet_harness.clients import builtin_clients
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -54,7 +55,8 @@ def validator(name):
 DRIVER_MESSAGE = validator("driverMessage")
 ADAPTER_MESSAGE = validator("adapterMessage")
 OBSERVATIONS = {cap: validator("observations." + cap)
-                for cap in ("xhr", "fetch", "eventsource", "websocket", "jsonp", "image", "http")}
+                for cap in ("xhr", "fetch", "eventsource", "websocket", "jsonp", "image", "http",
+                            "steps")}
 
 # name → how to start it, what it must declare, and what it needs on this machine: the
 # registry's built-in clients (drivers/clients.yaml), as the plugin starts them
@@ -267,6 +269,12 @@ class Session:
 
     def run_message(self, instance, client, deadline_ms=10000):
         client = json.loads(json.dumps(client))
+        o = self.harness.origins
+        if "steps" in client:  # a client script: prepared as the driver prepares it
+            _, client, _ = prepare.prepare_client(client, instance, dict(o))
+            return {"id": None, "type": "run", "scenario": "adapter-test.steps", "client": client,
+                    "origins": dict(o), "page": o["main"] + "/_harness/page",
+                    "deadline_ms": deadline_ms}
         (action, spec), = client.items()
         url = spec["url"]
         if not url.startswith(("http:", "https:", "ws:", "wss:")):
@@ -294,7 +302,8 @@ class Session:
             self.harness.unload(instance)
         assert answer["type"] == expect, "%s\n%s" % (answer, adapter.log())
         if answer["type"] == "result":
-            OBSERVATIONS[next(iter(client))].validate(answer["observations"])
+            OBSERVATIONS["steps" if "steps" in client else next(iter(client))].validate(
+                answer["observations"])
         return answer
 
     def close(self):
@@ -988,3 +997,109 @@ def test_webkit_unresponsive_page_then_recovers(sessions):
     assert took < 1.0 + 3.0 + 3.0, took
     _cap, _id, routes, client, check = QUICK["xhr"]
     check(session.run(scenario(routes, client), client)["observations"])
+
+
+# ---------------------------------------------------------------------- client scripts
+
+def _step_events(obs, step):
+    return [e for e in obs["events"] if e.get("step") == step]
+
+
+def check_script_xhr(obs):
+    # two requests one after the other (the second after a journal wait), a call in a
+    # listener whose value is recorded, and an abort() from readystatechange at 2
+    assert set(obs["steps"]) == {"first", "step-4"}, obs["steps"]
+    assert obs["steps"]["first"]["status"] == 200
+    first = [e["type"] for e in _step_events(obs, "first")]
+    assert first[-2:] == ["load", "loadend"], first
+    got = [e for e in obs["events"] if e["type"] == "return"]
+    assert got and got[0] == dict(got[0], step="step-2", target="first", method="getResponseHeader",
+                                  value="yes"), got
+    second = [e["type"] for e in _step_events(obs, "step-4")]
+    assert "abort" in second and second[-1] == "loadend", second
+    assert isinstance(obs["clock"]["epoch_ms"], (int, float))
+    check_times(obs)
+
+
+def check_script_eventsource(obs):
+    a, b = _step_events(obs, "a"), _step_events(obs, "b")
+    assert [e["type"] for e in a][:2] == ["open", "message"], a
+    assert [e["type"] for e in b][:2] == ["open", "message"], b
+    assert obs["steps"]["a"]["readyState"] == 2 and obs["steps"]["b"]["readyState"] == 2
+    assert obs["steps"]["a"]["initialReadyState"] == 0
+
+
+def check_script_websocket(obs):
+    ev = _step_events(obs, "ws")
+    assert [e["type"] for e in ev] == ["open", "message", "close"], ev
+    assert ev[1]["data"] == "hi back"
+    assert ev[2]["code"] == 1000
+    assert obs["steps"]["ws"]["initialReadyState"] == 0
+
+
+def check_script_fetch(obs):
+    ev = _step_events(obs, "f")
+    assert ev[-1]["type"] == "error" and ev[-1]["name"] == "AbortError", ev
+    assert "deadline" not in obs
+
+
+SCRIPT_CASES = [
+    ("xhr", "xhr-steps",
+     [route("data", "/data", body="hello", headers=[{"X-Test": "yes"}]),
+      route("slow", "/slow", body="late", body_delay=3000)],
+     {"deadline": 8000, "steps": [
+         {"id": "first", "xhr": {"url": "/data"}},
+         {"on": {"step": "first", "event": "load"},
+          "do": {"call": "getResponseHeader", "args": ["X-Test"]}},
+         {"wait_for": {"journal": {"route": "data", "count": 1}, "timeout": 3000}},
+         {"xhr": {"url": "/slow"}},
+         {"on": {"step": "step-4", "event": "readystatechange", "readyState": 2}, "do": "abort"},
+         {"wait_for": {"event": {"step": "first", "event": "loadend"}}}]},
+     check_script_xhr),
+    ("eventsource", "eventsource-steps",
+     [route("stream", "/events", sse={"events": [{"data": "one"}], "then": "hang"})],
+     {"deadline": 8000, "steps": [
+         {"id": "a", "eventsource": {"url": "/events"}},
+         {"wait_for": {"event": {"step": "a", "event": "message"}, "timeout": 4000}},
+         {"id": "b", "eventsource": {"url": "/events", "close_after": {"messages": 1}}},
+         {"on": {"step": "b", "event": "message"}, "do": "close", "step": "a"}]},
+     check_script_eventsource),
+    ("websocket", "websocket-steps",
+     [route("ws", "/ws", websocket={"script": [{"receive": {"timeout": 4000}},
+                                               {"send": "hi back"}], "linger": 4000})],
+     {"deadline": 8000, "steps": [
+         {"id": "ws", "websocket": {"url": "/ws"}},
+         {"on": {"step": "ws", "event": "open"}, "do": {"send": "hi"}},
+         {"wait_for": {"event": {"step": "ws", "event": "message"}, "timeout": 4000}},
+         {"do": {"close": {"code": 1000}}, "step": "ws"}]},
+     check_script_websocket),
+    ("fetch", "fetch-steps", HANG,
+     {"deadline": 8000, "steps": [
+         {"id": "f", "fetch": {"url": "/hang"}},
+         {"wait_for": {"journal": {"route": "hang", "count": 1}, "timeout": 3000}},
+         {"do": "abort", "step": "f"}]},
+     check_script_fetch),
+]
+
+
+def script_cases():
+    out = []
+    for name, spec in ADAPTERS.items():
+        for cap, case_id, routes, client, check in SCRIPT_CASES:
+            if cap in spec["capabilities"]:
+                out.append(pytest.param(name, routes, client, check,
+                                        id="%s-%s" % (name, case_id)))
+    return out
+
+
+@pytest.mark.parametrize("name, routes, client, check", script_cases())
+def test_client_script(sessions, name, routes, client, check):
+    """Every adapter that declares steps runs scripts through the one step loop; one that
+    does not answers unsupported."""
+    s = sessions(name)
+    declared = "steps" in s.get().started["capabilities"]
+    assert declared == ("steps" in ADAPTERS[name]["capabilities"])
+    if not declared:
+        s.run(scenario(routes, client), client, deadline_ms=8000, expect="unsupported")
+        return
+    check(s.run(scenario(routes, client), client, deadline_ms=8000)["observations"])
