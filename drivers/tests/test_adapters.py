@@ -133,6 +133,9 @@ class Harness:
     def load(self, yaml_text):
         return self.api("POST", "/_harness/instances", {"yaml": yaml_text})
 
+    def journal(self, instance):
+        return self.api("GET", "/_harness/instances/%s/journal" % instance["instance"])
+
     def unload(self, instance):
         try:
             self.api("DELETE", "/_harness/instances/" + instance["instance"])
@@ -1103,3 +1106,52 @@ def test_client_script(sessions, name, routes, client, check):
         s.run(scenario(routes, client), client, deadline_ms=8000, expect="unsupported")
         return
     check(s.run(scenario(routes, client), client, deadline_ms=8000)["observations"])
+
+
+# ---------------------------------------------------------------------- documented examples
+
+def _doc_examples():
+    """The whole scenarios of docs/scenarios.md that use client scripts, matchers over
+    events and times, or per-kind expectations: each runs and passes on the browsers and
+    libraries that have its capabilities."""
+    import re
+    with open(os.path.join(ROOT, "docs", "scenarios.md"), encoding="utf-8") as f:
+        text = f.read()
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S)
+              if re.search(r"^id: ", b, re.M) and re.search(r"^\s*(steps|gaps|cases):", b, re.M)]
+    assert len(blocks) >= 3
+    return blocks
+
+
+@pytest.mark.parametrize("name", ["chromium", "firefox", "webkit", "node-xhr2",
+                                  "node-eventsource", "node-ws", "python-websockets"])
+@pytest.mark.parametrize("n", range(3))
+def test_documented_examples_run(sessions, name, n):
+    from comet_harness import grader
+    block = _doc_examples()[n]
+    s = sessions(name)
+    instance = s.harness.load(block)
+    try:
+        sc = {"id": instance["scenario"], "client": instance["client"],
+              "expect": instance["expect"]}
+        needed = prepare.needed_capabilities(sc["client"])
+        if not set(needed) <= set(ADAPTERS[name]["capabilities"]):
+            pytest.skip("%s lacks %s" % (name, needed))
+        if name == "node-xhr2" and sc["id"] == "xhr.example.script":
+            pytest.skip("xhr2 does not throw after send() (expectations/node-xhr2.yaml)")
+        adapter = s.get()
+        _, client, deadline = prepare.prepare_client(sc["client"], instance, dict(s.harness.origins))
+        msg = {"id": adapter.new_id(), "type": "run", "scenario": sc["id"], "client": client,
+               "origins": dict(s.harness.origins), "deadline_ms": deadline,
+               "page": s.harness.origins["main"] + "/_harness/page"}
+        adapter.send(msg)
+        answer = adapter.answer(msg["id"], deadline / 1000.0 + 15)
+        journal = s.harness.journal(instance)
+    finally:
+        s.harness.unload(instance)
+    assert answer["type"] == "result", answer
+    spec = REGISTRY[name]
+    expect = prepare.expect_of(sc, instance, dict(s.harness.origins))
+    verdict = grader.grade(expect, answer["observations"], journal,
+                           {"name": name, "kind": spec.kind, "capabilities": spec.capabilities})
+    assert verdict.outcome == "pass", grader.format_failure(verdict, sc, journal=journal)
