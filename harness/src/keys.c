@@ -407,6 +407,7 @@ static const struct key_spec KEYS_XHR_K[] = {
     K("upload_progress", KT_BOOL, "listen to xhr.upload events too"),
     KM("abort", KEYS_ABORT, "abort() on an event or after a time"),
     KLI("get_headers", KT_TEXT, "getResponseHeader(NAME) for each, at the end"),
+    K("send", KT_BOOL, "false: open() only (a script's do step may send() later)"),
 };
 const struct key_table KEYS_CLIENT_XHR = {"client.xhr", "client.xhr", "an XMLHttpRequest",
                                           KEYS_XHR_K, N(KEYS_XHR_K)};

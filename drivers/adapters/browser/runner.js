@@ -496,6 +496,14 @@ async function cometRun(client, deadlineMs, signal) {
             }
         }
         const body = requestBody(s);
+        if (s.send === false) {
+            // open() only: a do step may send() later; until then nothing is in flight
+            // (a request that never starts ends with the script).
+            r.done = true;
+            xhr.addEventListener('loadstart', () => { r.done = false; });
+            checkEnd();
+            return;
+        }
         try {
             if (body === undefined) xhr.send();
             else xhr.send(body);
