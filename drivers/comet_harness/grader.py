@@ -750,8 +750,9 @@ def _select(entries, spec):
     for e in entries:
         if "route" in spec and e.get("route") != spec["route"]:
             continue
-        if spec.get("preflight") is True and not is_preflight(e):
-            continue
+        if "preflight" in spec and spec["preflight"] is not None and \
+                bool(spec["preflight"]) != is_preflight(e):
+            continue  # true: only the preflights; false: only the actual requests
         out.append(e)
     return out
 

@@ -836,7 +836,7 @@ TABLE(KEYS_EXPECT_SERVER, "expect.server", "expect.server", "graded against the 
 static const struct key_spec KEYS_EXPECT_REQUEST_K[] = {
     KF("route", KT_TEXT, KF_NULL, "a route name (null: requests no route matched)"),
     K("count", KT_EXPECTED, "how many requests"),
-    K("preflight", KT_BOOL, "true: only CORS preflights"),
+    K("preflight", KT_BOOL, "true: only CORS preflights; false: only actual requests"),
     K("strict", KT_BOOL, "false: these checks are non-strict"),
     K("method", KT_EXPECTED, "every selected request's method"),
     K("path", KT_EXPECTED, "... path, relative to the instance prefix"),
