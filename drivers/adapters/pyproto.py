@@ -103,6 +103,9 @@ def duration_ms(v):
 
 
 STEP_ACTIONS = ("xhr", "fetch", "eventsource", "websocket", "jsonp", "image", "http")
+# What a library without DOM events cannot report (observations.unobserved): checks on them
+# are unsupported for it, not failed.
+UNOBSERVED = ("bubbles", "cancelable", "initialReadyState", "interface")
 
 
 def script_requests(client):
@@ -257,7 +260,8 @@ class Run:
         self.action = "steps" if script else next(iter(msg["client"]))
         self.spec = msg["client"] if script else msg["client"][self.action] or {}
         self.deadline_s = deadline_ms(msg) / 1000.0
-        self.obs = {"events": []}
+        # no DOM events here: what a page would show of them is not observable
+        self.obs = {"events": [], "unobserved": list(UNOBSERVED)}
         self.lock = threading.Lock()
         self.frozen = False   # the deadline hit (or stop): nothing more is recorded
         self.stopped = False  # the adapter is stopping: the run is answered as an error

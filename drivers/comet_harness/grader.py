@@ -670,8 +670,15 @@ def _all_check(spec, events, ctx, path):
     """all: every event the selector picks matches `match` (and there are `count` of them:
     at least one by default)."""
     selector, want = spec.get("events") or {}, spec.get("match") or {}
-    selected = _selected(selector, events)
     level = level_of(spec, default=ctx.level)
+    gone = [k for k in list(selector) + list(want) if k in ctx.unobserved]
+    if gone:
+        if set(want) <= ctx.unobserved:
+            return _unsupported(path, "this client cannot observe the events' %s (not graded)"
+                                % ", ".join(sorted(set(gone))))
+        selector = {k: v for k, v in selector.items() if k not in ctx.unobserved}
+        want = {k: v for k, v in want.items() if k not in ctx.unobserved}
+    selected = _selected(selector, events)
     count = spec.get("count", {"at_least": 1})
     why = match(count, len(selected))
     if why:
