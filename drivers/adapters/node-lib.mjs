@@ -25,7 +25,8 @@
  * when its run ends (the runner's cleanup).
  *
  * `--mutant no-pong` (with --lib ws, used only by the tests) makes a client that never
- * answers pings, `--mutant no-timeout` (with --lib xhr2) an XMLHttpRequest that ignores
+ * answers pings, `--mutant open-on-failure` (ws) one that fires open when its handshake
+ * failed, `--mutant no-timeout` (with --lib xhr2) an XMLHttpRequest that ignores
  * its timeout: the catalogue must catch both (drivers/tests/test_mutants.py).
  *
  * node-fetch also declares `http`: fetch() used as a plain HTTP library (runner.js
@@ -72,6 +73,20 @@ const LIBS = {
             globalThis.WebSocket = process.argv.includes('no-pong')
                 ? class extends WS { constructor(url, protocols) { super(url, protocols, { autoPong: false }); } }
                 : WS;
+            // --mutant open-on-failure (tests only): a client that reports a failed
+            // handshake as an open connection first (open, then error and close)
+            if (process.argv.includes('open-on-failure')) {
+                globalThis.WebSocket = class extends WS {
+                    emit(name, ...args) {
+                        if (name === 'open') this.openFired = true;
+                        if (name === 'error' && !this.openFired) {
+                            this.openFired = true;
+                            super.emit('open');
+                        }
+                        return super.emit(name, ...args);
+                    }
+                };
+            }
             const v = pkgVersion('ws');
             return { version: v, implementation: `ws ${v}` };
         },

@@ -98,8 +98,31 @@ const BROWSERS = {
     },
 };
 
+/*
+ * --mutant NAME (used only by drivers/tests/test_mutants.py): the browser's API broken on
+ * purpose in the page, before the runner runs, so that the catalogue must catch it.
+ *   no-invalid-state: XMLHttpRequest swallows the InvalidStateError its methods and
+ *   setters throw (setRequestHeader or send() after send(), overrideMimeType or
+ *   responseType while loading or done, withCredentials after send()).
+ */
+const MUTANTS = {
+    'no-invalid-state': `(() => {
+        const P = XMLHttpRequest.prototype;
+        const quiet = (e) => { if (!e || e.name !== 'InvalidStateError') throw e; };
+        for (const m of ['setRequestHeader', 'overrideMimeType', 'send']) {
+            const f = P[m];
+            P[m] = function (...args) { try { return f.apply(this, args); } catch (e) { quiet(e); } };
+        }
+        for (const prop of ['responseType', 'withCredentials']) {
+            const d = Object.getOwnPropertyDescriptor(P, prop);
+            Object.defineProperty(P, prop, { configurable: true, enumerable: d.enumerable, get: d.get,
+                set(v) { try { d.set.call(this, v); } catch (e) { quiet(e); } } });
+        }
+    })()`,
+};
+
 function parseArgs(argv) {
-    const opts = { browser: null, executable: null };
+    const opts = { browser: null, executable: null, mutant: null };
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
         const value = () => {
@@ -110,9 +133,11 @@ function parseArgs(argv) {
         else if (a.startsWith('--browser=')) opts.browser = a.slice(10);
         else if (a === '--executable') opts.executable = value();
         else if (a.startsWith('--executable=')) opts.executable = a.slice(13);
+        else if (a === '--mutant') opts.mutant = value();
         else throw new Error(`unknown argument ${a}`);
     }
     if (!BROWSERS[opts.browser]) throw new Error('usage: puppeteer.mjs --browser chromium|firefox [--executable PATH]');
+    if (opts.mutant !== null && !MUTANTS[opts.mutant]) throw new Error(`unknown mutant ${opts.mutant}`);
     opts.executable = opts.executable || BROWSERS[opts.browser].executable;
     return opts;
 }
@@ -184,6 +209,7 @@ async function newPage(pageUrl, id) {
         if (response && !response.ok()) {
             throw new Error(`the harness page ${pageUrl} answered ${response.status()}`);
         }
+        if (opts.mutant) await page.evaluate(MUTANTS[opts.mutant]);
         const visibility = await page.evaluate(RUNNER_SOURCE + '\n;document.visibilityState');
         if (visibility !== 'visible') log(`[run ${id}] warning: the page is ${visibility} (timers may be throttled)`);
         return { context, page };
