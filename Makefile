@@ -2,6 +2,7 @@
 #
 #   make check        install what is missing, build, run every test
 #   make conformance  install what is missing, run the catalogue against the default clients
+#   make merge        the results of shards (make conformance SHARD=K/N) as one run's
 #   make harness      build the server binary only ($(BUILD)/harness)
 #   make install      install it with the man pages, the catalogue and the pytest plugin
 #                     (PREFIX=/usr/local, DESTDIR=); make uninstall removes them
@@ -31,7 +32,7 @@ FUZZ_TARGETS := $(patsubst harness/fuzz/fuzz_%.c,%,$(wildcard harness/fuzz/fuzz_
 FUZZ_REPLAY  := $(patsubst %,$(BUILD)/tests/fuzz_replay_%,$(FUZZ_TARGETS))
 
 .PHONY: all harness deps deps-browsers check unit-tests integration-tests sanitizer-tests \
-        conformance format format-check cycles bench fuzz clean install uninstall deb man
+        conformance merge format format-check cycles bench bench-deps fuzz clean install uninstall deb man
 
 all: harness
 
@@ -91,18 +92,27 @@ check: deps deps-browsers
 	$(MAKE) sanitizer-tests
 
 # SCENARIOS: the folders or YAML files to run (default: the catalogue); RESULTS: where the
-# reports go; JOBS: pytest-xdist workers (0: none); CONFORMANCE_ARGS: any other pytest or
-# plugin option (drivers/comet_harness/README.md), e.g. "--client chromium -m sse".
+# reports go; JOBS: pytest-xdist workers (0: none); SHARD=K/N: the K-th of N balanced slices
+# of the runs (--shard; make merge SHARDS="DIR1 DIR2 ..." puts the shards' RESULTS together
+# into RESULTS); CONFORMANCE_ARGS: any other pytest or plugin option
+# (drivers/comet_harness/README.md), e.g. "--client chromium -m sse".
 SCENARIOS ?= scenarios
 RESULTS ?= results
 JOBS ?= 2
+SHARD ?=
 CONFORMANCE_ARGS ?=
 conformance: deps deps-browsers
 	$(MAKE) harness
 	PYTHONPATH=drivers HARNESS_BIN=$(abspath $(BUILD)/harness) $(PYTHON) -m pytest \
 	    -p no:cacheprovider -c drivers/pytest.ini --rootdir=. -p comet_harness.plugin \
 	    --scenarios scenarios --results $(RESULTS) --junitxml=$(RESULTS)/junit.xml \
-	    -n $(JOBS) $(CONFORMANCE_ARGS) $(SCENARIOS)
+	    -n $(JOBS) $(if $(SHARD),--shard $(SHARD) )$(CONFORMANCE_ARGS) $(SCENARIOS)
+
+SHARDS ?=
+REPORT_URL ?=
+merge: deps
+	PYTHONPATH=drivers $(PYTHON) -m comet_harness.merge --results $(RESULTS) \
+	    $(if $(REPORT_URL),--report-url $(REPORT_URL)) $(SHARDS)
 
 # A Selenium Grid 4 standalone on loopback for the webdriver adapter's grid-chrome and
 # grid-webkit clients (grid/grid.py: Debian's Chromium through chromedriver, WebKitGTK
@@ -118,10 +128,22 @@ grid:
 grid-stop:
 	$(PYTHON) grid/grid.py stop
 
-# Speed and scale figures (not a test): delay accuracy, thousands of held connections.
-BENCH_ARGS ?=
-bench: $(BUILD)/harness
-	$(PYTHON) bench/bench.py $(BENCH_ARGS) $(abspath $(BUILD)/harness)
+# Speed and scale figures (not a test), side by side with nginx on the same loads (and
+# Mountebank and WireMock with BENCH_PEERS=all): results/bench/bench.{json,md}, cdf-*.png.
+# Installs what it needs itself (never make check). BENCH_ARGS=--quick: a ~30 s smoke run.
+BENCH_ARGS  ?=
+BENCH_PEERS ?=
+bench-deps:
+	@scripts/ensure-deps $(if $(filter all,$(BENCH_PEERS)),bench-peers $(BUILD)/bench-peers,bench)
+
+$(BUILD)/bench/burst: bench/burst.c
+	mkdir -p $(BUILD)/bench
+	$(CC) -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o $@ $<
+
+bench: bench-deps $(BUILD)/harness $(BUILD)/bench/burst
+	$(PYTHON) bench/bench.py --burst $(abspath $(BUILD)/bench/burst) \
+	    $(if $(filter all,$(BENCH_PEERS)),--peers all --peers-dir $(abspath $(BUILD)/bench-peers)) \
+	    $(BENCH_ARGS) $(abspath $(BUILD)/harness)
 
 # libFuzzer (clang), every harness/fuzz/fuzz_NAME.c (make fuzz-NAME runs one): the WebSocket
 # frame parser (ws_frame), the scenario loader from text (scenario), the template engine

@@ -224,6 +224,28 @@ def test_client_pings_are_answered(server):
     c.close()
 
 
+@pytest.mark.parametrize("fin, payload", [(0, b"frag"), (1, b"p" * 126)],
+                         ids=["fragmented", "126-bytes"])
+def test_invalid_ping_gets_1002_not_a_pong(server, fin, payload):
+    """RFC 6455 5.5: control frames are at most 125 bytes and never fragmented; an endpoint
+    that gets one otherwise fails the connection (7.1.7) with 1002 (7.4.1): no pong."""
+    base = server.load("""
+        server:
+          routes:
+            - match: {path: /ws}
+              response: {websocket: {script: [{wait: 5s}]}}
+    """)
+    c = websocket.create_connection(ws_url(base, "/ws"), timeout=5)
+    c.send_frame(websocket.ABNF(fin=fin, opcode=websocket.ABNF.OPCODE_PING, data=payload))
+    op, data = c.recv_data(control_frame=True)
+    assert op == websocket.ABNF.OPCODE_CLOSE and data[:2] == b"\x03\xea"  # 1002
+    c.shutdown()
+    w = wait_end(server)["websocket"]
+    assert w["end"] == "protocol_error"
+    assert not [f for f in frames(w, "out") if f["opcode"] == 10]  # never a pong
+    assert [x["code"] for x in w["events"] if x["kind"] == "close"] == [1002]
+
+
 def test_receive_timeout_recorded(server):
     base = server.load("""
         server:

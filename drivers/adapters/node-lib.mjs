@@ -1,36 +1,47 @@
 #!/usr/bin/env node
 /*
- * node-lib.mjs — the adapters for Node libraries that implement a web API
- * (docs/adapters.md). One library per process, chosen on the command line:
+ * node-lib.mjs — the adapter for Node libraries that implement a web API (docs/adapters.md).
+ * One library per process, declared in drivers/clients.yaml (its `library`) and passed as
+ * JSON by the driver (comet_harness/clients.py, library_argument):
  *
- *     node drivers/adapters/node-lib.mjs --lib eventsource  # node-eventsource: the `eventsource` package
- *     node drivers/adapters/node-lib.mjs --lib ws      # node-ws:    the `ws` package as WebSocket
- *     node drivers/adapters/node-lib.mjs --lib fetch   # node-fetch: Node's built-in fetch (undici)
- *     node drivers/adapters/node-lib.mjs --lib xhr2    # node-xhr2:  the `xhr2` package as XMLHttpRequest
+ *     node drivers/adapters/node-lib.mjs --library '{"name": "node-ws",
+ *         "capabilities": ["websocket"], "npm": "ws", "root": "drivers",
+ *         "global": "WebSocket", "export": "module", "lacks": []}'
  *
- * Each library is installed as the global the browsers' in-page runner (browser/runner.js)
- * uses — EventSource, WebSocket, fetch, XMLHttpRequest — and the runner's cometRun() does
- * the run: the same listeners, the same rules of the client part, the same observations as
- * in a browser, so that a difference in verdict is the library's. One capability each
- * (fetch: two, see below). The eventsource package's error events carry a `code` (the HTTP
- * status, when there is one) and a `message`; the runner adds them to the "error" events.
+ *   name, capabilities  what `started` answers (the client's name, without any @VERSION)
+ *   npm, root           the package, resolved from root/node_modules (drivers/ for the
+ *                       pinned versions of drivers/package.json; a cache folder for
+ *                       NAME@VERSION); its version is read from its package.json there
+ *   builtin             instead of npm: the global is Node's own; its version is
+ *                       process.versions[builtin] (node-fetch: undici)
+ *   global              the web API global it provides: EventSource, WebSocket, fetch,
+ *                       XMLHttpRequest
+ *   export              the export shape: "module" (module.exports is the class),
+ *                       "default" (its default export) or the name of the export
+ *   lacks               [{key, in | not_in, reason}]: a run whose client part gives key
+ *                       (with a value in / not in the list, when given) is answered
+ *                       `unsupported` with reason ("{value}" is replaced by the value)
  *
- * What a library lacks is answered `unsupported` before anything is sent (see LIBS[].lacks):
+ * The library is installed as that global, and the browsers' in-page runner
+ * (browser/runner.js) does the run with cometRun(): the same listeners, the same rules of
+ * the client part, the same observations as in a browser, so that a difference in verdict
+ * is the library's. An EventSource whose error events carry `code` and `message` (the
+ * eventsource package) has them in the "error" events (the runner's, for any client).
+ *
  * Node has no page origin, so a run aimed at another origin (`origin: cross | alt`, a CORS
- * check in a browser) is unsupported for every library, and one with credentials (cookies:
- * no cookie jar) for fetch and xhr2; xhr2 has no synchronous mode, no FormData bodies and no "blob" or
- * "document" responses.
+ * check in a browser) is unsupported for every library with a capability that has CORS
+ * (all but websocket).
  *
  * Runs go on concurrently in this one process; each run's request or socket is stopped
  * when its run ends (the runner's cleanup).
  *
- * `--mutant no-pong` (with --lib ws, used only by the tests) makes a client that never
- * answers pings, `--mutant open-on-failure` (ws) one that fires open when its handshake
- * failed, `--mutant no-timeout` (with --lib xhr2) an XMLHttpRequest that ignores
- * its timeout: the catalogue must catch both (drivers/tests/test_mutants.py).
+ * `--mutant no-pong` (a `ws` WebSocket; used only by the tests) makes a client that never
+ * answers pings, `--mutant open-on-failure` (a `ws` WebSocket) one that fires open when its
+ * handshake failed, `--mutant no-timeout` (an `xhr2` XMLHttpRequest) one that ignores its
+ * timeout: the catalogue must catch them (drivers/tests/test_mutants.py).
  *
- * node-fetch also declares `http`: fetch() used as a plain HTTP library (runner.js
- * runHttp; the timeout is AbortSignal.timeout, a deadline on the whole call).
+ * A client declaring `steps` runs client scripts (docs/scenarios.md, "Client scripts"):
+ * each request step is checked as a single action would be (its capability, the lacks).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -40,148 +51,143 @@ import { fileURLToPath } from 'node:url';
 import { serve, runDeadline, clientAction, originLack, scriptRequests } from './protocol.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '..', '..');
 const RUNNER_FILE = path.join(HERE, 'browser', 'runner.js');
-const require = createRequire(path.join(HERE, '..', 'package.json'));
+const WITHOUT_CORS = new Set(['websocket']); // capabilities with no CORS check in a browser
 
-function pkgVersion(name) {
-    // The package's own package.json (not exported by every package: read the file).
-    const main = require.resolve(name);
-    let dir = path.dirname(main);
-    while (!fs.existsSync(path.join(dir, 'package.json')) || path.basename(dir) === 'lib') {
-        dir = path.dirname(dir);
-    }
-    return JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version;
-}
-
-const LIBS = {
-    eventsource: {
-        name: 'node-eventsource',
-        capability: 'eventsource',
-        install() {
-            globalThis.EventSource = require('eventsource').EventSource;
-            const v = pkgVersion('eventsource');
-            return { version: v, implementation: `eventsource ${v}` };
-        },
-        lacks: originLack,
+// The deliberately broken clients of the tests: the class installed → the mutant's.
+const MUTANTS = {
+    'no-pong': (WS) => class extends WS {
+        constructor(url, protocols) { super(url, protocols, { autoPong: false }); }
     },
-    ws: {
-        name: 'node-ws',
-        capability: 'websocket',
-        install() {
-            const WS = require('ws');
-            // --mutant no-pong (tests only): a client that never answers pings
-            globalThis.WebSocket = process.argv.includes('no-pong')
-                ? class extends WS { constructor(url, protocols) { super(url, protocols, { autoPong: false }); } }
-                : WS;
-            // --mutant open-on-failure (tests only): a client that reports a failed
-            // handshake as an open connection first (open, then error and close)
-            if (process.argv.includes('open-on-failure')) {
-                globalThis.WebSocket = class extends WS {
-                    emit(name, ...args) {
-                        if (name === 'open') this.openFired = true;
-                        if (name === 'error' && !this.openFired) {
-                            this.openFired = true;
-                            super.emit('open');
-                        }
-                        return super.emit(name, ...args);
-                    }
-                };
+    // reports a failed handshake as an open connection first (open, then error and close)
+    'open-on-failure': (WS) => class extends WS {
+        emit(name, ...args) {
+            if (name === 'open') this.openFired = true;
+            if (name === 'error' && !this.openFired) {
+                this.openFired = true;
+                super.emit('open');
             }
-            const v = pkgVersion('ws');
-            return { version: v, implementation: `ws ${v}` };
-        },
-        lacks(s) {
-            if (s.binary_type !== undefined && !['arraybuffer', 'blob'].includes(s.binary_type)) {
-                return `ws has no binaryType "${s.binary_type}"`;
-            }
-            return null;
-        },
+            return super.emit(name, ...args);
+        }
     },
-    fetch: {
-        name: 'node-fetch',
-        capability: 'fetch',
-        also: ['http'], // fetch() as the plain HTTP library Node programs use
-        install() {
-            if (typeof fetch !== 'function') throw new Error('this Node has no built-in fetch');
-            const v = process.versions.undici;
-            return { version: v, implementation: `built-in fetch (undici ${v})` };
-        },
-        lacks(s) {
-            const o = originLack(s);
-            if (o) return o;
-            if (s.credentials !== undefined && s.credentials !== 'omit') {
-                return 'Node\'s fetch keeps no cookies (credentials)';
-            }
-            if (s.mode !== undefined && s.mode !== 'cors') return `Node's fetch has no mode "${s.mode}" (no page origin)`;
-            return null;
-        },
-    },
-    xhr2: {
-        name: 'node-xhr2',
-        capability: 'xhr',
-        install() {
-            const XHR2 = require('xhr2');
-            // --mutant no-timeout (tests only): an XMLHttpRequest that ignores its timeout
-            // attribute (it keeps the value, but sends every request without a timer)
-            globalThis.XMLHttpRequest = process.argv.includes('no-timeout')
-                ? class extends XHR2 {
-                    _sendHxxpRequest() {
-                        const kept = this.timeout;
-                        this.timeout = 0;
-                        try { return super._sendHxxpRequest(); } finally { this.timeout = kept; }
-                    }
-                }
-                : XHR2;
-            const v = pkgVersion('xhr2');
-            return { version: v, implementation: `xhr2 ${v}` };
-        },
-        lacks(s) {
-            const o = originLack(s);
-            if (o) return o;
-            if (s.async === false) return 'xhr2 has no synchronous requests ("Synchronous XHR processing not implemented")';
-            if (s.form !== undefined && s.form !== null) return 'xhr2 cannot send a FormData body';
-            if (s.response_type === 'blob' || s.response_type === 'document') {
-                return `xhr2 has no responseType "${s.response_type}"`;
-            }
-            if (s.with_credentials) return 'xhr2 keeps no cookies (withCredentials)';
-            return null;
-        },
+    // keeps the timeout attribute but sends every request without a timer (xhr2 internals)
+    'no-timeout': (XHR) => class extends XHR {
+        _sendHxxpRequest() {
+            const kept = this.timeout;
+            this.timeout = 0;
+            try { return super._sendHxxpRequest(); } finally { this.timeout = kept; }
+        }
     },
 };
 
-const at = process.argv.indexOf('--lib');
-const lib = LIBS[at >= 0 ? process.argv[at + 1] : undefined];
-if (!lib) {
-    process.stderr.write(`usage: node-lib.mjs --lib ${Object.keys(LIBS).join('|')}\n`);
+function usage(why) {
+    process.stderr.write(`node-lib.mjs: ${why}\nusage: node-lib.mjs --library JSON [--mutant ${Object.keys(MUTANTS).join('|')}]\n`
+        + '(the JSON is a client\'s `library` of drivers/clients.yaml with its name and capabilities:'
+        + ' see the top of this file)\n');
     process.exit(2);
 }
-const info = lib.install();
+
+function option(name) {
+    const at = process.argv.indexOf(name);
+    return at >= 0 ? process.argv[at + 1] : undefined;
+}
+
+let decl;
+try {
+    decl = JSON.parse(option('--library'));
+} catch (err) {
+    usage(option('--library') === undefined ? 'no --library' : `--library is not JSON: ${err.message}`);
+}
+for (const key of ['name', 'global']) {
+    if (typeof decl[key] !== 'string' || !decl[key]) usage(`--library needs a string "${key}"`);
+}
+if (!Array.isArray(decl.capabilities) || !decl.capabilities.length) usage('--library needs "capabilities"');
+if (!decl.npm === !decl.builtin) usage('--library needs one of "npm" and "builtin"');
+const mutant = option('--mutant');
+if (mutant !== undefined && !MUTANTS[mutant]) usage(`no mutant "${mutant}"`);
+
+/* Installs the library as its global; returns {version, implementation, details}. */
+function install() {
+    if (decl.builtin) {
+        if (globalThis[decl.global] === undefined) throw new Error(`this Node has no built-in ${decl.global}`);
+        const v = process.versions[decl.builtin];
+        if (!v) throw new Error(`this Node has no ${decl.builtin} (process.versions)`);
+        if (mutant) globalThis[decl.global] = MUTANTS[mutant](globalThis[decl.global]);
+        return { version: v, implementation: `built-in ${decl.global} (${decl.builtin} ${v})`, details: {} };
+    }
+    const root = path.resolve(ROOT, decl.root || 'drivers');
+    const require = createRequire(path.join(root, 'node-lib.js'));
+    const dir = path.join(root, 'node_modules', decl.npm);
+    // The package's own package.json (not exported by every package: read the file).
+    const version = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version;
+    const mod = require(decl.npm);
+    const shape = decl.export || 'module';
+    const value = shape === 'module' ? mod : mod && mod[shape];
+    if (typeof value !== 'function') {
+        const keys = mod && typeof mod === 'object' ? Object.keys(mod).slice(0, 12).join(', ') : typeof mod;
+        throw new Error(`${decl.npm} ${version}: its export "${shape}" is not a class (the module has: ${keys}); `
+            + 'declare its export shape in drivers/clients.yaml (library.export, library.versions)');
+    }
+    globalThis[decl.global] = mutant ? MUTANTS[mutant](value) : value;
+    const what = shape === 'module' || shape === 'default' ? '' : ` (its ${shape})`;
+    return { version, implementation: `${decl.npm} ${version}${what}`, details: { module: dir } };
+}
+
+/* Why a run's client part is unsupported, or null (the declared lacks, then the origin). */
+function lacks(action, spec) {
+    if (!WITHOUT_CORS.has(action)) {
+        const o = originLack(spec);
+        if (o) return o;
+    }
+    for (const rule of decl.lacks || []) {
+        const value = spec[rule.key];
+        if (value === undefined || value === null) continue;
+        if (rule.in && !rule.in.includes(value)) continue;
+        if (rule.not_in && rule.not_in.includes(value)) continue;
+        return rule.reason.replaceAll('{value}', String(value));
+    }
+    return null;
+}
+
+let info = null; // the install's answer, or its failure (answered at start and at each run)
+let failure = null;
+try {
+    info = install();
+} catch (err) {
+    failure = err;
+}
 vm.runInThisContext(fs.readFileSync(RUNNER_FILE, 'utf8'), { filename: RUNNER_FILE });
 const cometRun = globalThis.cometRun;
 const running = new Set(); // the AbortControllers of the runs in flight
 
 serve({
     async start() {
+        if (failure) throw failure;
         return {
-            name: lib.name,
+            name: decl.name,
             version: info.version,
             implementation: `${info.implementation} on Node ${process.version}`,
-            capabilities: [lib.capability, ...(lib.also || []), 'steps'],
-            details: { node: process.version, undici: process.versions.undici },
+            capabilities: decl.capabilities,
+            details: Object.assign({ node: process.version, undici: process.versions.undici }, info.details),
         };
     },
     async run(msg) {
+        if (failure) throw failure;
         const action = clientAction(msg);
+        if (!decl.capabilities.includes(action)) {
+            return { type: 'unsupported', reason: `${decl.name} has no "${action}" capability` };
+        }
         // a client script (steps): each request step as a single action would be
         const requests = action === 'steps' ? scriptRequests(msg.client) : [[action, msg.client[action]]];
         for (const [a, spec] of requests) {
-            if (a !== lib.capability && !(lib.also || []).includes(a)) {
-                return { type: 'unsupported', reason: `${lib.name} has no "${a}" capability` };
+            if (!decl.capabilities.includes(a)) {
+                return { type: 'unsupported', reason: `${decl.name} has no "${a}" capability` };
             }
             if (spec === null || typeof spec !== 'object' || typeof spec.url !== 'string') {
                 throw new Error(`client.${a}.url must be a string`);
             }
-            const lack = lib.lacks(spec);
+            const lack = lacks(a, spec);
             if (lack) return { type: 'unsupported', reason: lack };
         }
         const ctrl = new AbortController();

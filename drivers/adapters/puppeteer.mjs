@@ -11,9 +11,15 @@
  * and page: the page opens the run's "page" URL (the harness's blank page on the main
  * origin), the shared in-page runner (browser/runner.js) is injected, and
  * cometRun(client, deadline) gives the observations. Runs with different ids go on
- * concurrently, each in its own context. (Preparing pages ahead of the runs would save
- * Chromium's half second per page, but a page that waits in the background may have its
- * timers throttled: every page is made for its run.)
+ * concurrently, each in its own context.
+ *
+ * Making a context and its page is most of a short run's time (Chromium: about half a
+ * second, Firefox: a second, more on a loaded machine), so the adapter makes one ahead:
+ * once a run has answered it makes a spare, which the next run with the same page URL
+ * takes. (Not while a run goes on: Firefox opening a window delays the events of the page
+ * under test.) The spare is a context and window of its own, never used before, and it is
+ * used only if it is still visible when its run starts (a hidden page may have its timers
+ * throttled); otherwise the run makes its own page, as it would have without a spare.
  *
  * The page's console messages, uncaught errors and failed requests are logged to stderr,
  * prefixed with the run id, for the driver to show when a test fails.
@@ -186,13 +192,15 @@ function withTimeout(promise, ms) {
 }
 const TIMED_OUT = Symbol('timed out');
 
+/* The page's messages go to stderr tagged with its run (a spare's tag changes when a run
+ * takes it). */
 function watchPage(page, id) {
-    const tag = `[run ${id}]`;
-    page.on('console', (m) => log(`${tag} console.${m.type()}: ${m.text()}`));
-    page.on('pageerror', (e) => log(`${tag} page error: ${e && e.message || e}`));
+    const tag = () => `[run ${page.cometRunId === undefined ? id : page.cometRunId}]`;
+    page.on('console', (m) => log(`${tag()} console.${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => log(`${tag()} page error: ${e && e.message || e}`));
     page.on('requestfailed', (req) => {
         const failure = req.failure();
-        log(`${tag} request failed: ${req.method()} ${req.url()} ${failure ? failure.errorText : ''}`);
+        log(`${tag()} request failed: ${req.method()} ${req.url()} ${failure ? failure.errorText : ''}`);
     });
 }
 
@@ -219,6 +227,43 @@ async function newPage(pageUrl, id) {
     }
 }
 
+let spare = null;  // { url, ready: promise of { context, page } }: the next run's page
+let spares = 0;
+let stopping = false;
+
+function makeSpare(pageUrl) {
+    const ready = newPage(pageUrl, `spare ${++spares}`);
+    ready.catch(() => {});  // a spare that failed is not used: its run makes its own page
+    spare = { url: pageUrl, ready };
+}
+
+function dropSpare() {
+    const s = spare;
+    spare = null;
+    if (s) s.ready.then(({ context }) => closeInBackground(context), () => {});
+}
+
+/* The run's page: the spare when it is for this URL, made and still visible; else a new
+ * one. */
+async function pageFor(pageUrl, id) {
+    const s = spare;
+    spare = null;
+    if (s && s.url !== pageUrl) s.ready.then(({ context }) => closeInBackground(context), () => {});
+    if (s && s.url === pageUrl) {
+        try {
+            const got = await s.ready;
+            if (await got.page.evaluate('document.visibilityState') === 'visible') {
+                got.page.cometRunId = id;
+                return got;
+            }
+            closeInBackground(got.context);
+        } catch (err) {
+            log(`[run ${id}] the spare page failed (${err && err.message || err}): making one`);
+        }
+    }
+    return newPage(pageUrl, id);
+}
+
 const closing = new Set(); // contexts being closed in the background
 
 function closeInBackground(context) {
@@ -237,7 +282,7 @@ async function runOne(msg) {
     if (typeof msg.page !== 'string') throw new Error('run.page must be the harness page URL');
     const deadline = runDeadline(msg);
     const t0 = Date.now();
-    const { context, page } = await newPage(msg.page, msg.id);
+    const { context, page } = await pageFor(msg.page, msg.id);
     try {
         log(`[run ${msg.id}] ${msg.scenario}: page ready in ${Date.now() - t0} ms`);
         const json = await withTimeout(
@@ -257,6 +302,7 @@ async function runOne(msg) {
         // The runner has already stopped what it started; closing the context (which
         // also ends anything left, such as a blocked page) need not delay the answer.
         closeInBackground(context);
+        if (!spare && !stopping) setImmediate(() => { if (!spare && !stopping) makeSpare(msg.page); });
     }
 }
 
@@ -278,7 +324,9 @@ serve({
     },
     run: runOne,
     async stop() {
+        stopping = true;
         if (launching) await launching.catch(() => {});
+        dropSpare();
         await Promise.allSettled([...closing]);
         const b = browser;
         browser = null;

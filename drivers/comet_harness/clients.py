@@ -12,13 +12,22 @@ answers, and captures stderr for failure reports. An adapter that crashes, hangs
 deadline plus a grace period, or writes a line that is not protocol raises `AdapterError`
 for that run and is killed; the pool starts a new one for the next run.
 
+A Node library client is declared by its `library` (the npm package, the web API global it
+provides, its export shape, what it lacks, per-version overrides) and runs on
+drivers/adapters/node-lib.mjs, which gets the declaration as JSON on its command line.
+`NAME@VERSION` (add_versioned) is such a client at another version of its package,
+installed with npm into a cache of its own (build/clients-cache) and reused from there.
+
 (The adapter programs themselves are in drivers/adapters/.)
 """
 import collections
+import copy
+import fcntl
 import itertools
 import json
 import os
 import queue
+import re
 import shlex
 import shutil
 import signal
@@ -26,7 +35,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import List
+from typing import List, Optional
 
 import yaml
 
@@ -35,7 +44,12 @@ MANIFEST = os.path.join(ROOT, "drivers", "clients.yaml")
 DEFAULT_GRACE_S = 10.0
 ANSWER_TYPES = {"started", "result", "unsupported", "error", "stopped"}
 KINDS = ("browser", "node", "python", "program")
-FIELDS = {"command", "description", "capabilities", "kind", "default", "start_timeout", "needs"}
+FIELDS = {"command", "description", "capabilities", "kind", "default", "start_timeout", "needs",
+          "library"}
+NODE_LIB = ["node", "drivers/adapters/node-lib.mjs"]  # the command of a `library` client
+PACKAGE_JSON = os.path.join(ROOT, "drivers", "package.json")
+CACHE = os.environ.get("COMET_CLIENTS_CACHE") or os.path.join(ROOT, "build", "clients-cache")
+NPM_TIMEOUT_S = 300
 
 
 @dataclass
@@ -49,17 +63,245 @@ class ClientSpec:
     capabilities: List[str] = field(default_factory=list)
     kind: str = "program"
     needs: List[str] = field(default_factory=list)
+    library: Optional[dict] = None    # a Node library client: its declaration (see library_argument)
+    library_root: Optional[str] = None  # the folder whose node_modules holds its package
 
     def argv(self, root=ROOT):
-        """The command with its program found on PATH (as `node`) when not a path."""
+        """The command with its program found on PATH (as `node`) when not a path; a
+        library client's declaration appended (`--library JSON`)."""
         argv = list(self.command)
         if argv and os.sep not in argv[0]:
             argv[0] = shutil.which(argv[0]) or argv[0]
+        if self.library is not None:
+            argv += ["--library", json.dumps(library_argument(self), sort_keys=True)]
         return argv
 
 
 class RegistryError(ValueError):
     """A clients file is not valid."""
+
+
+# ------------------------------------------------------------ Node library clients
+
+LIBRARY_FIELDS = {"npm", "builtin", "global", "export", "lacks", "versions"}
+OVERRIDE_FIELDS = {"global", "export", "lacks"}   # what `versions` may change
+LACK_FIELDS = {"key", "in", "not_in", "reason"}
+_COMPARATOR = re.compile(r"^(<=|>=|<|>|=)?(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
+EXACT_VERSION = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$")
+
+
+def _version_key(version):
+    """(major, minor, patch) of a version; a prerelease tag is ignored."""
+    m = re.match(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?", str(version).strip())
+    if not m:
+        raise ValueError("not a version: %r" % (version,))
+    return tuple(int(g or 0) for g in m.groups())
+
+
+def version_matches(version, spec):
+    """Whether version satisfies a range of space-separated comparators, all of them
+    (`<3`, `>=2.1 <3`, `=4.1.1`, `4`: no operator is `=`). A comparator compares only the
+    parts it gives, as npm's semver does (`<=3` takes in 3.9.9, `=4` any 4.x.y). The small
+    part of semver that clients.yaml's `versions` needs."""
+    key = _version_key(version)
+    comparators = str(spec).split()
+    if not comparators:
+        raise ValueError("an empty version range")
+    for comp in comparators:
+        m = _COMPARATOR.match(comp)
+        if not m:
+            raise ValueError("not a version comparator: %r (use <, <=, >, >=, = and "
+                             "a version such as 3 or 2.1.0)" % comp)
+        parts = tuple(int(g) for g in m.groups()[1:] if g is not None)
+        have = key[:len(parts)]
+        ok = {"=": have == parts, "<": have < parts, "<=": have <= parts,
+              ">": have > parts, ">=": have >= parts}[m.group(1) or "="]
+        if not ok:
+            return False
+    return True
+
+
+def _check_lacks(where, lacks):
+    if not isinstance(lacks, list):
+        raise RegistryError("%s: lacks must be a list of {key, in | not_in, reason}" % where)
+    for i, rule in enumerate(lacks):
+        w = "%s: lacks[%d]" % (where, i)
+        if not isinstance(rule, dict) or not isinstance(rule.get("key"), str) \
+                or not isinstance(rule.get("reason"), str):
+            raise RegistryError("%s needs a key and a reason" % w)
+        unknown = set(rule) - LACK_FIELDS
+        if unknown:
+            raise RegistryError("%s: unknown keys %s (known: %s)" % (
+                w, ", ".join(sorted(unknown)), ", ".join(sorted(LACK_FIELDS))))
+        for key in ("in", "not_in"):
+            if key in rule and not isinstance(rule[key], list):
+                raise RegistryError("%s: %s must be a list of values" % (w, key))
+    return lacks
+
+
+def _check_library(where, lib):
+    """A client's `library` declaration, checked: a mapping, or the name of another client
+    whose library this one shares (a string, resolved by _resolve_library_refs)."""
+    if isinstance(lib, str):
+        return {"like": lib}
+    where += ".library"
+    if not isinstance(lib, dict):
+        raise RegistryError("%s must be a mapping (or the name of another client)" % where)
+    unknown = set(lib) - LIBRARY_FIELDS
+    if unknown:
+        raise RegistryError("%s: unknown keys %s (known: %s)" % (
+            where, ", ".join(sorted(unknown)), ", ".join(sorted(LIBRARY_FIELDS))))
+    if ("npm" in lib) == ("builtin" in lib):
+        raise RegistryError("%s needs one of npm (the package) or builtin (Node's own)" % where)
+    for key in ("npm", "builtin", "global", "export"):
+        if key in lib and not (isinstance(lib[key], str) and lib[key]):
+            raise RegistryError("%s: %s must be a string" % (where, key))
+    if "global" not in lib:
+        raise RegistryError("%s needs global (the web API global it provides)" % where)
+    if "npm" in lib and "export" not in lib:
+        raise RegistryError("%s needs export (module, default or the export's name)" % where)
+    _check_lacks(where, lib.get("lacks", []))
+    versions = lib.get("versions", {})
+    if not isinstance(versions, dict):
+        raise RegistryError("%s: versions must be a mapping of range to overrides" % where)
+    for rng, over in versions.items():
+        w = "%s.versions[%r]" % (where, rng)
+        try:
+            version_matches("0.0.0", rng)
+        except ValueError as err:
+            raise RegistryError("%s: %s" % (w, err)) from None
+        if not isinstance(over, dict) or set(over) - OVERRIDE_FIELDS:
+            raise RegistryError("%s: a mapping of %s" % (w, ", ".join(sorted(OVERRIDE_FIELDS))))
+        if "lacks" in over:
+            _check_lacks(w, over["lacks"])
+    return dict(lib)
+
+
+def _resolve_library_refs(clients, where):
+    """Replace `library: OTHER` by OTHER's library."""
+    for name, spec in clients.items():
+        if spec.library is not None and "like" in spec.library:
+            other = clients.get(spec.library["like"])
+            if other is None or other.library is None or "like" in other.library:
+                raise RegistryError("%s: clients.%s.library: %s is not a library client"
+                                    % (where, name, spec.library["like"]))
+            spec.library = copy.deepcopy(other.library)
+
+
+def installed_version(root, package):
+    """The version of package installed under root/node_modules, or None."""
+    try:
+        with open(os.path.join(root, "node_modules", package, "package.json"),
+                  encoding="utf-8") as f:
+            return str(json.load(f).get("version"))
+    except (OSError, ValueError):
+        return None
+
+
+def library_argument(spec):
+    """What node-lib.mjs is told of a library client (`--library JSON`): its name and
+    capabilities, the package and the folder to resolve it from (root), the global, the
+    export shape and the lacks — the `versions` overrides that match the installed
+    version applied, in their order."""
+    lib = spec.library
+    decl = {k: copy.deepcopy(v) for k, v in lib.items() if k != "versions"}
+    decl["name"] = spec.name.split("@")[0]
+    decl["capabilities"] = list(spec.capabilities)
+    if "npm" in lib:
+        root = spec.library_root or os.path.join(ROOT, "drivers")
+        decl["root"] = root
+        version = installed_version(root, lib["npm"])
+        for rng, over in (lib.get("versions") or {}).items():
+            if version is not None and version_matches(version, rng):
+                decl.update(copy.deepcopy(over))
+    return decl
+
+
+def pinned_version(package, package_json=PACKAGE_JSON):
+    """The version drivers/package.json pins package to (the one place it is written)."""
+    with open(package_json, encoding="utf-8") as f:
+        return json.load(f).get("dependencies", {}).get(package)
+
+
+def _npm_errors(text):
+    lines = [ln[len("npm error"):].strip() for ln in text.splitlines()
+             if ln.startswith("npm error") and "complete log" not in ln]
+    return "; ".join(ln for ln in lines if ln) or text.strip()[-500:]
+
+
+def npm_install(package, version, cache=None):
+    """package@version installed with npm into cache/package@version (reused when it is
+    there already); returns that folder. Several processes may ask at once (pytest-xdist
+    workers): a lock file makes one install and the others reuse it. RegistryError when
+    npm fails (no such version, no registry)."""
+    cache = cache or CACHE
+    folder = os.path.join(cache, "%s@%s" % (package.replace("/", "+"), version))
+    if installed_version(folder, package) == version:
+        return folder
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RegistryError("%s@%s: npm is not installed (scripts/ensure-deps)" % (package, version))
+    os.makedirs(cache, exist_ok=True)
+    with open(folder + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if installed_version(folder, package) == version:
+            return folder
+        tmp = "%s.tmp%d" % (folder, os.getpid())
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        try:
+            proc = subprocess.run(
+                [npm, "install", "--prefix", tmp, "--no-save", "--no-package-lock",
+                 "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel", "error",
+                 "%s@%s" % (package, version)],
+                cwd=tmp, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                timeout=NPM_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise RegistryError("npm install %s@%s took more than %d s"
+                                % (package, version, NPM_TIMEOUT_S)) from None
+        got = installed_version(tmp, package)
+        if proc.returncode != 0 or got != version:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise RegistryError("cannot install %s@%s from npm: %s" % (
+                package, version, _npm_errors(proc.stderr + proc.stdout)
+                if proc.returncode else "it installed %s" % got))
+        shutil.rmtree(folder, ignore_errors=True)
+        os.rename(tmp, folder)
+    return folder
+
+
+def versioned_client(registry, name, cache=None):
+    """The client NAME@VERSION: client NAME (a Node library client of an npm package) with
+    that exact version of its package, installed by npm_install. RegistryError when NAME
+    is unknown or not such a client, or VERSION is not an exact version npm has."""
+    base, _, version = name.partition("@")
+    spec = registry.get(base)
+    if spec is None:
+        raise RegistryError("unknown client %s (in %s; known: %s)"
+                            % (base, name, ", ".join(sorted(registry))))
+    if not EXACT_VERSION.match(version):
+        raise RegistryError("%s: the version must be exact, as %s@2.0.2" % (name, base))
+    if spec.library is None or "npm" not in spec.library:
+        why = ("Python libraries come from Debian, one version each"
+               if spec.kind == "python" else
+               "it is Node's own" if spec.library else "it is not an npm library client")
+        raise RegistryError("%s: only an npm library client runs at another version (%s)"
+                            % (name, why))
+    out = copy.deepcopy(spec)
+    out.name = name
+    out.default = False
+    out.library_root = npm_install(spec.library["npm"], version, cache)
+    out.needs = [n for n in out.needs if n != "node_modules"]
+    return out
+
+
+def add_versioned(registry, names, cache=None):
+    """Add to registry the clients NAME@VERSION among names that it does not know."""
+    for name in names:
+        if "@" in name and name not in registry:
+            registry[name] = versioned_client(registry, name, cache)
+    return registry
 
 
 def _read(path):
@@ -80,13 +322,13 @@ def _read(path):
     clients = {}
     for name, entry in entries.items():
         where = "%s: clients.%s" % (path, name)
-        if not isinstance(entry, dict) or "command" not in entry:
-            raise RegistryError("%s needs a command" % where)
+        if not isinstance(entry, dict) or ("command" not in entry and "library" not in entry):
+            raise RegistryError("%s needs a command (or a library)" % where)
         unknown = set(entry) - FIELDS
         if unknown:
             raise RegistryError("%s: unknown keys %s (known: %s)" % (
                 where, ", ".join(sorted(unknown)), ", ".join(sorted(FIELDS))))
-        command = entry["command"]
+        command = entry.get("command", NODE_LIB)
         if isinstance(command, str):
             command = shlex.split(command)
         kind = str(entry.get("kind", "program"))
@@ -101,7 +343,8 @@ def _read(path):
         clients[str(name)] = ClientSpec(
             str(name), [str(c) for c in command], bool(entry.get("default", False)),
             float(entry.get("start_timeout", 60)), str(entry.get("description", "")),
-            lists["capabilities"], kind, lists["needs"])
+            lists["capabilities"], kind, lists["needs"],
+            _check_library(where, entry["library"]) if "library" in entry else None)
     default = None
     if "default" in doc:
         default = [str(n) for n in doc["default"] or []]
@@ -110,7 +353,9 @@ def _read(path):
 
 def builtin_clients(manifest=MANIFEST):
     """The clients this repository ships adapters for (drivers/clients.yaml)."""
-    return _read(manifest)[0]
+    clients = _read(manifest)[0]
+    _resolve_library_refs(clients, manifest)
+    return clients
 
 
 def load_registry(path=None, manifest=MANIFEST):
@@ -127,6 +372,7 @@ def load_registry(path=None, manifest=MANIFEST):
         if extra_default is not None:
             default = extra_default
         sources.append(path)
+    _resolve_library_refs(clients, sources[-1])
     if default is None:
         default = [n for n, spec in clients.items() if spec.default]
     missing = [n for n in default if n not in clients]

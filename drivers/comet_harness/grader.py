@@ -38,7 +38,7 @@ PASS, FAIL, NON_STRICT = "pass", "fail", "non-strict"
 UNSUPPORTED, ERROR = "unsupported", "error"
 
 MATCHER_KEYS = frozenset({"equals", "regex", "one_of", "absent", "present", "at_least",
-                          "at_most", "approx", "tolerance"})
+                          "at_most", "approx", "tolerance", "json"})
 # On any check: strictness, scope and level (docs/scenarios.md, "Per-kind expectations")
 MODIFIER_KEYS = frozenset({"strict", "when", "level"})
 LEVELS = ("must", "should", "may")          # strongest first
@@ -62,8 +62,8 @@ EVENT_MODES = ("exact", "subsequence", "contains")
 # expect.server and its parts (`strict` is allowed wherever a mapping is a check)
 SERVER_KEYS = frozenset({"requests", "preflights", "order", "websocket", "strict"})
 REQUEST_FIELDS = ("method", "path", "target", "query", "body", "status")  # journal fields
-REQUEST_KEYS = frozenset({"route", "count", "preflight", "headers", *REQUEST_FIELDS}) | \
-    MODIFIER_KEYS
+REQUEST_KEYS = frozenset({"route", "count", "preflight", "kind", "headers",
+                          *REQUEST_FIELDS}) | MODIFIER_KEYS
 ORDER_KEYS = frozenset({"routes"}) | MODIFIER_KEYS
 WEBSOCKET_KEYS = frozenset({"pongs", "messages", "close_code", "masked", "violations",
                             "end"}) | MODIFIER_KEYS
@@ -277,6 +277,18 @@ def _match_matcher(m, observed):
         if key in m:
             if not _number(observed) or not test(observed, m[key]):
                 return "expected %s %s, observed %s" % (word, render(m[key]), render(observed))
+    if "json" in m:
+        # text that parses as JSON containing this subset: the server's `json` condition
+        # (route_json_subset) is the same rule as a plain expected mapping here
+        try:
+            doc = json.loads(observed) if isinstance(observed, str) else MISSING
+        except ValueError:
+            doc = MISSING
+        if doc is MISSING:
+            return "expected JSON text, observed %s" % render(observed)
+        why = match(m["json"], doc)
+        if why:
+            return "JSON %s" % why
     if "approx" in m:
         tol = m.get("tolerance", 0)
         if not _number(observed) or abs(observed - m["approx"]) > tol:
@@ -757,9 +769,10 @@ def _select(entries, spec):
     for e in entries:
         if "route" in spec and e.get("route") != spec["route"]:
             continue
-        if "preflight" in spec and spec["preflight"] is not None and \
-                bool(spec["preflight"]) != is_preflight(e):
-            continue  # true: only the preflights; false: only the actual requests
+        if spec.get("preflight") is True and not is_preflight(e):
+            continue
+        if "kind" in spec and (spec["kind"] == "preflight") != is_preflight(e):
+            continue
         out.append(e)
     return out
 
@@ -949,8 +962,8 @@ def resolve_point(point, obs, journal):
     entries = sorted((journal or {}).get("entries") or [], key=lambda e: e.get("seq", 0))
     if "route" in spec:
         entries = [e for e in entries if e.get("route") == spec["route"]]
-    if "preflight" in spec:
-        entries = [e for e in entries if is_preflight(e) == bool(spec["preflight"])]
+    if "kind" in spec:
+        entries = [e for e in entries if is_preflight(e) == (spec["kind"] == "preflight")]
     e = _nth(entries, point.get("nth"))
     at = point.get("at", "arrived")
     if e is None:

@@ -257,10 +257,17 @@ class ScenarioItem(pytest.Item):
             "observations": report.trim(self.observations),
             "journal": [grader.journal_line(e) for e in (self.journal or {}).get("entries") or []],
             "timeline": grader.timeline(self.observations or {}, self.journal)[:400],
+            # the entries themselves (headers, websocket events...), bounded: a question about
+            # a header needs no rerun
+            "journal_entries": report.trim(
+                ((self.journal or {}).get("entries") or [])[:JOURNAL_ENTRIES_KEPT], 2000),
             "stderr": self.stderr_tail[-6000:],
             "expect": report.trim(self.expect),
         }
         return rec
+
+
+JOURNAL_ENTRIES_KEPT = 50
 
 
 def _check_dict(check):

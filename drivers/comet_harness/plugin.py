@@ -27,7 +27,8 @@ import sys
 
 import pytest
 
-from . import session
+from . import prepare, session
+from . import shard as shard_mod
 from .clients import DEFAULT_GRACE_S
 from .items import ScenarioFile, ScenarioItem
 from .junit import JunitSuites
@@ -75,6 +76,13 @@ def pytest_addoption(parser, pluginmanager):
     group.addoption("--junit-locations", action="store_true",
                     help="add file and line attributes to the JUnit testcases (GitLab shows "
                          "them; outside Jenkins' junit-10 schema)")
+    group.addoption("--shard", default=None, metavar="K/N",
+                    help="run the K-th of N balanced slices of the scenario × client runs "
+                         "(make merge puts the N results together)")
+    group.addoption("--shard-durations", default=None, metavar="FILE",
+                    help="the results.json whose run durations balance the shards (default: "
+                         "%s when it exists; every shard must read the same file)"
+                         % shard_mod.DURATIONS_DEFAULT)
     group.addoption("--list-clients", action="store_true",
                     help="list the known clients and exit")
 
@@ -150,6 +158,44 @@ def pytest_collect_file(file_path, parent):
     if file_path.suffix in (".yaml", ".yml") and state.is_scenario_file(file_path):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m deselected theirs
+def pytest_collection_modifyitems(config, items):
+    """--shard K/N: keep this shard's runs (in every xdist worker alike), in their order.
+
+    (Not reordered, costliest first: xdist hands each worker a first chunk of a quarter
+    of its share, so one worker would get the long runs, the other the short ones and then
+    everything else, and be left alone at the end. In the collection's order every chunk
+    is a mix.)"""
+    state = session.state_of(config)
+    if state.shard is None:
+        return
+    runs = []
+    for item in items:
+        if isinstance(item, ScenarioItem):
+            spec = state.registry.get(item.client)
+            try:
+                supported = spec is None or \
+                    prepare.action_of(item.scenario.get("client") or {}) in spec.capabilities
+            except prepare.PrepareError:
+                supported = True
+            runs.append((item.nodeid, item.scenario.get("id"), item.client, supported))
+        else:
+            runs.append((item.nodeid, None, None, True))
+    cost = shard_mod.costs(runs, state.durations)
+    k, n = state.shard
+    where = shard_mod.partition(cost, n)
+    keep = [item for item in items if where[item.nodeid] == k - 1]
+    dropped = [item for item in items if where[item.nodeid] != k - 1]
+    state.shard_meta = {
+        "index": k, "count": n, "runs": len(keep), "of": len(items),
+        "partition": shard_mod.fingerprint(where, n),
+        "balanced_by": "durations" if state.durations else "count",
+        "cost": round(sum(cost[i.nodeid] for i in keep), 3)}
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = keep
 
 
 # ------------------------------------------------------------------------------ reports

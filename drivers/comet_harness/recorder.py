@@ -118,17 +118,31 @@ class Recorder:
                  for c in state.clients}
         return {c: s for c, s in stale.items() if s}
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error):
+        # an xdist worker's part of the shard (the controller collects nothing itself)
+        shard = getattr(node, "workeroutput", {}).get("comet_shard")
+        if shard and self.state.shard_meta is None:
+            self.state.shard_meta = shard
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session, exitstatus):
         config = self.config
         state = self.state
         state.close()
-        if hasattr(config, "workerinput") or config.getoption("no_reports") \
-                or config.getoption("collectonly"):
+        if hasattr(config, "workerinput"):
+            config.workeroutput["comet_shard"] = state.shard_meta
             return
-        if not state.records and not state.collect_errors:
+        if state.shard is not None and exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED \
+                and state.shard_meta and state.shard_meta["of"]:
+            # a shard the partition left empty (more shards than runs): not an error
+            session.exitstatus = exitstatus = pytest.ExitCode.OK
+        if config.getoption("no_reports") or config.getoption("collectonly"):
+            return
+        if not state.records and not state.collect_errors and state.shard is None:
             # a pytest run with no scenario in it (the plugin is autoloaded once installed):
-            # nothing to report, and nothing written into the caller's folder
+            # nothing to report, and nothing written into the caller's folder (a shard
+            # writes its reports even when empty: make merge expects them)
             return
         if not state.harness_version:
             # under xdist the controller runs no server: ask the binary
@@ -144,7 +158,7 @@ class Recorder:
             "started": state.started_at, "finished": time.time(),
             "clients": [state.clients_info.get(c, {"name": c}) for c in state.clients],
             "harness_version": state.harness_version, "exitstatus": int(exitstatus),
-            "collect_errors": state.collect_errors,
+            "collect_errors": state.collect_errors, "shard": state.shard_meta,
             "stale_expectations": self.stale_expectations(),
             "report_url": config.getoption("report_url")}
         self.written = report.write_all(state.results_dir, state.records, self.meta)

@@ -96,6 +96,9 @@ def results_json(records, meta):
         "areas": {a: {c: dict(n) for c, n in v.items()} for a, v in by_area.items()},
         "collect_errors": meta.get("collect_errors", []),
         "stale_expectations": meta.get("stale_expectations", {}),
+        "started": meta.get("started"), "finished": meta.get("finished"),
+        "shard": meta.get("shard"),
+        **({"shards": meta["shards"]} if meta.get("shards") else {}),
         "results": sorted(records, key=lambda r: (r["area"], r["id"], r["client"])),
     }
 
@@ -189,7 +192,8 @@ DETAILS_DIR = "report-details"  # beside report.html: the details of the cells, 
 DETAILS_PER_FILE = 250
 DETAIL_KEYS = ("id", "title", "spec", "file", "line", "client", "client_version", "outcome",
                "message", "duration", "instance", "known_failure", "error_kind", "checks",
-               "details", "notes", "journal", "timeline", "observations", "expect", "stderr")
+               "details", "notes", "journal", "journal_entries", "timeline", "observations",
+               "expect", "stderr")
 
 
 def ordered(records):

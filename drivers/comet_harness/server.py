@@ -1,8 +1,10 @@
 """The `harness` binary: scenario validation and the server with its control API.
 
     check(binary, paths)          `harness check --json`: the valid scenarios and the errors
-    HarnessServer(binary)         `harness serve --port 0 --quiet`, started and stopped
-        .load(file, id)           POST /_harness/instances
+    HarnessServer(binary, roots)  `harness serve --port 0 --quiet --root DIR...`, started and
+                                  stopped; its control API (the ready line's `control` port,
+                                  with the ready line's `token` in X-Harness-Token)
+        .load(file, id)           POST /_harness/instances (file: under one of the roots)
         .journal(id)              GET  /_harness/instances/ID/journal
         .wait(id, count, route)   GET  /_harness/instances/ID/wait
         .unload(id)               DELETE /_harness/instances/ID
@@ -56,25 +58,51 @@ def check(binary, paths, timeout=120):
     return doc
 
 
-class HarnessServer:
-    """A running `harness serve`, reached through its control API."""
+TOKEN_HEADER = "X-Harness-Token"
 
-    def __init__(self, binary, ready_timeout=30):
+
+def default_roots():
+    """The folders the server may read scenario files from when none are given: the
+    working directory and the repository (or the installed share/comet-harness)."""
+    return [os.getcwd(), ROOT]
+
+
+class HarnessServer:
+    """A running `harness serve`, reached through its control API.
+
+    roots: the folders whose scenario files .load() may name (`harness serve --root`; the
+    server refuses any other file); default: default_roots()."""
+
+    def __init__(self, binary, ready_timeout=30, roots=None):
         if not os.path.exists(binary):
             raise HarnessError("the harness binary %s does not exist (make harness, or "
                                "--harness-bin / HARNESS_BIN)" % binary)
         self.binary = binary
+        self.roots = []
+        for r in (default_roots() if roots is None else roots):
+            r = os.path.abspath(str(r))
+            if os.path.isdir(r) and r not in self.roots:
+                self.roots.append(r)
         self._stderr = collections.deque(maxlen=200)
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        args = [binary, "serve", "--port", "0", "--quiet"]
+        for r in self.roots:
+            args += ["--root", r]
         try:
-            self.proc = subprocess.Popen([binary, "serve", "--port", "0", "--quiet"],
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE)
         except OSError as err:
             raise HarnessError("cannot start %s serve: %s" % (binary, err)) from None
         threading.Thread(target=self._drain_stderr, daemon=True).start()
         ready = self._read_ready(ready_timeout)
+        missing = [k for k in ("main", "cross", "alt", "control", "token") if not ready.get(k)]
+        if missing:
+            self.stop()
+            raise HarnessError("the ready line of %s has no %s: %.300s"
+                               % (binary, ", ".join(missing), json.dumps(ready)))
         self.origins = {k: ready[k].rstrip("/") for k in ("main", "cross", "alt")}
+        self.control = ready["control"].rstrip("/")
+        self.token = ready["token"]
         self.page = self.origins["main"] + "/_harness/page"
         threading.Thread(target=self._drain_stdout, daemon=True).start()
         self.version = self._version()
@@ -124,8 +152,9 @@ class HarnessServer:
     def api(self, method, path, body=None, timeout=15):
         """One control API call; the decoded JSON answer (None for an empty body)."""
         data = None if body is None else json.dumps(body).encode("utf-8")
-        req = urllib.request.Request(self.origins["main"] + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(self.control + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json",
+                                              TOKEN_HEADER: self.token})
         try:
             with self._opener.open(req, timeout=timeout) as resp:
                 text = resp.read().decode("utf-8", "replace")
@@ -147,8 +176,14 @@ class HarnessServer:
 
     def load(self, file, instance_id):
         """Load a scenario file as a new instance; the control API's answer."""
-        answer = self.api("POST", "/_harness/instances",
-                          {"file": os.path.abspath(file), "id": instance_id})
+        try:
+            answer = self.api("POST", "/_harness/instances",
+                              {"file": os.path.abspath(file), "id": instance_id})
+        except HarnessError as err:
+            if "outside the allowed folders" in str(err):
+                raise HarnessError("%s (the server's roots: %s)" % (err, ", ".join(self.roots))) \
+                    from None
+            raise
         if not isinstance(answer, dict) or "instance" not in answer:
             raise HarnessError("control API: loading %s answered %.300r" % (file, answer))
         return answer

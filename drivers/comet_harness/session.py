@@ -18,8 +18,9 @@ from typing import Dict, List, Optional
 import pytest
 
 from . import expectations as expectations_mod
-from .clients import AdapterPool, ROOT, RegistryError, load_registry
-from .server import HarnessServer, check, default_binary
+from . import shard as shard_mod
+from .clients import AdapterPool, ROOT, RegistryError, add_versioned, load_registry
+from .server import HarnessServer, check, default_binary, default_roots
 
 YAML = (".yaml", ".yml")
 
@@ -49,6 +50,9 @@ class SessionState:
     harness_version: Optional[str] = None
     collect_errors: List[dict] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
+    shard: Optional[tuple] = None          # (K, N) of --shard K/N
+    durations: dict = field(default_factory=dict)  # {(id, client): s} of --shard-durations
+    shard_meta: Optional[dict] = None      # this shard's part (results.json "shard")
 
     # -- collection ----------------------------------------------------------------------
 
@@ -107,7 +111,11 @@ class SessionState:
         if self.server is not None and not self.server.alive():
             self.server = None  # it died: the next test gets a new one
         if self.server is None:
-            self.server = HarnessServer(self.harness_bin)
+            # the server reads scenario files only under its roots (docs/control-api.md,
+            # Security): the folders of every scenario this run collected, besides the default
+            roots = default_roots() + list(self.roots) + [os.path.dirname(os.path.abspath(p))
+                                                          for p in self.explicit_files]
+            self.server = HarnessServer(self.harness_bin, roots=roots)
             self.harness_version = self.server.version
         return self.server
 
@@ -151,6 +159,11 @@ def from_config(config):
     for value in config.getoption("client") or []:
         clients += [c.strip() for c in value.split(",") if c.strip()]
     clients = list(dict.fromkeys(clients)) or default
+    try:  # NAME@VERSION: a Node library client at another version, installed with npm
+        if not config.getoption("list_clients"):
+            add_versioned(registry, clients)
+    except RegistryError as err:
+        raise pytest.UsageError(str(err)) from None
     unknown = [c for c in clients if c not in registry]
     if unknown and not config.getoption("list_clients"):
         raise pytest.UsageError("unknown client(s): %s (known: %s)" % (
@@ -185,6 +198,16 @@ def from_config(config):
             if name in registry:
                 state.expectations[name] = expectations_mod.load(name, expectations_dir)
     except expectations_mod.ExpectationsError as err:
+        raise pytest.UsageError(str(err)) from None
+    try:
+        if config.getoption("shard"):
+            state.shard = shard_mod.parse(config.getoption("shard"))
+        durations = config.getoption("shard_durations")
+        if durations and not os.path.exists(os.path.join(invocation, durations)):
+            raise shard_mod.ShardError("--shard-durations %s does not exist" % durations)
+        state.durations = shard_mod.load_durations(
+            os.path.join(invocation, durations or shard_mod.DURATIONS_DEFAULT))
+    except shard_mod.ShardError as err:
         raise pytest.UsageError(str(err)) from None
     state.pool = AdapterPool(registry, ROOT, state.grace_s)
     return state

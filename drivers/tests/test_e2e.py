@@ -62,3 +62,19 @@ def test_chromium(realrun):
     outcomes = {r["id"]: r["outcome"] for r in doc["results"]}
     assert outcomes == {"sse.basic.open": "pass"}, "\n".join(result.outlines[-80:])
     assert doc["clients"][0]["version"]
+
+
+def test_scenario_folder_outside_the_working_folder(pytester, harness_bin, monkeypatch,
+                                                    tmp_path_factory):
+    """The server reads scenario files only under its roots (docs/control-api.md, Security):
+    the plugin makes every collected folder a root, wherever it is."""
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "mine"
+    shutil.copytree(SCENARIOS, str(elsewhere))
+    monkeypatch.setenv("PYTHONPATH", DRIVERS)
+    result = pytester.runpytest_subprocess(
+        "-p", "comet_harness.plugin", "-p", "no:cacheprovider", "--rootdir", str(pytester.path),
+        "--harness-bin", harness_bin, "--client", "python-requests", "--results", "results",
+        str(elsewhere), timeout=600)
+    doc = json.loads((pytester.path / "results" / "results.json").read_text())
+    outcomes = {r["id"]: r["outcome"] for r in doc["results"]}
+    assert outcomes == CONFORMING, "\n".join(result.outlines[-80:])

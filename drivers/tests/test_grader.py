@@ -623,13 +623,11 @@ def test_unobserved_fields_are_unsupported_not_failed():
     assert grade(expect, {"events": [{"type": "open", "bubbles": True}]}).outcome == "fail"
 
 
-def test_request_entries_select_preflights_or_actual_requests():
-    pre = {"seq": 1, "route": "r", "method": "OPTIONS",
+def test_points_select_preflights_or_actual_requests():
+    pre = {"seq": 1, "route": "r", "method": "OPTIONS", "arrived": 1.0,
            "headers": [["Access-Control-Request-Method", "PUT"]]}
-    put = {"seq": 2, "route": "r", "method": "PUT", "headers": []}
-    journal = {"entries": [pre, put, dict(put, seq=3)]}
-    for flag, n in ((True, 1), (False, 2), (None, 3)):
-        spec = {"route": "r", "count": n}
-        if flag is not None:
-            spec["preflight"] = flag
-        assert grade({"server": {"requests": [spec]}}, {}, journal).outcome == "pass", flag
+    put = {"seq": 2, "route": "r", "method": "PUT", "headers": [], "arrived": 5.0}
+    journal = {"entries": [pre, put]}
+    gap = {"from": {"journal": {"route": "r", "kind": "preflight"}},
+           "to": {"journal": {"route": "r", "kind": "actual"}}, "approx": 4, "tolerance": 0}
+    assert grade({"gaps": [gap]}, {}, journal).outcome == "pass"

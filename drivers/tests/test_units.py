@@ -108,7 +108,7 @@ def test_duration_units_end_to_end(harness_bin, tmp_path):
     assert scenario["client"]["http"]["timeout"] == 500
     assert scenario["client"]["http"]["deadline"] == 120000
     assert scenario["server"]["routes"][0]["response"]["delay"] == 120000
-    srv = server.HarnessServer(harness_bin)
+    srv = server.HarnessServer(harness_bin, roots=[tmp_path])
     try:
         instance = srv.load(scenario["file"], "units-1")
         _, client, deadline_ms = prepare.prepare_client(scenario["client"], instance, srv.origins)
@@ -142,9 +142,11 @@ def test_expect_templates():
 
 def test_builtin_registry():
     clients, default = registry.load_registry(os.path.join(TESTS, "no-such-file.yaml"))
-    assert default == ["chromium", "firefox", "webkit", "node-eventsource", "node-ws",
+    assert default == ["chromium", "firefox", "webkit", "node-eventsource",
+                       "node-undici-eventsource", "node-ws", "node-undici-websocket",
                        "node-fetch", "node-xhr2", "python-requests", "python-httpx",
-                       "python-aiohttp", "python-websocket-client", "python-websockets", "curl"]
+                       "python-aiohttp", "python-websocket-client", "python-websockets",
+                       "python-aiohttp-websocket", "curl"]
     # every built-in runs by default but the remote browsers, which need `make grid`
     assert set(clients) - set(default) == {"grid-chrome", "grid-webkit"}
     assert clients["firefox"].command[-2:] == ["--browser", "firefox"]
@@ -179,6 +181,120 @@ def test_registry_file_errors(tmp_path, text):
     f.write_text(text)
     with pytest.raises(registry.RegistryError):
         registry.load_registry(str(f))
+
+
+# ------------------------------------------------------------ Node library clients
+
+@pytest.mark.parametrize("version, spec, ok", [
+    ("2.0.2", "<3", True), ("3.0.0", "<3", False), ("4.1.1", ">=4", True),
+    ("3.9.9", "<=3", True), ("4.0.0", "<=3", False), ("2.1.5", ">=2.1 <3", True),
+    ("2.0.9", ">=2.1 <3", False), ("4.1.1", "=4.1.1", True), ("4.1.2", "4.1.1", False),
+    ("4.2.0", "4", True), ("10.0.0", ">9", True), ("9.1.0", ">9", False),
+    ("7.30.2-rc.1", ">=7.30", True),
+])
+def test_version_matches(version, spec, ok):
+    assert registry.version_matches(version, spec) is ok
+
+
+@pytest.mark.parametrize("spec", ["", "~2", "^2.0", ">=x", "<3 ||"])
+def test_version_range_errors(spec):
+    with pytest.raises(ValueError):
+        registry.version_matches("1.0.0", spec)
+
+
+def fake_package(root, name, version):
+    folder = root / "node_modules" / name
+    folder.mkdir(parents=True)
+    (folder / "package.json").write_text(json.dumps({"name": name, "version": version}))
+
+
+def test_library_argument_applies_the_matching_versions(tmp_path):
+    f = tmp_path / "clients.yaml"
+    f.write_text(textwrap.dedent("""\
+        clients:
+          lib-a:
+            capabilities: [eventsource]
+            library:
+              npm: pkg
+              global: EventSource
+              export: EventSource
+              lacks: [{key: with_credentials, in: [true], reason: no cookies}]
+              versions:
+                "<3": {export: module}
+                "<2": {lacks: []}
+          lib-b:
+            capabilities: [eventsource]
+            command: [node, drivers/adapters/node-lib.mjs, --mutant, x]
+            library: lib-a
+        """))
+    clients, _ = registry.load_registry(str(f))
+    spec = clients["lib-a"]
+    assert spec.command == registry.NODE_LIB and spec.library["npm"] == "pkg"
+    assert clients["lib-b"].library == spec.library
+    for version, export, lacks in [("4.1.1", "EventSource", 1), ("2.0.2", "module", 1),
+                                   ("1.4.0", "module", 0)]:
+        root = tmp_path / version
+        fake_package(root, "pkg", version)
+        spec.library_root = str(root)
+        decl = registry.library_argument(spec)
+        assert decl["export"] == export and len(decl["lacks"]) == lacks, version
+        assert decl["root"] == str(root) and decl["name"] == "lib-a"
+        assert "versions" not in decl and decl["capabilities"] == ["eventsource"]
+        argv = spec.argv()
+        assert argv[-2] == "--library" and json.loads(argv[-1]) == decl
+
+
+@pytest.mark.parametrize("library", [
+    "{npm: p}",                                      # no global
+    "{npm: p, global: EventSource}",                 # no export shape
+    "{builtin: undici, npm: p, global: fetch}",      # both
+    "{global: fetch}",                               # neither
+    "{npm: p, global: X, export: module, colour: red}",
+    "{npm: p, global: X, export: module, lacks: [{key: a}]}",            # no reason
+    "{npm: p, global: X, export: module, versions: {'~2': {}}}",         # a range npm has
+    "{npm: p, global: X, export: module, versions: {'<2': {npm: q}}}",   # not an override
+    "nobody",                                        # no such client to share with
+])
+def test_library_errors(tmp_path, library):
+    f = tmp_path / "clients.yaml"
+    f.write_text("clients:\n  x:\n    library: %s\n" % library)
+    with pytest.raises(registry.RegistryError, match="clients.x"):
+        registry.load_registry(str(f))
+
+
+def test_npm_libraries_are_pinned_in_package_json():
+    """A library client's version is drivers/package.json's (the one place it is written),
+    and the packages its clients.yaml entries name are all there."""
+    for name, spec in registry.builtin_clients().items():
+        if spec.library is not None and "npm" in spec.library:
+            assert registry.pinned_version(spec.library["npm"]), name
+            assert "node_modules" in spec.needs, name
+
+
+@pytest.mark.parametrize("name, message", [
+    ("nobody@1.0.0", "unknown client nobody"),
+    ("node-eventsource@2", "the version must be exact"),
+    ("node-eventsource@latest", "the version must be exact"),
+    ("python-aiohttp@3.9.0", "Python libraries come from Debian"),
+    ("node-fetch@6.0.0", "Node's own"),
+    ("curl@8.0.0", "not an npm library client"),
+])
+def test_versioned_client_errors(name, message):
+    clients, _ = registry.load_registry()
+    with pytest.raises(registry.RegistryError, match=message):
+        registry.add_versioned(clients, [name])
+
+
+def test_versioned_client_reuses_its_install(tmp_path, monkeypatch):
+    fake_package(tmp_path / "eventsource@2.0.2", "eventsource", "2.0.2")
+    monkeypatch.setattr(registry.shutil, "which", lambda _: None)  # npm must not be needed
+    clients, _ = registry.load_registry()
+    registry.add_versioned(clients, ["node-eventsource@2.0.2", "curl"], str(tmp_path))
+    spec = clients["node-eventsource@2.0.2"]
+    assert spec.library_root == str(tmp_path / "eventsource@2.0.2") and not spec.default
+    decl = registry.library_argument(spec)
+    assert decl["name"] == "node-eventsource" and decl["export"] == "module"  # "<3"
+    assert clients["node-eventsource"].library_root is None  # the base is unchanged
 
 
 # ------------------------------------------------------------------------ expectations
@@ -471,11 +587,23 @@ def test_adapters_doc_registry_example_loads(tmp_path):
     """The clients.yaml entry that docs/adapters.md shows is one the registry takes."""
     with open(os.path.join(ROOT, "docs", "adapters.md"), encoding="utf-8") as f:
         text = f.read()
-    block = text.split("```yaml\n")[1].split("```", 1)[0]
+    blocks = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
+    block = next(b for b in blocks if "my-client:" in b)
     (tmp_path / "c.yaml").write_text("clients:\n" + block)
     clients, default = registry.load_registry(str(tmp_path / "c.yaml"))
     spec = clients["my-client"]
     assert spec.capabilities == ["http"] and spec.kind == "python" and "my-client" in default
+
+
+def test_adapters_doc_library_example_is_the_registry_entry(tmp_path):
+    """docs/adapters.md's Node library client (an entry alone) is drivers/clients.yaml's."""
+    with open(os.path.join(ROOT, "docs", "adapters.md"), encoding="utf-8") as f:
+        text = f.read()
+    blocks = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
+    block = next(b for b in blocks if "library:" in b)
+    (tmp_path / "c.yaml").write_text("clients:\n" + block)
+    [(name, spec)] = registry._read(str(tmp_path / "c.yaml"))[0].items()
+    assert spec == registry.builtin_clients()[name]
 
 
 CHROMIUM = "/usr/bin/chromium"

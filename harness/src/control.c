@@ -1,4 +1,8 @@
-/* control — the control API under /_harness/ on the main port (docs/control-api.md).
+/* control — the control API under /_harness/ on the control port (docs/control-api.md).
+ *
+ * Every request passes ctlauth first (Host, Origin, token; the health probe needs no
+ * token), and every file it reads (`file`, `base_dir`) is confined to the server's roots
+ * by fsroot.
  *
  *   GET    /_harness/health | version | origins
  *   POST   /_harness/instances                  {"file": PATH} or {"yaml": TEXT,
@@ -18,10 +22,14 @@
  */
 #include "control.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "ctlauth.h"
+#include "fsroot.h"
 #include "scenario.h"
 #include "version.h"
 #include "xalloc.h"
@@ -42,6 +50,47 @@ static enum MHD_Result error(struct exchange *ex, int status, const char *fmt, c
     char msg[512];
     snprintf(msg, sizeof msg, fmt, arg ? arg : "");
     return ex_queue_json(ex, status, json_pack("{s:s}", "error", msg));
+}
+
+/* A file or folder the request named was refused: 403 outside the roots, else 400. The
+ * path is the client's own; nothing of the file is said. */
+static enum MHD_Result file_error(struct exchange *ex, const char *key, const char *path,
+                                  const struct fsroot_error *fe)
+{
+    char why[200];
+    fsroot_describe(fe, why, sizeof why);
+    bool refused = fe->status == FSROOT_OUTSIDE || fe->status == FSROOT_NO_ROOTS;
+    return ex_queue_json(ex, refused ? 403 : 400,
+                         json_pack("{s:s+++++}", "error", key, ": '", path, "': ", why,
+                                   refused ? " (see harness serve --root)" : ""));
+}
+
+/* Load the scenario file at path if the roots allow it: the loader's answer, or NULL
+ * with the refusal queued (*queued set, *r its result). */
+static struct scenario *load_file(struct exchange *ex, const char *path, struct diag_list *diags,
+                                  bool *queued, enum MHD_Result *r)
+{
+    struct fsroot_error fe;
+    size_t len = 0;
+    char *text = fsroot_read(ex_roots(ex), path, FSROOT_MAX_BYTES, &len, &fe);
+    char real[PATH_MAX];
+    if (text && !realpath(path, real))
+        fe = (struct fsroot_error){.status = FSROOT_MISSING, .err = errno};
+    if (fe.status != FSROOT_OK) {
+        *queued = true;
+        *r = file_error(ex, "file", path, &fe);
+        free(text);
+        return NULL;
+    }
+    /* as scenario_load(): body_file beside the file, "file" its real path */
+    char *dir = xstrdup(real);
+    *strrchr(dir, '/') = 0;
+    struct scenario *s = scenario_load_text(text, len, path, *dir ? dir : "/", diags);
+    if (s)
+        json_object_set_new(s->doc, "file", json_string(real));
+    free(dir);
+    free(text);
+    return s;
 }
 
 static json_t *instance_json(struct exchange *ex, struct instance *in)
@@ -89,11 +138,28 @@ static enum MHD_Result load(struct exchange *ex)
         json_decref(req);
         return error(ex, 400, "\"id\" must be a string%s", NULL);
     }
+    char *dir = NULL;
+    if (base_dir) {
+        struct fsroot_error fe;
+        dir = fsroot_dir(ex_roots(ex), base_dir, &fe);
+        if (!dir) {
+            enum MHD_Result r = file_error(ex, "base_dir", base_dir, &fe);
+            json_decref(req);
+            return r;
+        }
+    }
     struct diag_list diags;
     diag_init(&diags);
-    struct scenario *s = file
-                             ? scenario_load(file, &diags)
-                             : scenario_load_text(yaml, strlen(yaml), "<posted>", base_dir, &diags);
+    enum MHD_Result refused = MHD_NO;
+    bool queued = false;
+    struct scenario *s = file ? load_file(ex, file, &diags, &queued, &refused)
+                              : scenario_load_text(yaml, strlen(yaml), "<posted>", dir, &diags);
+    free(dir);
+    if (queued) {
+        diag_free(&diags);
+        json_decref(req);
+        return refused;
+    }
     if (!s) {
         json_t *doc = json_pack("{s:s, s:o}", "error", "the scenario does not load", "errors",
                                 diags_json(&diags));
@@ -118,6 +184,18 @@ static enum MHD_Result load(struct exchange *ex)
     return ex_queue_json(ex, 201, doc);
 }
 
+/* How many kept journal entries have this route (NULL: every entry; an unknown name: 0). */
+static size_t wait_count(const struct instance *in, const char *route)
+{
+    if (!route)
+        return journal_count(&in->journal, -1);
+    const struct scenario *s = in->scenario;
+    for (size_t i = 0; i < s->n_routes; i++)
+        if (!strcmp(s->routes[i].name, route))
+            return journal_count(&in->journal, (long)i);
+    return 0;
+}
+
 static enum MHD_Result wait_for(struct exchange *ex, struct instance *in)
 {
     if (ex->state != EX_HOLDING) {
@@ -137,7 +215,7 @@ static enum MHD_Result wait_for(struct exchange *ex, struct instance *in)
         instance_remove_waiter_locked(in, &ex->waiter);
         ex->waiting = false;
     }
-    size_t n = journal_count(&in->journal, ex->wait_route);
+    size_t n = wait_count(in, ex->wait_route);
     bool unloaded = in->unloaded;
     if (n >= ex->wait_count || mono_us() >= ex->hold_until_us || unloaded || ex_stopping(ex)) {
         pthread_mutex_unlock(&in->lock);
@@ -244,12 +322,32 @@ static enum MHD_Result one_instance(struct exchange *ex, const char *rest)
     return r;
 }
 
+/* Host, Origin and token (ctlauth.h): NULL if the request may go on, else the refusal. */
+static bool admitted(struct exchange *ex, const char *path, enum MHD_Result *r)
+{
+    struct request *q = &ex->req;
+    struct ctlauth_request cr = {
+        .host = request_header(q, "Host"),
+        .origin = request_header(q, "Origin"),
+        .token = request_header(q, "X-Harness-Token"),
+        .authorization = request_header(q, "Authorization"),
+        .local_ip = ex->local_ip[0] ? ex->local_ip : NULL,
+        .token_exempt = !strcmp(path, "/health") && !strcmp(q->method, "GET"),
+    };
+    enum ctlauth_verdict v = ctlauth_check(ex_auth(ex), &cr);
+    if (v == CTLAUTH_OK)
+        return true;
+    *r = ex_queue_json(ex, ctlauth_status(v), json_pack("{s:s}", "error", ctlauth_message(v)));
+    return false;
+}
+
 enum MHD_Result control_handle(struct exchange *ex)
 {
     const char *path = ex->req.path + strlen("/_harness");
     const char *method = ex->req.method;
-    if (ex->body_too_large)
-        return error(ex, 413, "request body too large%s", NULL);
+    enum MHD_Result refused;
+    if (ex->state != EX_HOLDING && !admitted(ex, path, &refused))
+        return refused;
     if (!strcmp(path, "/health"))
         return ex_queue_json(ex, 200, json_pack("{s:s}", "status", "ok"));
     if (!strcmp(path, "/version"))

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "xalloc.h"
@@ -34,7 +36,7 @@ static void reset_connection(struct exchange *ex)
 
 static void note_status(struct exchange *ex, int status)
 {
-    ex_entry_set(ex, "status", status > 0 ? json_integer(status) : json_null());
+    ex_entry_status(ex, status);
 }
 
 /* ---------------------------------------------------------------- hanging */
@@ -121,6 +123,21 @@ static struct pace pace_at(const struct plan *p, size_t total, size_t head, uint
     if (p->fault != FAULT_NONE && p->fault_has_after && p->fault_after < pc.limit)
         pc.limit = p->fault_after;
     pc.allowed = pc.limit;
+    if (p->raw && p->paced) { /* `chunks`: each piece when its pause has passed */
+        uint64_t due = start_us;
+        size_t end = 0;
+        for (size_t i = 0; i < p->n_pieces; i++) {
+            due += p->pieces[i].after_ms * 1000u;
+            if (due > now) {
+                pc.next_us = due;
+                break;
+            }
+            end += p->pieces[i].len;
+        }
+        if (end < pc.allowed)
+            pc.allowed = end;
+        return pc;
+    }
     if (p->trickle_bytes) {
         uint64_t every = p->trickle_every_ms ? p->trickle_every_ms * 1000u : 1;
         uint64_t ticks = 1 + (now - start_us) / every;
@@ -146,7 +163,7 @@ static ssize_t stream_end(struct exchange *ex)
 static void count_sent(struct exchange *ex, size_t n, uint64_t now)
 {
     if (ex->sent == 0 && n > 0)
-        ex_phase(ex, "body_first_byte", now);
+        ex_phase(ex, JOURNAL_BODY_FIRST_BYTE, now);
     ex->sent += n;
 }
 
@@ -243,13 +260,13 @@ static enum MHD_Result queue_plan(struct exchange *ex)
         }
     }
     if (warnings)
-        ex_entry_set(ex, "warnings", warnings);
+        ex_entry_extra(ex, JOURNAL_WARNINGS, warnings);
     ex->headers_us = mono_us();
     ex->state = EX_QUEUED;
     note_status(ex, p->status);
     enum MHD_Result ok = MHD_queue_response(ex->conn, (unsigned)p->status, resp);
     MHD_destroy_response(resp);
-    ex_phase(ex, "headers_sent", ex->headers_us);
+    ex_phase(ex, JOURNAL_HEADERS_SENT, ex->headers_us);
     return ok;
 }
 
@@ -295,8 +312,15 @@ static enum MHD_Result manual_pump(struct exchange *ex)
         ex->body_start_us = now;
     struct pace pc = pace_at(p, ex->out_len, ex->piece_off, ex->body_start_us, now);
     while (ex->out_off < pc.allowed) {
+        size_t stop = pc.allowed;
+        if (p->raw && p->paced) /* `chunks`: one write per piece, never two pieces in one */
+            for (size_t i = 0, end = 0; i < p->n_pieces; i++)
+                if ((end += p->pieces[i].len) > ex->out_off) {
+                    stop = end < stop ? end : stop;
+                    break;
+                }
         ssize_t n =
-            send(fd, ex->out + ex->out_off, pc.allowed - ex->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+            send(fd, ex->out + ex->out_off, stop - ex->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 ex_wake_at(ex, now + 5000);
@@ -308,7 +332,7 @@ static enum MHD_Result manual_pump(struct exchange *ex)
             return MHD_NO;
         }
         if (ex->out_off == 0 && n > 0)
-            ex_phase(ex, "headers_sent", now);
+            ex_phase(ex, JOURNAL_HEADERS_SENT, now);
         ex->out_off += (size_t)n;
         ex->sent = ex->out_off;
     }
@@ -316,7 +340,7 @@ static enum MHD_Result manual_pump(struct exchange *ex)
         ex_wake_at(ex, pc.next_us);
         return MHD_YES;
     }
-    ex_phase(ex, "body_done", now);
+    ex_phase(ex, JOURNAL_BODY_DONE, now);
     if (ex->out_off < ex->out_len || p->fault != FAULT_NONE)
         return carry_out_fault(ex, p->fault, fd) ? MHD_YES : MHD_NO;
     ex->end = EX_END_COMPLETE;
@@ -352,6 +376,11 @@ static enum MHD_Result start_manual(struct exchange *ex)
                 status = atoi(sp + 1);
         }
         note_status(ex, status);
+        if (p->paced) { /* `chunks`: every write goes out as it is */
+            int one = 1, fd = conn_fd(ex);
+            if (fd >= 0)
+                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        }
     } else {
         note_status(ex, p->status);
         serialize_plan(ex);
@@ -366,6 +395,14 @@ static enum MHD_Result start_manual(struct exchange *ex)
 enum MHD_Result deliver_plan(struct exchange *ex)
 {
     struct plan *p = &ex->plan;
+    size_t owned = plan_owned_bytes(p);
+    if (owned && !ex_buffer_take(ex, owned)) {
+        /* a body of its own for this connection (a template, a stream) that the budget of
+         * buffered bytes has no room for now */
+        plan_free(p);
+        plan_text(p, 503, "the server holds too many bodies now (--max-buffered)\n");
+        plan_header(p, "Connection", "close");
+    }
     if (p->fault != FAULT_NONE && !p->fault_has_after) {
         note_status(ex, 0);
         return carry_out_fault(ex, p->fault, -1) ? MHD_YES : MHD_NO;

@@ -1,7 +1,6 @@
 /* exchange — the life of a request in flight; see exchange.h. */
 #include "exchange.h"
 
-#include <nettle/base64.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,12 +57,12 @@ void ex_unref(struct exchange *ex)
     pthread_mutex_unlock(&ex->lock);
     if (!last)
         return;
-    if (ex->entry)
-        json_decref(ex->entry);
     if (ex->inst)
         instance_unref(&ex->host->reg, ex->inst);
     plan_free(&ex->plan);
     request_free(&ex->req);
+    if (ex->buffered)
+        caps_give(&ex->host->buffered, ex->buffered);
     free(ex->version);
     free(ex->out);
     free(ex->wait_route);
@@ -88,13 +87,25 @@ void ex_finish(struct exchange *ex)
     }
 }
 
+bool ex_buffer_take(struct exchange *ex, size_t n)
+{
+    if (!caps_take(&ex->host->buffered, n))
+        return false;
+    ex->buffered += n;
+    return true;
+}
+
 /* ---------------------------------------------------------------- waits */
 
 void ex_suspend(struct exchange *ex)
 {
-    MHD_suspend_connection(ex->conn);
+    /* under the lock, so that ex_resume() (a stop resuming everything) never sees the
+     * connection suspended by libmicrohttpd but not yet marked */
     pthread_mutex_lock(&ex->lock);
-    ex->suspended = true;
+    if (!ex_stopping(ex)) {
+        MHD_suspend_connection(ex->conn);
+        ex->suspended = true;
+    }
     pthread_mutex_unlock(&ex->lock);
 }
 
@@ -173,6 +184,16 @@ struct registry *ex_registry(struct exchange *ex)
     return &ex->host->reg;
 }
 
+const struct ctlauth *ex_auth(const struct exchange *ex)
+{
+    return &ex->host->auth;
+}
+
+const struct fsroot *ex_roots(const struct exchange *ex)
+{
+    return ex->host->roots;
+}
+
 bool ex_stopping(struct exchange *ex)
 {
     pthread_mutex_lock(&ex->host->lock);
@@ -243,10 +264,7 @@ static const char *ctx_query(void *req, const char *name)
 
 const char *ex_rel(const char *full)
 {
-    /* full starts with /s/ID */
-    const char *p = full + 3;
-    p += strcspn(p, "/?#");
-    return p;
+    return request_rel(full);
 }
 
 const struct tmpl_ctx *ex_tmpl_ctx(struct exchange *ex, struct ex_tmpl *t)
@@ -262,6 +280,7 @@ const struct tmpl_ctx *ex_tmpl_ctx(struct exchange *ex, struct ex_tmpl *t)
         .method = ex->req.method,
         .path = *rel_path ? rel_path : "/",
         .target = ex_rel(ex->req.target),
+        .full_target = ex->req.target,
         .body = (const char *)(ex->req.body ? ex->req.body : (unsigned char *)""),
         .body_len = ex->req.body_len,
         .count = ex->count,
@@ -274,103 +293,81 @@ const struct tmpl_ctx *ex_tmpl_ctx(struct exchange *ex, struct ex_tmpl *t)
 
 /* ---------------------------------------------------------------- the journal entry */
 
-static double rel_ms(const struct exchange *ex, uint64_t t)
+void ex_entry_append_locked(struct exchange *ex, const char *rel_path, struct journal_request *r)
 {
-    uint64_t base = ex->inst ? ex->inst->created_us : ex->arrived_us;
-    return t >= base ? (double)(t - base) / 1000.0 : 0.0;
+    r->port = ex_port(ex);
+    r->cross = ex->port_index != 0;
+    r->remote = ex->remote;
+    r->method = ex->req.method;
+    r->target = ex->req.target;
+    r->path = rel_path;
+    r->query = ex->req.query;
+    r->http_version = ex->version ? ex->version : "";
+    r->headers = ex->req.headers;
+    r->n_headers = ex->req.n_headers;
+    r->body = ex->req.body;
+    r->body_len = ex->req.body_len;
+    r->arrived_us = ex->arrived_us;
+    ex->entry = journal_append(&ex->inst->journal, r);
 }
 
-static json_t *jms(double ms)
+/* The entry, with the instance lock taken (NULL: none, and the lock is not taken). */
+static struct journal_entry *entry_lock(struct exchange *ex)
 {
-    return json_real((double)(long long)(ms * 1000.0 + 0.5) / 1000.0);
+    if (!ex->entry)
+        return NULL;
+    pthread_mutex_lock(&ex->inst->lock);
+    return journal_find(&ex->inst->journal, ex->entry);
 }
 
-json_t *ex_ms_at(const struct exchange *ex, uint64_t t)
+static void entry_unlock(struct exchange *ex)
 {
-    return jms(rel_ms(ex, t));
+    pthread_mutex_unlock(&ex->inst->lock);
 }
 
-static json_t *headers_json(const struct request *r)
+void ex_entry_status(struct exchange *ex, int status)
 {
-    json_t *list = json_array();
-    for (size_t i = 0; i < r->n_headers; i++)
-        json_array_append_new(list, json_pack("[s,s]", r->headers[i].name, r->headers[i].value));
-    return list;
+    if (!ex->entry)
+        return;
+    journal_set_status(entry_lock(ex), status);
+    entry_unlock(ex);
 }
 
-static char *base64_of(const unsigned char *data, size_t len)
-{
-    char *out = xmalloc(BASE64_ENCODE_RAW_LENGTH(len) + 1);
-    base64_encode_raw(out, len, data);
-    out[BASE64_ENCODE_RAW_LENGTH(len)] = 0;
-    return out;
-}
-
-json_t *ex_entry_new(struct exchange *ex, const char *rel_path)
-{
-    json_t *e = json_object();
-    json_object_set_new(e, "port", json_integer(ex_port(ex)));
-    json_object_set_new(e, "origin", json_string(ex->port_index ? "cross" : "main"));
-    json_object_set_new(e, "remote", json_string(ex->remote));
-    json_object_set_new(e, "method", json_string(ex->req.method));
-    json_object_set_new(e, "target", json_string(ex->req.target));
-    json_object_set_new(e, "path", json_string(rel_path));
-    json_object_set_new(e, "query", json_string(ex->req.query));
-    json_object_set_new(e, "http_version", json_string(ex->version ? ex->version : ""));
-    json_object_set_new(e, "headers", headers_json(&ex->req));
-    /* a JSON string if the body is UTF-8, else its base64 */
-    json_t *body = json_stringn(
-        (const char *)(ex->req.body ? ex->req.body : (const unsigned char *)""), ex->req.body_len);
-    if (body) {
-        json_object_set_new(e, "body", body);
-    } else {
-        char *b64 = base64_of(ex->req.body, ex->req.body_len);
-        json_object_set_new(e, "body_base64", json_string(b64));
-        free(b64);
-    }
-    json_object_set_new(e, "body_len", json_integer((json_int_t)ex->req.body_len));
-    if (ex->body_too_large)
-        json_object_set_new(e, "body_truncated", json_true());
-    json_object_set_new(e, "arrived", ex_ms_at(ex, ex->arrived_us));
-    json_object_set_new(e, "phases", json_object());
-    json_object_set_new(e, "bytes_sent", json_integer(0));
-    json_object_set_new(e, "end", json_null());
-    return e;
-}
-
-void ex_entry_set(struct exchange *ex, const char *key, json_t *value)
+void ex_entry_extra(struct exchange *ex, enum journal_extra which, json_t *value)
 {
     if (!ex->entry) {
         json_decref(value);
         return;
     }
-    pthread_mutex_lock(&ex->inst->lock);
-    json_object_set_new(ex->entry, key, value);
-    pthread_mutex_unlock(&ex->inst->lock);
+    journal_set_extra(entry_lock(ex), which, value);
+    entry_unlock(ex);
 }
 
-void ex_phase(struct exchange *ex, const char *name, uint64_t t)
+void ex_phase(struct exchange *ex, enum journal_phase phase, uint64_t t)
 {
     if (!ex->entry)
         return;
-    pthread_mutex_lock(&ex->inst->lock);
-    json_t *phases = json_object_get(ex->entry, "phases");
-    if (phases && !json_object_get(phases, name))
-        json_object_set_new(phases, name, ex_ms_at(ex, t));
-    pthread_mutex_unlock(&ex->inst->lock);
+    journal_set_phase(entry_lock(ex), phase, t);
+    entry_unlock(ex);
 }
 
 void ex_entry_end(struct exchange *ex, enum ex_end end, uint64_t now)
 {
-    pthread_mutex_lock(&ex->inst->lock);
-    json_t *e = ex->entry;
-    json_object_set_new(e, "end", json_string(ex_end_name(end)));
-    json_object_set_new(e, "ended", ex_ms_at(ex, now));
-    json_object_set_new(e, "bytes_sent", json_integer((json_int_t)ex->sent));
-    if (end == EX_END_COMPLETE) {
-        json_t *phases = json_object_get(e, "phases");
-        if (phases && !json_object_get(phases, "body_done"))
-            json_object_set_new(phases, "body_done", ex_ms_at(ex, now));
-    }
-    pthread_mutex_unlock(&ex->inst->lock);
+    if (!ex->entry)
+        return;
+    struct journal_entry *e = entry_lock(ex);
+    journal_set_end(e, ex_end_name(end));
+    journal_set_ended(e, now);
+    journal_set_bytes_sent(e, ex->sent);
+    if (end == EX_END_COMPLETE)
+        journal_set_phase(e, JOURNAL_BODY_DONE, now);
+    entry_unlock(ex);
+}
+
+void ex_entry_end_name(struct exchange *ex, const char *end)
+{
+    if (!ex->entry)
+        return;
+    journal_set_end(entry_lock(ex), end);
+    entry_unlock(ex);
 }

@@ -21,22 +21,33 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "ctlauth.h"
+#include "fsroot.h"
 #include "instance.h"
+#include "caps.h"
 #include "plan.h"
 #include "request.h"
 #include "scenario.h"
 #include "timer.h"
 #include "tmpl.h"
 
+/* The ports of a server, as an exchange's port_index says. */
+enum ex_port { EX_PORT_MAIN, EX_PORT_CROSS, EX_PORT_CONTROL };
+
 /* Shared by every exchange of one server (owned by it; server.c fills it in). */
 struct ex_host {
     struct timers *timers;
     struct registry reg;
-    char origins[3][80];  /* main, cross, alt */
-    uint16_t ports[2];    /* main, cross */
-    pthread_mutex_t lock; /* guards stopping and ws_sessions */
+    char origins[3][300];       /* main, cross, alt */
+    char control_url[300];      /* the control port's URL */
+    uint16_t ports[3];          /* enum ex_port */
+    struct ctlauth auth;        /* the control API's token, Host and Origin checks */
+    const struct fsroot *roots; /* borrowed: where the control API may read files */
+    pthread_mutex_t lock;       /* guards stopping and ws_sessions */
     bool stopping;
-    int ws_sessions; /* WebSocket session threads running */
+    int ws_sessions;             /* WebSocket session threads running */
+    struct caps limits;          /* what clients are allowed (limits.h) */
+    struct caps_budget buffered; /* bodies in memory: limits.max_buffered */
 };
 
 enum ex_state {
@@ -67,7 +78,7 @@ const char *ex_end_name(enum ex_end end);
 
 struct exchange {
     struct ex_host *host;
-    int port_index; /* 0 main, 1 cross */
+    int port_index; /* enum ex_port */
     struct MHD_Connection *conn;
     int refs; /* guarded by lock */
     pthread_mutex_t lock;
@@ -78,9 +89,11 @@ struct exchange {
 
     struct request req;
     bool headers_read;
-    bool body_too_large;
+    bool body_read;  /* the whole request is in */
+    size_t buffered; /* bytes taken from the host's budget, given back when freed */
     char *version;
     char remote[64];
+    char local_ip[16]; /* the address the connection reached (control port only), or "" */
     uint64_t arrived_us;
     enum ex_state state;
 
@@ -91,7 +104,8 @@ struct exchange {
     long resp_index;
     bool preflight;
     unsigned long count;
-    json_t *entry; /* the journal entry (a reference), or NULL for control requests */
+    uint64_t entry;   /* the journal entry's id (journal_find), 0 for control requests */
+    bool ws_upgraded; /* handed to a WebSocket session, which records its own end */
     struct plan plan;
 
     /* sending */
@@ -131,8 +145,15 @@ void ex_unref(struct exchange *ex);
  * drops) the connection's reference. */
 void ex_finish(struct exchange *ex);
 
+/* Take n bytes of the host's budget of buffered bytes for this exchange (given back when it
+ * is freed). False if they do not fit under limits.max_buffered. */
+bool ex_buffer_take(struct exchange *ex, size_t n);
+
 /* --- waits ----------------------------------------------------------------------------- */
 
+/* Suspend the connection -- unless the server is stopping: then nothing happens (the access
+ * handler, called again, ends the request), so that a stop never meets a connection
+ * suspended after it resumed everything. */
 void ex_suspend(struct exchange *ex);
 void ex_resume(struct exchange *ex);
 /* Resume an exchange that is already suspended at due_us (mono_us() time). */
@@ -150,6 +171,8 @@ void ex_wake(void *ex);
 const char *ex_origin(const struct exchange *ex, int which); /* 0 main, 1 cross, 2 alt */
 uint16_t ex_port(const struct exchange *ex);                 /* the port it came on */
 struct registry *ex_registry(struct exchange *ex);
+const struct ctlauth *ex_auth(const struct exchange *ex);
+const struct fsroot *ex_roots(const struct exchange *ex); /* NULL: no file access */
 bool ex_stopping(struct exchange *ex);
 void ex_ws_session_started(struct exchange *ex);
 void ex_ws_session_ended(struct ex_host *host);
@@ -177,18 +200,23 @@ const char *ex_rel(const char *full);
 
 /* --- the journal entry ----------------------------------------------------------------- */
 
-/* A new journal entry for a scenario request (the request as received; "phases" {},
- * "bytes_sent" 0, "end" null). rel_path: the path relative to the instance. */
-json_t *ex_entry_new(struct exchange *ex, const char *rel_path);
-/* Set a field of the entry under the instance lock (steals value; dropped if no entry). */
-void ex_entry_set(struct exchange *ex, const char *key, json_t *value);
-/* Record phase `name` at mono_us() time t, unless it is already recorded. */
-void ex_phase(struct exchange *ex, const char *name, uint64_t t);
-/* Milliseconds since the instance's load (or the arrival, without instance), as JSON with
- * microsecond precision. */
-json_t *ex_ms_at(const struct exchange *ex, uint64_t t);
+/* With the instance lock held: append the journal entry of a scenario request (ex->inst
+ * set) and remember it in ex->entry. r says what dispatch made of the request (route,
+ * response_index, count, preflight and cors); the request as received (ports, remote,
+ * method, target, query, version, headers, body, arrival) is filled in here, rel_path is
+ * its path relative to the instance. */
+void ex_entry_append_locked(struct exchange *ex, const char *rel_path, struct journal_request *r);
+/* Each of these takes the instance lock; they do nothing without an entry (or once the
+ * journal has dropped it). */
+void ex_entry_status(struct exchange *ex, int status); /* <= 0: null */
+/* Set a JSON field of the entry (steals value). */
+void ex_entry_extra(struct exchange *ex, enum journal_extra which, json_t *value);
+/* Record a phase at mono_us() time t, unless it is already recorded. */
+void ex_phase(struct exchange *ex, enum journal_phase phase, uint64_t t);
 /* Record how the exchange ended: "end", "ended", "bytes_sent" and, for a complete one, the
  * "body_done" phase if missing. */
 void ex_entry_end(struct exchange *ex, enum ex_end end, uint64_t now);
+/* Set "end" alone (a WebSocket session's own end: a static string). */
+void ex_entry_end_name(struct exchange *ex, const char *end);
 
 #endif

@@ -13,6 +13,7 @@ void registry_init(struct registry *reg, size_t journal_limit)
     memset(reg, 0, sizeof *reg);
     pthread_mutex_init(&reg->lock, NULL);
     reg->journal_limit = journal_limit ? journal_limit : 10000;
+    reg->journal_bytes = REGISTRY_JOURNAL_BYTES;
 }
 
 static void channels_load(struct instance *in)
@@ -127,7 +128,7 @@ enum registry_status registry_add(struct registry *reg, struct scenario *s, cons
     in->route_counts = xcalloc(s->n_routes, sizeof *in->route_counts);
     in->route_cursors = xcalloc(s->n_routes, sizeof *in->route_cursors);
     in->channels = xcalloc(s->n_channels, sizeof *in->channels);
-    journal_init(&in->journal, reg->journal_limit);
+    journal_init(&in->journal, reg->journal_limit, reg->journal_bytes, s->n_routes, in->created_us);
     channels_load(in);
     if (reg->n == reg->cap) {
         reg->cap = reg->cap ? reg->cap * 2 : 16;
@@ -205,7 +206,7 @@ void instance_reset_locked(struct instance *in)
     in->created_us = mono_us();
     memset(in->route_counts, 0, in->scenario->n_routes * sizeof *in->route_counts);
     memset(in->route_cursors, 0, in->scenario->n_routes * sizeof *in->route_cursors);
-    journal_clear(&in->journal);
+    journal_clear(&in->journal, in->created_us);
     channels_load(in);
 }
 

@@ -58,7 +58,11 @@ struct registry {
     size_t n, cap;
     unsigned long loads; /* for generated ids */
     size_t journal_limit;
+    size_t journal_bytes; /* per instance; 0: no bound */
 };
+
+/* The default bound of each journal's bytes (requests' headers and bodies): 64 MiB. */
+#define REGISTRY_JOURNAL_BYTES ((size_t)64 << 20)
 
 void registry_init(struct registry *reg, size_t journal_limit);
 void registry_free(struct registry *reg);

@@ -49,7 +49,10 @@ static const char *const FAULTS[] = {"close", "reset", "hang", NULL};
 static const char *const THENS[] = {"close", "hang", "reset", NULL};
 static const char *const LP_FORMATS[] = {"json", "text", NULL};
 static const char *const LINE_ENDINGS[] = {"lf", "cr", "crlf", "mixed", NULL};
-static const char *const ACCEPTS[] = {"correct", "wrong", "omit", NULL};
+static const char *const ACCEPTS[] = {"correct", "wrong",     "omit", "case_flipped",
+                                      "padded",  "duplicate", NULL};
+static const char *const CONN_ENDS[] = {"fin", "rst", "hang", NULL};
+static const char *const REQUEST_KINDS[] = {"actual", "preflight", NULL};
 static const char *const PREFLIGHTS[] = {"auto", "none", NULL};
 static const char *const ORIGINS[] = {"main", "cross", "alt", NULL};
 static const char *const REDIRECTS[] = {"follow", "manual", "error", NULL};
@@ -98,6 +101,10 @@ static const struct key_spec KEYS_MATCH_K[] = {
      NULL},
     K("path", KT_TEXT, "exact path, relative to the instance prefix"),
     K("path_regex", KT_REGEX, "a pattern searched in the path (instead of path)"),
+    K("target", KT_TEXT, "exact target (path?query as received), relative to the prefix"),
+    KE("kind", REQUEST_KINDS, "actual: not CORS preflights; preflight: only them"),
+    {"body", KT_MAP, &KEYS_CONDITION, NULL, "a condition on the body: text, regex or json",
+     KF_SCALAR, KT_TEXT, 0, 0, NULL},
     {"query", KT_MATCHES, &KEYS_CONDITION, NULL, "conditions on query parameters", 0, KT_ANY, 0, 0,
      NULL},
     {"headers", KT_MATCHES, &KEYS_CONDITION, NULL, "conditions on request headers", 0, KT_ANY, 0, 0,
@@ -110,8 +117,10 @@ static const struct key_spec KEYS_CONDITION_K[] = {
     K("regex", KT_REGEX, "the pattern is found in the value"),
     K("present", KT_BOOL, "present: true: the value is there"),
     K("absent", KT_BOOL, "absent: true: the value is not there"),
+    K("json", KT_ANY, "match.body only: JSON containing this subset"),
 };
-TABLE(KEYS_CONDITION, "condition", "a match condition", "one of equals, regex, present, absent");
+TABLE(KEYS_CONDITION, "condition", "a match condition",
+      "one of equals, regex, present, absent (json: body only)");
 
 static const struct key_spec KEYS_RESPONSE_K[] = {
     KI("status", 100, 999, "the status code; default 200"),
@@ -128,6 +137,8 @@ static const struct key_spec KEYS_RESPONSE_K[] = {
     {"fault", KT_ENUM, &KEYS_FAULT, FAULTS, "end the response badly", KF_MAP, KT_ANY, 0, 0, NULL},
     K("raw", KT_TEMPLATE, "the whole response as text, exact"),
     K("raw_base64", KT_BASE64, "the whole response as exact bytes"),
+    KL("chunks", KEYS_CHUNK, "the whole response as exact bytes, one write per chunk"),
+    KE("end", CONN_ENDS, "after the whole response: fin, rst (TCP reset) or hang"),
     KM("require", KEYS_REQUIRE, "conditions the journal records as met or not"),
     KM("jsonp", KEYS_JSONP, "a JSONP response: CALLBACK(DATA);"),
     KM("long_poll", KEYS_LONG_POLL, "held until a channel has an event"),
@@ -138,6 +149,14 @@ static const struct key_spec KEYS_RESPONSE_K[] = {
     KMF("websocket", KEYS_WEBSOCKET, KF_NULL, "upgrade to a WebSocket and run a script"),
 };
 TABLE(KEYS_RESPONSE, "response", "a response", "one response");
+
+static const struct key_spec KEYS_CHUNK_K[] = {
+    K("bytes", KT_TEXT, "the chunk as text (its UTF-8 bytes)"),
+    K("hex", KT_TEXT, "the chunk as hex digits (spaces allowed between bytes)"),
+    K("base64", KT_BASE64, "the chunk as base64"),
+    K("pause", KT_DURATION, "before this chunk, after the previous one"),
+};
+TABLE(KEYS_CHUNK, "chunk", "a chunk", "bytes written with one write, after a pause");
 
 static const struct key_spec KEYS_TRICKLE_K[] = {
     KI("bytes", 1, 1LL << 30, "bytes per piece"),
@@ -211,6 +230,7 @@ static const struct key_spec KEYS_WEBSOCKET_K[] = {
     KM("handshake", KEYS_HANDSHAKE, "the handshake response"),
     KL("script", KEYS_WS_STEP, "what the server does on the connection, in order"),
     K("linger", KT_DURATION, "after the script: wait this long for the client to close"),
+    KE("end", CONN_ENDS, "how the TCP connection ends after the session; default fin"),
 };
 TABLE(KEYS_WEBSOCKET, "websocket", "websocket", "a WebSocket session");
 
@@ -218,7 +238,8 @@ static const struct key_spec KEYS_HANDSHAKE_K[] = {
     KI("status", 100, 999, "101 (default), or another status: not upgraded"),
     KF("subprotocol", KT_TEXT, KF_NULL, "first_offered (default), none, or a name"),
     K("extensions", KT_TEXT, "a Sec-WebSocket-Extensions value to send"),
-    KE("accept", ACCEPTS, "the Sec-WebSocket-Accept: correct, wrong or omit"),
+    KE("accept", ACCEPTS, "the Sec-WebSocket-Accept: correct, wrong, omit or a variant"),
+    K("connection", KT_TEXT, "the Connection value of a 101; default Upgrade"),
     KF("upgrade_header", KT_BOOL, KF_SCALAR, "false: no Upgrade header; a string: that value"),
     K("headers", KT_HEADERS, "extra headers"),
 };
@@ -233,7 +254,9 @@ static const struct key_spec KEYS_WS_STEP_K[] = {
     KMF("echo", KEYS_WS_ECHO, KF_SCALAR | KF_NULL, "echo messages back"),
     KM("frame", KEYS_WS_FRAME, "one frame exactly as described"),
     KMF("close", KEYS_WS_CLOSE, KF_INT | KF_NULL, "a close frame (a code), then wait"),
-    K("drop", KT_ANY, "close the TCP connection without a close frame"),
+    {"drop", KT_ENUM, NULL, CONN_ENDS, "end the TCP connection without a close frame", KF_BOOL,
+     KT_ANY, 0, 0, NULL},
+    KL("raw", KEYS_CHUNK, "exact bytes, one write per chunk"),
 };
 TABLE(KEYS_WS_STEP, "websocket.step", "a websocket step", "one step of a script (one key)");
 
@@ -272,6 +295,9 @@ static const struct key_spec KEYS_WS_FRAME_K[] = {
     K("payload", KT_TEXT, "the payload"),
     K("payload_base64", KT_BASE64, "the payload as bytes"),
     KI("length_form", 0, 64, "7, 16 or 64: that length encoding; default the shortest"),
+    K("length", KT_TEXT, "the length the header announces (0..2^64-1, 0x.. too)"),
+    KLI("split_at", KT_INT, "offsets where the frame's bytes are cut into writes"),
+    K("pause", KT_DURATION, "before each piece after the first"),
 };
 TABLE(KEYS_WS_FRAME, "websocket.frame", "frame", "one frame, malformed on purpose");
 
@@ -280,6 +306,7 @@ static const struct key_spec KEYS_WS_CLOSE_K[] = {
     K("reason", KT_TEXT, "the reason"),
     K("reason_base64", KT_BASE64, "the reason as bytes"),
     K("timeout", KT_DURATION, "wait for the client's close frame; default 5 s"),
+    K("continue", KT_BOOL, "true: go on with the script without waiting"),
 };
 TABLE(KEYS_WS_CLOSE, "websocket.close", "close", "a close frame");
 
@@ -570,7 +597,7 @@ TABLE(KEYS_POINT, "expect.point", "a point", "an event or a journal entry, at it
 
 static const struct key_spec KEYS_POINT_JOURNAL_K[] = {
     KF("route", KT_TEXT, KF_NULL, "a route name (null: requests no route matched); default any"),
-    K("preflight", KT_BOOL, "true: only CORS preflights; false: only actual requests"),
+    KE("kind", REQUEST_KINDS, "only actual requests, or only CORS preflights"),
 };
 TABLE(KEYS_POINT_JOURNAL, "expect.point.journal", "point.journal", "which journal entries");
 
@@ -615,6 +642,7 @@ static const struct key_spec KEYS_MATCHER_K[] = {
     K("at_most", KT_NUMBER, "a number <= this"),
     K("approx", KT_NUMBER, "a number within tolerance of this"),
     K("tolerance", KT_NUMBER, "with approx; default 0"),
+    K("json", KT_ANY, "text that parses as JSON containing this subset"),
     K("strict", KT_BOOL, "false: failing it is non-strict (a SHOULD)"),
     SCOPE,
 };
@@ -836,7 +864,8 @@ TABLE(KEYS_EXPECT_SERVER, "expect.server", "expect.server", "graded against the 
 static const struct key_spec KEYS_EXPECT_REQUEST_K[] = {
     KF("route", KT_TEXT, KF_NULL, "a route name (null: requests no route matched)"),
     K("count", KT_EXPECTED, "how many requests"),
-    K("preflight", KT_BOOL, "true: only CORS preflights; false: only actual requests"),
+    K("preflight", KT_BOOL, "true: only CORS preflights"),
+    KE("kind", REQUEST_KINDS, "only actual requests, or only CORS preflights"),
     K("strict", KT_BOOL, "false: these checks are non-strict"),
     K("method", KT_EXPECTED, "every selected request's method"),
     K("path", KT_EXPECTED, "... path, relative to the instance prefix"),
@@ -880,6 +909,7 @@ static const struct key_table *const ALL[] = {
     &KEYS_MATCH,
     &KEYS_CONDITION,
     &KEYS_RESPONSE,
+    &KEYS_CHUNK,
     &KEYS_TRICKLE,
     &KEYS_FAULT,
     &KEYS_REQUIRE,

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "fsroot.h"
 #include "xalloc.h"
 
 struct ld_value {
@@ -372,6 +373,8 @@ void ld_matches(struct ld *ld, const struct ynode *n, struct value_match **out, 
                 }
                 m.op = !strcmp(k, "present") ? MATCH_PRESENT : MATCH_ABSENT;
             } else {
+                if (!strcmp(k, "json"))
+                    ld_err(ld, v, "%s: json is a condition of match.body only", what);
                 continue;
             }
         } else {
@@ -393,8 +396,132 @@ void ld_free_matches(struct value_match *m, size_t n)
         if (m[i].op == MATCH_REGEX)
             rx_free(&m[i].re);
         free(m[i].value);
+        json_decref(m[i].json);
     }
     free(m);
+}
+
+struct value_match *ld_body_condition(struct ld *ld, const struct ynode *n, const char *what)
+{
+    struct value_match m = {.op = MATCH_EQUALS};
+    if (n->kind == Y_SCALAR && n->type != YS_NULL) {
+        m.value = xstrdup(n->str);
+    } else if (n->kind == Y_MAP && n->n == 1) {
+        ld_keys(ld, n, &KEYS_CONDITION);
+        const char *k = n->keys[0]->str;
+        const struct ynode *arg = n->values[0];
+        if (!strcmp(k, "equals") && ld_text(ld, arg, "body.equals")) {
+            m.value = xstrdup(arg->str);
+        } else if (!strcmp(k, "regex") && ld_regex(ld, arg, &m.re, "body.regex")) {
+            m.op = MATCH_REGEX;
+            m.value = xstrdup(arg->str);
+        } else if (!strcmp(k, "json")) {
+            m.op = MATCH_JSON;
+            m.json = ynode_to_json(arg);
+        } else {
+            if (!strcmp(k, "present") || !strcmp(k, "absent"))
+                ld_err(ld, n,
+                       "%s: a body is always there (empty or not): use equals, regex "
+                       "or json",
+                       what);
+            return NULL;
+        }
+    } else {
+        ld_err(ld, n, "%s: expected a text or one of {equals, regex, json}, got %s", what,
+               ynode_kind_name(n));
+        return NULL;
+    }
+    m.name = xstrdup("body");
+    struct value_match *out = xmalloc(sizeof *out);
+    *out = m;
+    return out;
+}
+
+/* Hex digits in pairs, whitespace allowed between the bytes. */
+static bool hex_bytes(struct ld *ld, const struct ynode *n, struct bytes *out, const char *what)
+{
+    const char *s = ld_text(ld, n, what);
+    if (!s)
+        return false;
+    out->data = xcalloc(strlen(s) / 2 + 1, 1);
+    out->len = 0;
+    for (const char *p = s; *p;) {
+        if (isspace((unsigned char)*p)) {
+            p++;
+            continue;
+        }
+        if (!isxdigit((unsigned char)p[0]) || !isxdigit((unsigned char)p[1])) {
+            ld_err(ld, n, "%s: hex digits in pairs expected at offset %td ('%.2s')", what, p - s,
+                   p);
+            free(out->data);
+            out->data = NULL;
+            out->len = 0;
+            return false;
+        }
+        char pair[3] = {p[0], p[1], 0};
+        out->data[out->len++] = (unsigned char)strtoul(pair, NULL, 16);
+        p += 2;
+    }
+    return true;
+}
+
+void ld_chunks(struct ld *ld, const struct ynode *n, struct raw_chunks *out, const char *what)
+{
+    if (!ld_is_seq(ld, n, what))
+        return;
+    if (n->n == 0)
+        ld_err(ld, n, "%s: at least one chunk", what);
+    out->items = xcalloc(n->n ? n->n : 1, sizeof *out->items);
+    for (size_t i = 0; i < n->n; i++) {
+        const struct ynode *it = n->values[i];
+        struct raw_chunk *c = &out->items[out->n];
+        if (it->kind == Y_SCALAR && it->type != YS_NULL) {
+            ld_bytes_text(it, &c->bytes);
+            out->n++;
+            continue;
+        }
+        if (!ld_is_map(ld, it, what))
+            continue;
+        ld_keys(ld, it, &KEYS_CHUNK);
+        const struct ynode *t = ymap_get(it, "bytes"), *h = ymap_get(it, "hex"),
+                           *b = ymap_get(it, "base64"), *p = ymap_get(it, "pause");
+        if ((t != NULL) + (h != NULL) + (b != NULL) > 1) {
+            ld_err(ld, it, "%s: a chunk is one of bytes, hex and base64", what);
+            continue;
+        }
+        if (!t && !h && !b && !p) {
+            ld_err(ld, it, "%s: a chunk needs bytes, hex, base64 or a pause", what);
+            continue;
+        }
+        if (p && !ld_duration(ld, p, &c->pause_ms, "chunk.pause"))
+            continue;
+        if (t && ld_text(ld, t, "chunk.bytes"))
+            ld_bytes_text(t, &c->bytes);
+        else if (h && !hex_bytes(ld, h, &c->bytes, "chunk.hex"))
+            continue;
+        else if (b && !ld_base64(ld, b, &c->bytes, "chunk.base64"))
+            continue;
+        out->n++;
+    }
+}
+
+void ld_free_chunks(struct raw_chunks *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->items[i].bytes.data);
+    free(c->items);
+    c->items = NULL;
+    c->n = 0;
+}
+
+bool ld_conn_end(struct ld *ld, const struct ynode *n, enum conn_end *out, const char *what)
+{
+    int v;
+    static const char *const ENDS[] = {"fin", "rst", "hang", NULL};
+    if (!ld_enum(ld, n, ENDS, &v, what))
+        return false;
+    *out = (enum conn_end)(CONN_END_FIN + v);
+    return true;
 }
 
 /* ------------------------------------------------------------------ files */
@@ -443,23 +570,21 @@ bool ld_body_file(struct ld *ld, const struct ynode *n, struct bytes *out)
         ld_err(ld, n, "body_file: '%s' must be relative to the scenario's folder", rel);
         return false;
     }
-    char path[PATH_MAX * 2];
-    snprintf(path, sizeof path, "%s/%s", ld->dir, rel);
-    char real[PATH_MAX], realdir[PATH_MAX];
-    if (!realpath(path, real)) {
-        ld_err(ld, n, "body_file: cannot open '%s': %s", rel, strerror(errno));
-        return false;
-    }
-    if (!realpath(ld->dir, realdir) || strncmp(real, realdir, strlen(realdir)) ||
-        (real[strlen(realdir)] != '/' && real[strlen(realdir)] != 0)) {
-        ld_err(ld, n, "body_file: '%s' is outside the scenario's folder", rel);
-        return false;
-    }
-    char err[200];
+    /* fsroot: resolved inside the folder, a regular file, at most LD_BODY_FILE_MAX (a FIFO
+     * or a device would hang or exhaust the server); errors never quote the content */
+    struct fsroot_error fe;
     size_t len = 0;
-    char *data = ld_read_file(real, &len, err, sizeof err);
+    char *data = fsroot_read_under(ld->dir, rel, LD_BODY_FILE_MAX, &len, &fe);
     if (!data) {
-        ld_err(ld, n, "body_file: cannot read '%s': %s", rel, err);
+        if (fe.status == FSROOT_OUTSIDE) {
+            ld_err(ld, n, "body_file: '%s' is outside the scenario's folder", rel);
+        } else if (fe.status == FSROOT_MISSING) {
+            ld_err(ld, n, "body_file: cannot open '%s': %s", rel, strerror(fe.err));
+        } else {
+            char why[200];
+            fsroot_describe(&fe, why, sizeof why);
+            ld_err(ld, n, "body_file: '%s': %s", rel, why);
+        }
         return false;
     }
     out->data = (unsigned char *)data;

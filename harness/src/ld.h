@@ -23,6 +23,11 @@
 #include "scenario_types.h"
 #include "yamldoc.h"
 
+/* The largest body_file: a response body is read once and shared by every connection that
+ * sends it (the default --max-body of a request body is the same size). Scenario files
+ * themselves are capped at FSROOT_MAX_BYTES. */
+#define LD_BODY_FILE_MAX ((size_t)64 * 1024 * 1024)
+
 /* The longest duration a scenario may give: one day. */
 #define LD_MAX_DURATION_MS 86400000ULL
 
@@ -79,6 +84,15 @@ bool ld_regex(struct ld *ld, const struct ynode *n, struct rx *re, const char *w
 void ld_matches(struct ld *ld, const struct ynode *n, struct value_match **out, size_t *count,
                 const char *what);
 void ld_free_matches(struct value_match *m, size_t n);
+/* match.body: "text" | {equals|regex|json}: a new condition (owned; ld_free_matches(m, 1)),
+ * or NULL after an error. */
+struct value_match *ld_body_condition(struct ld *ld, const struct ynode *n, const char *what);
+/* chunks: a sequence of {bytes|hex|base64, pause} (a scalar: its bytes) into out (owned;
+ * ld_free_chunks). */
+void ld_chunks(struct ld *ld, const struct ynode *n, struct raw_chunks *out, const char *what);
+void ld_free_chunks(struct raw_chunks *c);
+/* end: fin | rst | hang. */
+bool ld_conn_end(struct ld *ld, const struct ynode *n, enum conn_end *out, const char *what);
 /* body_file: a file inside the scenario's folder, read into out (owned by the caller). */
 bool ld_body_file(struct ld *ld, const struct ynode *n, struct bytes *out);
 /* A whole file into a malloc'd NUL-terminated buffer; NULL with a reason in err. */

@@ -16,8 +16,10 @@ void plan_free(struct plan *p)
         free(p->headers[i].value);
     }
     free(p->headers);
-    free(p->body);
-    pieces_free(p->pieces, p->n_pieces);
+    if (!p->body_borrowed)
+        free(p->body);
+    if (!p->pieces_borrowed)
+        pieces_free(p->pieces, p->n_pieces);
     memset(p, 0, sizeof *p);
 }
 
@@ -39,11 +41,31 @@ bool plan_has_header(const struct plan *p, const char *name)
 
 void plan_body(struct plan *p, const void *data, size_t len)
 {
-    free(p->body);
+    if (!p->body_borrowed)
+        free(p->body);
+    p->body_borrowed = false;
     p->body = xmalloc(len + 1);
     memcpy(p->body, data, len);
     p->body[len] = 0;
     p->body_len = len;
+}
+
+/* Borrow len bytes of the response as the body (see plan.h). */
+static void borrow_body(struct plan *p, const void *data, size_t len)
+{
+    if (!p->body_borrowed)
+        free(p->body);
+    p->body = (unsigned char *)data;
+    p->body_len = len;
+    p->body_borrowed = true;
+}
+
+size_t plan_owned_bytes(const struct plan *p)
+{
+    size_t n = p->body_borrowed ? 0 : p->body_len;
+    for (size_t i = 0; i < p->n_pieces; i++)
+        n += p->pieces[i].len;
+    return n;
 }
 
 void plan_text(struct plan *p, int status, const char *text)
@@ -56,13 +78,16 @@ void plan_text(struct plan *p, int status, const char *text)
 static void body_from(struct plan *p, enum body_kind kind, const struct tmpl *t,
                       const struct bytes *b, const struct tmpl_ctx *ctx)
 {
-    if (kind == BODY_TEXT) {
-        size_t len;
+    size_t len;
+    const char *same;
+    if (kind == BODY_TEXT && (same = tmpl_constant_text(t, &len))) {
+        borrow_body(p, same, len);
+    } else if (kind == BODY_TEXT) {
         char *text = tmpl_expand(t, ctx, &len);
         plan_body(p, text, len);
         free(text);
     } else if (kind == BODY_BYTES) {
-        plan_body(p, b->data, b->len);
+        borrow_body(p, b->data ? b->data : (const unsigned char *)"", b->len);
     }
 }
 
@@ -88,6 +113,34 @@ void plan_base(const struct response *r, const struct tmpl_ctx *ctx, struct plan
     p->fault = r->fault;
     p->fault_has_after = r->fault_has_after;
     p->fault_after = r->fault_after_bytes;
+    if (r->end != CONN_END_DEFAULT) {
+        /* after the whole response: written by hand, then the end as a fault at its end */
+        static const enum fault_action AS_FAULT[] = {[CONN_END_FIN] = FAULT_CLOSE,
+                                                     [CONN_END_RST] = FAULT_RESET,
+                                                     [CONN_END_HANG] = FAULT_HANG};
+        p->manual = true;
+        p->fault = AS_FAULT[r->end];
+        p->fault_has_after = true;
+        p->fault_after = SIZE_MAX / 4; /* past any body: the whole response goes first */
+    }
+}
+
+/* The encoded stream of an SSE response: no template reaches it, so every stream sends the
+ * same bytes, encoded on the first request and shared read-only from then on. Two first
+ * requests at once may both encode; one copy is published, the other freed. */
+static const struct sse_wire *sse_wire(const struct sse_spec *sse)
+{
+    struct sse_wire **slot = &((struct sse_spec *)sse)->wire; /* the spec's one cache */
+    struct sse_wire *w = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (w)
+        return w;
+    struct sse_wire *mine = xcalloc(1, sizeof *mine);
+    mine->n = sse_encode(sse, &mine->pieces);
+    if (__atomic_compare_exchange_n(slot, &w, mine, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return mine;
+    pieces_free(mine->pieces, mine->n);
+    free(mine);
+    return w;
 }
 
 void plan_content(const struct response *r, const struct tmpl_ctx *ctx, struct plan *p)
@@ -96,10 +149,38 @@ void plan_content(const struct response *r, const struct tmpl_ctx *ctx, struct p
     case RESP_RAW:
         p->manual = true;
         p->raw = true;
-        if (r->raw_tmpl)
-            body_from(p, BODY_TEXT, r->raw_tmpl, NULL, ctx);
-        else
+        /* a copy: deliver takes the bytes over and adjusts them (raw bytes are small) */
+        if (r->raw_tmpl) {
+            size_t len;
+            char *text = tmpl_expand(r->raw_tmpl, ctx, &len);
+            plan_body(p, text, len);
+            free(text);
+        } else if (r->chunks.n) {
+            /* the bytes in one buffer; the pieces say where each write ends, and when */
+            size_t total = 0;
+            for (size_t i = 0; i < r->chunks.n; i++)
+                total += r->chunks.items[i].bytes.len;
+            unsigned char *all = xmalloc(total + 1);
+            p->paced = true;
+            p->n_pieces = r->chunks.n;
+            p->pieces = xcalloc(r->chunks.n, sizeof *p->pieces);
+            size_t off = 0;
+            for (size_t i = 0; i < r->chunks.n; i++) {
+                const struct bytes *b = &r->chunks.items[i].bytes;
+                p->pieces[i].after_ms = r->chunks.items[i].pause_ms;
+                p->pieces[i].len = b->len;
+                p->pieces[i].data = xmalloc(b->len + 1);
+                if (b->len)
+                    memcpy(p->pieces[i].data, b->data, b->len);
+                if (b->len)
+                    memcpy(all + off, b->data, b->len);
+                off += b->len;
+            }
+            plan_body(p, all, total);
+            free(all);
+        } else {
             plan_body(p, r->raw_bytes.data, r->raw_bytes.len);
+        }
         break;
     case RESP_PLAIN:
         body_from(p, r->body_kind, r->body_tmpl, &r->body, ctx);
@@ -131,7 +212,10 @@ void plan_content(const struct response *r, const struct tmpl_ctx *ctx, struct p
         p->paced = true;
         p->chunked = true;
         p->then = sse->then;
-        p->n_pieces = sse_encode(sse, &p->pieces);
+        const struct sse_wire *w = sse_wire(sse);
+        p->pieces = w->pieces;
+        p->n_pieces = w->n;
+        p->pieces_borrowed = true;
         const char *ct = sse->content_type ? sse->content_type : "text/event-stream";
         if (*ct && !plan_has_header(p, "Content-Type"))
             plan_header(p, "Content-Type", ct);

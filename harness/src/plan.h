@@ -9,7 +9,11 @@
  *
  * Ownership: a plan owns every string, header and piece in it; plan_free() releases them
  * and leaves an empty plan. Builders that replace a plan (an invalid JSONP callback) free
- * what was there first.
+ * what was there first. One exception: a body that is the same for every request (bytes, a
+ * body_file, a text without placeholders) is borrowed from the response (body_borrowed):
+ * every connection sends from the scenario's one copy, which lives as long as the instance
+ * the exchange holds a reference to. 50 clients reading a 20 MB body slowly cost 50 small
+ * send buffers, not 50 copies.
  */
 #ifndef HARNESS_PLAN_H
 #define HARNESS_PLAN_H
@@ -30,6 +34,7 @@ struct plan {
     size_t n_headers;
     unsigned char *body;
     size_t body_len;
+    bool body_borrowed; /* body belongs to the response (see above): never written or freed */
     bool chunked;
     uint64_t body_delay_ms;
     size_t trickle_bytes;
@@ -41,6 +46,7 @@ struct plan {
     bool paced;
     struct piece *pieces;
     size_t n_pieces;
+    bool pieces_borrowed; /* the response's own (an SSE stream's): never written or freed */
     enum stream_end then;
     /* the bytes are written by hand, not by libmicrohttpd (raw, a custom reason phrase) */
     bool manual;
@@ -53,6 +59,8 @@ void plan_header(struct plan *p, const char *name, const char *value);
 bool plan_has_header(const struct plan *p, const char *name);
 /* Replace the body by a copy of len bytes (NUL-terminated for convenience). */
 void plan_body(struct plan *p, const void *data, size_t len);
+/* Bytes the plan owns (body unless borrowed, pieces): what it costs the server's budget. */
+size_t plan_owned_bytes(const struct plan *p);
 /* A status with a text/plain body. */
 void plan_text(struct plan *p, int status, const char *text);
 

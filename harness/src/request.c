@@ -84,6 +84,14 @@ void request_add_header(struct request *r, const char *name, const char *value)
     r->n_headers++;
 }
 
+void request_reserve_body(struct request *r, size_t n)
+{
+    if (n + 1 > r->body_cap) {
+        r->body = xrealloc(r->body, n + 1);
+        r->body_cap = n + 1;
+    }
+}
+
 bool request_append_body(struct request *r, const void *data, size_t len, size_t limit)
 {
     if (r->body_len + len > limit)
@@ -160,10 +168,50 @@ size_t request_header_count(const struct request *r, const char *name)
     return n;
 }
 
+/* The value of the only header name (NULL if absent or repeated). */
+static const char *only_value(const struct request *r, const char *name)
+{
+    const char *v = NULL;
+    for (size_t i = 0; i < r->n_headers; i++)
+        if (!strcasecmp(r->headers[i].name, name))
+            v = r->headers[i].value;
+    return v;
+}
+
+const char *request_framing_error(const struct request *r, unsigned long long *length)
+{
+    *length = 0;
+    size_t n_cl = request_header_count(r, "Content-Length");
+    size_t n_te = request_header_count(r, "Transfer-Encoding");
+    if (n_cl > 1)
+        return "more than one Content-Length";
+    if (n_cl && n_te)
+        return "both Content-Length and Transfer-Encoding";
+    if (n_te > 1)
+        return "more than one Transfer-Encoding";
+    if (n_te && strcasecmp(only_value(r, "Transfer-Encoding"), "chunked"))
+        return "a Transfer-Encoding other than chunked";
+    if (n_cl) {
+        const char *v = only_value(r, "Content-Length");
+        if (!*v || strspn(v, "0123456789") != strlen(v) || strlen(v) > 18)
+            return "a Content-Length that is not a decimal number";
+        *length = strtoull(v, NULL, 10);
+    }
+    return NULL;
+}
+
 const char *request_param(const struct request *r, const char *name)
 {
     for (size_t i = 0; i < r->n_params; i++)
         if (!strcmp(r->params[i].name, name))
             return r->params[i].value;
     return NULL;
+}
+
+const char *request_rel(const char *full)
+{
+    /* full starts with /s/ID */
+    const char *p = full + 3;
+    p += strcspn(p, "/?#");
+    return p;
 }

@@ -34,6 +34,9 @@ struct request {
 /* Set method and target (copies them) and split the target into path and query. */
 void request_init(struct request *r, const char *method, const char *target);
 void request_add_header(struct request *r, const char *name, const char *value);
+/* Make room for a body of n bytes at once (a Content-Length), instead of growing by
+ * doubling as bytes come: one allocation, whose untouched pages cost nothing. */
+void request_reserve_body(struct request *r, size_t n);
 /* Append body bytes. False if the body would exceed limit bytes (nothing is appended). */
 bool request_append_body(struct request *r, const void *data, size_t len, size_t limit);
 void request_free(struct request *r);
@@ -41,10 +44,21 @@ void request_free(struct request *r);
 /* All values of a header (case-insensitive name) joined with ", ", or NULL if absent. The
  * string lives as long as the request. */
 const char *request_header(struct request *r, const char *name);
+/* The part of a /s/ID/... path or target after the instance prefix ("" if none): what
+ * scenarios call relative to the instance prefix. */
+const char *request_rel(const char *full);
 /* The number of times a header appears. */
 size_t request_header_count(const struct request *r, const char *name);
 /* The first value of a query parameter (decoded), or NULL. */
 const char *request_param(const struct request *r, const char *name);
+
+/* Is the message framing of the request unambiguous (RFC 9112 6.1, 6.3)? NULL if it is,
+ * else why not: two Content-Length headers (even equal ones), a Content-Length that is not
+ * one decimal number, Content-Length with Transfer-Encoding, or a Transfer-Encoding other
+ * than one "chunked". A server that reads such a request one way while something in front
+ * of it reads it another lets a request be smuggled: it answers 400 and closes. *length
+ * gets the Content-Length (0 without one). */
+const char *request_framing_error(const struct request *r, unsigned long long *length);
 
 /* Percent-decode s into a new string ('+' becomes a space when plus_is_space). Invalid
  * escapes are kept as written. */

@@ -47,37 +47,29 @@ static bool dispatch(struct exchange *ex)
     }
     if (!ex->preflight)
         ex->route = route_find(s, &ex->req, rel);
-    json_t *e = ex_entry_new(ex, rel);
-    json_object_set_new(e, "kind", json_string(ex->preflight ? "preflight" : "actual"));
+    struct journal_request jr = {.preflight = ex->preflight, .route = -1, .response_index = -1};
     if (ex->route >= 0) {
         const struct route *rt = &s->routes[ex->route];
-        json_object_set_new(e, "route", json_string(rt->name));
+        jr.route = ex->route;
+        jr.route_name = rt->name;
         if (ex->preflight) {
             ex->resp =
                 rt->cors->preflight == PREFLIGHT_SCRIPTED ? rt->cors->preflight_response : NULL;
-            json_object_set_new(e, "response_index", json_null());
         } else {
             ex->count = ++in->route_counts[ex->route];
             ex->resp_index = route_response_index(rt, ex->count);
             ex->resp = ex->resp_index >= 0 ? &rt->responses[ex->resp_index] : NULL;
-            json_object_set_new(e, "response_index",
-                                ex->resp_index >= 0 ? json_integer(ex->resp_index) : json_null());
-            json_object_set_new(e, "count", json_integer((json_int_t)ex->count));
+            jr.response_index = ex->resp_index;
+            jr.has_count = true;
+            jr.count = ex->count;
         }
-    } else {
-        json_object_set_new(e, "route", json_null());
-        json_object_set_new(e, "response_index", json_null());
     }
     if (ex->preflight) {
-        const char *o = request_header(&ex->req, "Origin");
-        const char *m = request_header(&ex->req, "Access-Control-Request-Method");
-        const char *h = request_header(&ex->req, "Access-Control-Request-Headers");
-        json_object_set_new(e, "cors",
-                            json_pack("{s:s?, s:s?, s:s?}", "origin", o, "request_method", m,
-                                      "request_headers", h));
+        jr.cors_origin = request_header(&ex->req, "Origin");
+        jr.cors_method = request_header(&ex->req, "Access-Control-Request-Method");
+        jr.cors_headers = request_header(&ex->req, "Access-Control-Request-Headers");
     }
-    ex->entry = e; /* our reference; the journal takes its own */
-    journal_append(&in->journal, e);
+    ex_entry_append_locked(ex, rel, &jr);
     struct waiter *wake = instance_take_waiters_locked(in, -1);
     pthread_mutex_unlock(&in->lock);
     waiters_wake(wake);
@@ -134,8 +126,8 @@ static bool long_poll(struct exchange *ex, const struct response *r, const struc
     }
     if (avail == 0) {
         pthread_mutex_unlock(&in->lock);
-        ex_entry_set(ex, "long_poll",
-                     json_pack("{s:b, s:I}", "timed_out", 1, "cursor", (json_int_t)cursor));
+        ex_entry_extra(ex, JOURNAL_LONG_POLL,
+                       json_pack("{s:b, s:I}", "timed_out", 1, "cursor", (json_int_t)cursor));
         plan_long_poll_timeout(lp, ctx, p);
         return true;
     }
@@ -143,9 +135,9 @@ static bool long_poll(struct exchange *ex, const struct response *r, const struc
         in->route_cursors[ex->route] = cursor + avail;
     plan_long_poll_events(lp, st->events, cursor, avail, p);
     pthread_mutex_unlock(&in->lock);
-    ex_entry_set(ex, "long_poll",
-                 json_pack("{s:b, s:I, s:I}", "timed_out", 0, "cursor", (json_int_t)cursor,
-                           "delivered", (json_int_t)avail));
+    ex_entry_extra(ex, JOURNAL_LONG_POLL,
+                   json_pack("{s:b, s:I, s:I}", "timed_out", 0, "cursor", (json_int_t)cursor,
+                             "delivered", (json_int_t)avail));
     return true;
 }
 
@@ -159,8 +151,8 @@ static void require_check(struct exchange *ex, const struct response *r)
     for (size_t i = 0; i < r->n_require_headers; i++)
         if (!headers_match(&r->require_headers[i], 1, &ex->req))
             json_array_append_new(failed, json_string(r->require_headers[i].name));
-    ex_entry_set(ex, "require",
-                 json_pack("{s:b, s:o}", "met", json_array_size(failed) == 0, "failed", failed));
+    ex_entry_extra(ex, JOURNAL_REQUIRE,
+                   json_pack("{s:b, s:o}", "met", json_array_size(failed) == 0, "failed", failed));
 }
 
 /* Build ex->plan. False if the request is held (a long poll). */
@@ -199,7 +191,8 @@ static bool make_plan(struct exchange *ex)
     if (r->kind == RESP_JSONP) {
         const char *param;
         bool ok = plan_jsonp(r->jsonp, &ex->req, p, &param);
-        ex_entry_set(ex, "jsonp", json_pack("{s:s, s:b}", "param", param, "callback_valid", ok));
+        ex_entry_extra(ex, JOURNAL_JSONP,
+                       json_pack("{s:s, s:b}", "param", param, "callback_valid", ok));
     } else if (r->kind == RESP_LONG_POLL && !long_poll(ex, r, ctx, p)) {
         return false;
     }
@@ -276,11 +269,7 @@ void respond_completed(struct exchange *ex, enum MHD_RequestTerminationCode code
     if (!ex->entry)
         return;
     uint64_t now = mono_us();
-    pthread_mutex_lock(&ex->inst->lock);
-    bool upgraded =
-        json_is_true(json_object_get(json_object_get(ex->entry, "websocket"), "upgraded"));
-    pthread_mutex_unlock(&ex->inst->lock);
-    if (upgraded)
+    if (ex->ws_upgraded)
         return; /* the WebSocket session records its own end */
     enum ex_end end = ex->end != EX_END_NONE ? ex->end : end_of(ex, code);
     ex_entry_end(ex, end, now);

@@ -16,6 +16,13 @@ bool value_match_holds(const struct value_match *m, const char *value);
 /* True if every header condition holds for the request (a header repeated: any value). */
 bool headers_match(const struct value_match *m, size_t n, const struct request *r);
 
+/* Is have a superset of want: every key of an object (recursively), arrays of the same
+ * length item by item, numbers equal in value (1 == 1.0), other values equal. The one
+ * definition of the `json` condition and matcher (the grader's is held to it). */
+bool route_json_subset(const json_t *want, const json_t *have);
+/* Does the body condition (match.body; NULL: none) hold for the request's body? */
+bool route_body_match(const struct value_match *m, const struct request *r);
+
 /* The index of the first route whose match holds for a request whose path relative to the
  * instance prefix is rel_path, or -1. */
 long route_find(const struct scenario *s, const struct request *r, const char *rel_path);

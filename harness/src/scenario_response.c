@@ -84,6 +84,11 @@ static void load_raw_base64(struct ld *ld, const struct ynode *n, struct respons
     ld_base64(ld, n, &r->raw_bytes, "raw_base64");
 }
 
+static void load_chunks(struct ld *ld, const struct ynode *n, struct response *r)
+{
+    ld_chunks(ld, n, &r->chunks, "chunks");
+}
+
 static void load_jsonp(struct ld *ld, const struct ynode *n, struct response *r)
 {
     if (!ld_is_map(ld, n, "jsonp"))
@@ -183,6 +188,7 @@ static const struct {
 } KINDS[] = {
     {"raw", RESP_RAW, load_raw, false},
     {"raw_base64", RESP_RAW, load_raw_base64, false},
+    {"chunks", RESP_RAW, load_chunks, false},
     {"jsonp", RESP_JSONP, load_jsonp, true},
     {"long_poll", RESP_LONG_POLL, load_long_poll, true},
     {"stream", RESP_STREAM, load_stream, false},
@@ -263,8 +269,8 @@ static void load_kind(struct ld *ld, const struct ynode *n, struct response *r,
             continue;
         if (kind_node) {
             ld_err(ld, k,
-                   "a response is one of raw, raw_base64, jsonp, long_poll, stream, sse, "
-                   "websocket: '%s' and '%s' are both given",
+                   "a response is one of raw, raw_base64, chunks, jsonp, long_poll, stream, "
+                   "sse, websocket: '%s' and '%s' are both given",
                    KINDS[kind].key, KINDS[i].key);
             continue;
         }
@@ -324,6 +330,22 @@ bool scenario_response_load(struct ld *ld, const struct ynode *n, struct respons
         else if (ld_choice(ld, v, &KEYS_RESPONSE, "then", &choice, "then"))
             r->stream_then = (enum stream_end)choice;
     }
+    if ((v = ymap_get(n, "end")) && ld_conn_end(ld, v, &r->end, "end")) {
+        if (r->kind != RESP_PLAIN && r->kind != RESP_RAW)
+            ld_err(ld, v,
+                   "end: for plain, raw and chunks responses (a stream or sse has then, a "
+                   "websocket websocket.end)");
+        else if (r->fault != FAULT_NONE)
+            ld_err(ld, v,
+                   "end: give fault (a bad end inside the body) or end (after it), not "
+                   "both");
+        else if (r->transfer == TRANSFER_CHUNKED)
+            ld_err(ld, v,
+                   "end: a response with an end is written by hand with Content-Length "
+                   "(write chunked bytes with chunks)");
+    }
+    if (r->chunks.n && r->trickle_bytes)
+        ld_err(ld, ymap_get(n, "trickle"), "trickle: chunks carry their own pauses");
     if (r->kind == RESP_RAW && r->reason)
         ld_err(ld, ymap_get(n, "reason"), "reason: a raw response writes its own status line");
     return true;
@@ -340,6 +362,7 @@ void scenario_response_free(struct response *r)
     free(r->preset_type);
     tmpl_free(r->raw_tmpl);
     free(r->raw_bytes.data);
+    ld_free_chunks(&r->chunks);
     ld_free_matches(r->require_headers, r->n_require_headers);
     if (r->jsonp) {
         free(r->jsonp->param);

@@ -133,6 +133,26 @@ static void load_match(struct ld *ld, const struct ynode *n, struct route *rt)
         ld_matches(ld, v, &rt->query, &rt->n_query, "match.query");
     if ((v = ymap_get(n, "headers")))
         ld_matches(ld, v, &rt->headers, &rt->n_headers, "match.headers");
+    if ((v = ymap_get(n, "target")) && ld_text(ld, v, "match.target")) {
+        if (p || pr)
+            ld_err(ld, v,
+                   "match: give target or path/path_regex, not both (target is the path "
+                   "and the query)");
+        else if (ymap_get(n, "query"))
+            ld_err(ld, v, "match: target fixes the query already; leave out match.query");
+        else if (v->str[0] != '/' && v->str[0] != '?')
+            ld_err(ld, v,
+                   "match.target: '%s' must start with '/' or '?' (it is relative to the "
+                   "instance prefix)",
+                   v->str);
+        else
+            rt->target = xstrdup(v->str);
+    }
+    int kind;
+    if ((v = ymap_get(n, "kind")) && ld_choice(ld, v, &KEYS_MATCH, "kind", &kind, "match.kind"))
+        rt->kind = kind + 1;
+    if ((v = ymap_get(n, "body")))
+        rt->body = ld_body_condition(ld, v, "match.body");
 }
 
 static void load_responses(struct ld *ld, const struct ynode *n, struct route *rt)
@@ -270,6 +290,9 @@ static void free_route(struct route *rt)
     free(rt->path_re_src);
     ld_free_matches(rt->query, rt->n_query);
     ld_free_matches(rt->headers, rt->n_headers);
+    free(rt->target);
+    if (rt->body)
+        ld_free_matches(rt->body, 1);
     for (size_t r = 0; r < rt->n_responses; r++)
         scenario_response_free(&rt->responses[r]);
     free(rt->responses);

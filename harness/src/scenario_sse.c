@@ -4,6 +4,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include "piece.h"
 #include "scenario_load.h"
 #include "xalloc.h"
 
@@ -143,5 +144,9 @@ void scenario_sse_free(struct sse_spec *s)
     }
     free(s->items);
     free(s->content_type);
+    if (s->wire) {
+        pieces_free(s->wire->pieces, s->wire->n);
+        free(s->wire);
+    }
     free(s);
 }

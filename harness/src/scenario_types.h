@@ -22,7 +22,7 @@ struct bytes {
     size_t len;
 };
 
-enum match_op { MATCH_EQUALS, MATCH_REGEX, MATCH_PRESENT, MATCH_ABSENT };
+enum match_op { MATCH_EQUALS, MATCH_REGEX, MATCH_PRESENT, MATCH_ABSENT, MATCH_JSON };
 
 /* One query-parameter or header condition of a route (or of a response's `require`). */
 struct value_match {
@@ -30,6 +30,8 @@ struct value_match {
     enum match_op op;
     char *value;  /* MATCH_EQUALS: the value; MATCH_REGEX: the source of re */
     struct rx re; /* compiled when op == MATCH_REGEX (the regex dialect, rx.h) */
+    json_t *json; /* MATCH_JSON (match.body only): the value is JSON containing this subset
+                   * (json_subset, route.h); owned */
 };
 
 struct header {
@@ -51,6 +53,24 @@ enum body_kind {
 };
 /* What a stream (stream, sse) does after its last item. */
 enum stream_end { END_CLOSE, END_HANG, END_RESET };
+
+/* Bytes written one write() each, with a pause before each (`chunks:` of a response, the
+ * `raw` step of a WebSocket script): the exact write boundaries a parser test needs. */
+struct raw_chunk {
+    uint64_t pause_ms; /* before this chunk: after the previous one (the first: the start) */
+    struct bytes bytes;
+};
+struct raw_chunks {
+    struct raw_chunk *items;
+    size_t n;
+};
+/* How the TCP connection ends after a response or a WebSocket session (`end:`). */
+enum conn_end {
+    CONN_END_DEFAULT, /* what the kind does anyway (keep-alive, or a FIN) */
+    CONN_END_FIN,     /* a clean close (FIN) */
+    CONN_END_RST,     /* a TCP reset (SO_LINGER 0) */
+    CONN_END_HANG,    /* nothing more; the server frees it when the client goes */
+};
 
 /* --- JSONP (`jsonp:`): body = CALLBACK(DATA); --------------------------------------- */
 struct jsonp_spec {
@@ -124,10 +144,28 @@ struct sse_spec {
     struct sse_item *items;
     size_t n_items;
     enum stream_end then; /* default close */
+    /* The bytes on the wire, the same for every stream: sse_encode()'s pieces, made once on
+     * the first request (plan.c, published atomically) and freed with the spec. */
+    struct sse_wire *wire;
+};
+struct piece;
+struct sse_wire {
+    struct piece *pieces;
+    size_t n;
 };
 
 /* --- WebSockets (`websocket:`) ------------------------------------------------------ */
-enum ws_accept_mode { WS_ACCEPT_CORRECT, WS_ACCEPT_WRONG, WS_ACCEPT_OMIT };
+/* correct, wrong, omit; case_flipped: the right value with its letters' case swapped (a
+ * different value: base64 is case-sensitive); padded: the right value with spaces and a
+ * tab around it (optional whitespace, RFC 9110 5.5); duplicate: the right header twice */
+enum ws_accept_mode {
+    WS_ACCEPT_CORRECT,
+    WS_ACCEPT_WRONG,
+    WS_ACCEPT_OMIT,
+    WS_ACCEPT_CASE_FLIPPED,
+    WS_ACCEPT_PADDED,
+    WS_ACCEPT_DUPLICATE,
+};
 enum ws_subproto_mode { WS_SUB_FIRST_OFFERED, WS_SUB_NONE, WS_SUB_NAMED };
 struct ws_handshake_spec {
     int status;                        /* 101 (default), or e.g. 200 / 403: not upgraded */
@@ -138,6 +176,7 @@ struct ws_handshake_spec {
     bool upgrade_header;               /* default true: send "Upgrade: websocket" */
     char *upgrade_value;               /* NULL: "websocket" */
     struct header_list headers;        /* extra headers on the handshake response */
+    char *connection;                  /* the Connection value of a 101; NULL: "Upgrade" */
 };
 enum ws_step_kind {
     WS_SEND,    /* a text or binary message, optionally in `fragments` frames */
@@ -148,7 +187,8 @@ enum ws_step_kind {
     WS_ECHO,    /* echo `count` messages back (0: until the client closes), timeout_ms each */
     WS_FRAME,   /* one frame exactly as described (malformed on purpose) */
     WS_CLOSE,   /* a close frame (code, reason), then wait for the client's (timeout_ms) */
-    WS_DROP,    /* close the TCP connection without a close frame */
+    WS_DROP,    /* close the TCP connection without a close frame (drop_end: how) */
+    WS_RAW,     /* exact bytes in chunks (one write each, a pause before each) */
 };
 struct ws_step {
     enum ws_step_kind kind;
@@ -162,9 +202,19 @@ struct ws_step {
     int opcode; /* 0..15 */
     bool fin, rsv1, rsv2, rsv3, masked;
     int length_form; /* 0: the shortest; 7, 16 or 64: that length encoding */
+    bool has_length; /* `length`: the header announces this, whatever the payload */
+    uint64_t length;
+    size_t *split_at; /* `split_at`: offsets where the frame's bytes are cut into writes */
+    size_t n_split;
+    uint64_t pause_ms; /* `pause`: before each piece after the first */
+    /* WS_RAW */
+    struct raw_chunks chunks;
+    /* WS_DROP */
+    enum conn_end drop_end; /* fin, rst or hang; default (drop: true): websocket.end */
     /* WS_CLOSE */
     bool has_code; /* false: a close frame with an empty payload */
     int code;      /* any 0..65535, including the ones not allowed on the wire */
+    bool go_on;    /* `continue: true`: the script goes on without waiting for the reply */
 };
 struct ws_spec {
     struct ws_handshake_spec handshake;
@@ -172,6 +222,7 @@ struct ws_spec {
     size_t n_steps;
     /* After the script: wait this long for the client to close, then close (default 5000). */
     uint64_t linger_ms;
+    enum conn_end end; /* how the TCP connection ends after the session (default: FIN) */
 };
 
 /* --- CORS (route-level `cors:`) ------------------------------------------------------ */
@@ -194,7 +245,7 @@ struct cors_policy {
 /* --- a response ---------------------------------------------------------------------- */
 enum response_kind {
     RESP_PLAIN, /* status, headers, body (with trickle, faults) */
-    RESP_RAW,   /* raw / raw_base64: exact bytes */
+    RESP_RAW,   /* raw / raw_base64 / chunks: exact bytes */
     RESP_JSONP,
     RESP_LONG_POLL,
     RESP_STREAM,
@@ -218,6 +269,8 @@ struct response {
      * `raw_base64`); status, reason, headers and body are unused then. */
     struct tmpl *raw_tmpl;
     struct bytes raw_bytes;
+    struct raw_chunks chunks; /* `chunks`: the whole response in writes with pauses */
+    enum conn_end end;        /* `end`: after the whole response (plain, raw, chunks) */
 
     uint64_t delay_ms;      /* before the status line */
     uint64_t body_delay_ms; /* after the headers, before the first body byte */
@@ -250,7 +303,10 @@ struct route {
     char *name;     /* given, or "route-N" */
     char **methods; /* NULL/0: any method */
     size_t n_methods;
-    char *path; /* exact path, or NULL */
+    char *path;   /* exact path, or NULL */
+    char *target; /* exact target (path and query) relative to the instance prefix, or NULL */
+    int kind;     /* 0: any request; 1: only actual requests; 2: only CORS preflights */
+    struct value_match *body; /* a condition on the body (equals, regex, json), or NULL */
     bool has_path_re;
     struct rx path_re; /* the regex dialect (rx.h) */
     char *path_re_src;

@@ -2,6 +2,7 @@
  * server runs on the connection (docs/scenarios.md, "WebSockets"). A script step is a
  * one-key mapping; each step name has a small loader in a table, as response kinds do.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include "scenario_load.h"
@@ -121,6 +122,44 @@ static bool step_frame(struct ld *ld, const struct ynode *v, struct ws_step *st)
         st->length_form = (int)lf;
     }
     payload(ld, v, "payload", "payload_base64", &st->payload, "frame");
+    if ((x = ymap_get(v, "length")) && ld_text(ld, x, "frame.length")) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(x->str, &end, 0);
+        if (errno || *end || x->str[0] == '-' || !x->str[0])
+            ld_err(ld, x, "frame.length: expected a number from 0 to 2^64-1 (0x... too), got '%s'",
+                   x->str);
+        else if ((st->length_form == 7 && n > 125) || (st->length_form == 16 && n > 0xFFFF))
+            ld_err(ld, x, "frame.length: %llu does not fit length_form %d", n, st->length_form);
+        else {
+            st->has_length = true;
+            st->length = n;
+        }
+    }
+    if ((x = ymap_get(v, "split_at")) && ld_is_seq(ld, x, "frame.split_at")) {
+        st->split_at = xcalloc(x->n ? x->n : 1, sizeof *st->split_at);
+        long long prev = 0, at;
+        for (size_t i = 0; i < x->n; i++) {
+            if (!ld_int(ld, x->values[i], 1, 1LL << 40, &at, "frame.split_at"))
+                continue;
+            if (at <= prev)
+                ld_err(ld, x->values[i], "frame.split_at: offsets increase (%lld after %lld)", at,
+                       prev);
+            st->split_at[st->n_split++] = (size_t)at;
+            prev = at;
+        }
+    }
+    if ((x = ymap_get(v, "pause"))) {
+        ld_duration(ld, x, &st->pause_ms, "frame.pause");
+        if (!ymap_get(v, "split_at"))
+            ld_err(ld, x, "frame.pause: the pause goes between the pieces of split_at");
+    }
+    return true;
+}
+
+static bool step_raw(struct ld *ld, const struct ynode *v, struct ws_step *st)
+{
+    ld_chunks(ld, v, &st->chunks, "raw");
     return true;
 }
 
@@ -147,6 +186,11 @@ static bool step_close(struct ld *ld, const struct ynode *v, struct ws_step *st)
     }
     if (t)
         ld_duration(ld, t, &st->ms, "close.timeout");
+    const struct ynode *go = ymap_get(v, "continue");
+    if (go)
+        ld_bool(ld, go, &st->go_on, "close.continue");
+    if (go && t && st->go_on)
+        ld_err(ld, t, "close: a timeout waits for the reply, continue: true does not wait");
     payload(ld, v, "reason", "reason_base64", &st->payload, "close");
     if (st->payload.len && !c)
         ld_err(ld, v, "close: a reason needs a code");
@@ -155,8 +199,15 @@ static bool step_close(struct ld *ld, const struct ynode *v, struct ws_step *st)
 
 static bool step_drop(struct ld *ld, const struct ynode *v, struct ws_step *st)
 {
-    (void)ld, (void)v, (void)st;
-    return true;
+    st->drop_end = CONN_END_DEFAULT; /* true: as websocket.end says (default fin) */
+    if (v->kind == Y_SCALAR && v->type == YS_BOOL) {
+        if (!v->b)
+            ld_err(ld, v, "drop: true, fin, rst or hang (false means nothing)");
+        return true;
+    }
+    if (v->kind == Y_SCALAR && v->type == YS_NULL)
+        return true;
+    return ld_conn_end(ld, v, &st->drop_end, "drop");
 }
 
 /* The step names (KEYS_WS_STEP lists them for messages and the export). */
@@ -169,7 +220,7 @@ static const struct {
     {"pong", WS_PONG, step_ping},          {"wait", WS_WAIT, step_wait},
     {"receive", WS_RECEIVE, step_receive}, {"echo", WS_ECHO, step_receive},
     {"frame", WS_FRAME, step_frame},       {"close", WS_CLOSE, step_close},
-    {"drop", WS_DROP, step_drop},
+    {"drop", WS_DROP, step_drop},          {"raw", WS_RAW, step_raw},
 };
 
 static bool load_step(struct ld *ld, const struct ynode *n, struct ws_step *st)
@@ -177,7 +228,7 @@ static bool load_step(struct ld *ld, const struct ynode *n, struct ws_step *st)
     if (n->kind != Y_MAP || n->n != 1) {
         ld_err(ld, n,
                "a websocket step is a one-key mapping: send, ping, pong, wait, receive, "
-               "echo, frame, close or drop");
+               "echo, frame, close, drop or raw");
         return false;
     }
     ld_keys(ld, n, &KEYS_WS_STEP);
@@ -226,6 +277,11 @@ static void load_handshake(struct ld *ld, const struct ynode *hs, struct ws_hand
     }
     if ((v = ymap_get(hs, "headers")))
         ld_headers(ld, v, &h->headers, "handshake.headers");
+    if ((v = ymap_get(hs, "connection")) && ld_text(ld, v, "handshake.connection")) {
+        if (strpbrk(v->str, "\r\n"))
+            ld_err(ld, v, "handshake.connection: no line breaks");
+        h->connection = xstrdup(v->str);
+    }
 }
 
 void scenario_ws_load(struct ld *ld, const struct ynode *n, struct response *r)
@@ -243,6 +299,8 @@ void scenario_ws_load(struct ld *ld, const struct ynode *n, struct response *r)
         load_handshake(ld, hs, &w->handshake);
     if ((v = ymap_get(n, "linger")))
         ld_duration(ld, v, &w->linger_ms, "websocket.linger");
+    if ((v = ymap_get(n, "end")))
+        ld_conn_end(ld, v, &w->end, "websocket.end");
     const struct ynode *script = ymap_get(n, "script");
     if (script && ld_is_seq(ld, script, "websocket.script")) {
         w->steps = xcalloc(script->n, sizeof *w->steps);
@@ -260,8 +318,12 @@ void scenario_ws_free(struct ws_spec *w)
     free(w->handshake.extensions);
     free(w->handshake.upgrade_value);
     ld_free_headers(&w->handshake.headers);
-    for (size_t i = 0; i < w->n_steps; i++)
+    free(w->handshake.connection);
+    for (size_t i = 0; i < w->n_steps; i++) {
         free(w->steps[i].payload.data);
+        free(w->steps[i].split_at);
+        ld_free_chunks(&w->steps[i].chunks);
+    }
     free(w->steps);
     free(w);
 }

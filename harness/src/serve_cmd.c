@@ -1,9 +1,13 @@
 /* serve_cmd — `harness serve`: load scenarios, listen, print the ready line, run until
  * SIGINT or SIGTERM, then stop cleanly (exit 0).
  *
- * The ready line is one JSON object on stdout, printed once both ports listen:
+ * The ready line is one JSON object on stdout, printed once every port listens:
  *   {"event":"ready","main":"http://127.0.0.1:P","cross":"http://127.0.0.1:Q",
- *    "alt":"http://localhost:P","pid":N,"instances":[IDS]}
+ *    "alt":"http://localhost:P","control":"http://127.0.0.1:C","token":T,"pid":N,
+ *    "instances":[IDS]}
+ * The control API's token is generated (ctlauth.h) unless given (--token, --token-file,
+ * HARNESS_TOKEN); off loopback it must be given. The control API reads files only under
+ * the FILES|DIRS served and the --root folders (fsroot.h).
  * Signals are blocked in every thread and taken with sigwait() by the main thread, so no
  * handler ever runs inside libmicrohttpd.
  */
@@ -14,8 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "commands.h"
+#include "ctlauth.h"
+#include "fsroot.h"
+#include "caps.h"
 #include "xalloc.h"
 #include "scenario.h"
 #include "server.h"
@@ -23,21 +31,38 @@
 
 static void usage(FILE *out)
 {
-    fputs("usage: harness serve [FILES|DIRS] [--port N] [--cross-port N] [--bind ADDR]\n"
-          "                     [--journal-limit N] [--quiet]\n"
+    fputs("usage: harness serve [FILES|DIRS] [--port N] [--cross-port N] [--control-port N]\n"
+          "                     [--bind ADDR] [--public-host NAME] [--root DIR]...\n"
+          "                     [--token TEXT | --token-file FILE] [--journal-limit N]\n"
+          "                     [LIMITS] [--quiet]\n"
           "\n"
           "Serve scenarios: each file (or every *.yaml under a folder) is loaded as an instance\n"
           "named by its id, at /s/ID/ on both ports. More are loaded through the control API\n"
-          "(POST /_harness/instances, see docs/control-api.md).\n"
+          "(POST /_harness/instances on the control port, see docs/control-api.md).\n"
           "\n"
           "  --port N           the main port (default 0: any free port)\n"
           "  --cross-port N     the second port, another origin for CORS (default 0: any)\n"
-          "  --bind ADDR        the IPv4 address to listen on (default 127.0.0.1)\n"
+          "  --control-port N   the control API's port (default 0: any free port)\n"
+          "  --bind ADDR        the IPv4 address to listen on (default 127.0.0.1); off\n"
+          "                     loopback a token must be given\n"
+          "  --public-host NAME the host name (or address) in every origin and URL handed\n"
+          "                     to clients (default: the --bind address)\n"
+          "  --root DIR         the control API may read scenario files and base_dir under\n"
+          "                     DIR (repeatable; the FILES|DIRS served are roots too)\n"
+          "  --token TEXT       the control API's token (default: HARNESS_TOKEN, else 32\n"
+          "                     random bytes in hex); 16 to 256 characters\n"
+          "  --token-file FILE  the token is the first line of FILE\n"
           "  --journal-limit N  entries kept per instance journal (default 10000)\n"
           "  --quiet            no log line per request on stderr\n"
           "\n"
+          "Limits (docs/control-api.md, \"Limits\"); BYTES may end in K, M or G:\n",
+          out);
+    caps_usage(out);
+    fputs("\n"
           "Once listening it prints one JSON line on stdout:\n"
-          "  {\"event\":\"ready\",\"main\":URL,\"cross\":URL,\"alt\":URL,\"pid\":N,...}\n"
+          "  {\"event\":\"ready\",\"main\":URL,\"cross\":URL,\"alt\":URL,\"control\":URL,\n"
+          "   \"token\":TOKEN,\"pid\":N,...}\n"
+          "Every control request but GET /_harness/health carries X-Harness-Token: TOKEN.\n"
           "SIGINT or SIGTERM stop it cleanly (exit status 0).\n",
           out);
 }
@@ -53,44 +78,145 @@ static bool parse_port(const char *s, uint16_t *out)
     return true;
 }
 
-static void raise_fd_limit(void)
+/* The token of a --token-file: its first line, without the newline. */
+static bool read_token_file(const char *path, char token[CTLAUTH_TOKEN_MAX + 1])
+{
+    struct fsroot one;
+    fsroot_init(&one);
+    struct fsroot_error fe = {.status = FSROOT_MISSING, .err = errno};
+    size_t len = 0;
+    char *text = fsroot_add(&one, path) ? fsroot_read(&one, path, 4096, &len, &fe) : NULL;
+    if (!text && fe.status == FSROOT_MISSING)
+        fe.err = errno ? errno : fe.err;
+    fsroot_free(&one);
+    if (!text) {
+        char why[200];
+        fsroot_describe(&fe, why, sizeof why);
+        fprintf(stderr, "harness serve: --token-file %s: %s\n", path, why);
+        return false;
+    }
+    text[strcspn(text, "\r\n")] = 0;
+    snprintf(token, CTLAUTH_TOKEN_MAX + 1, "%s", text);
+    bool fits = strlen(text) <= CTLAUTH_TOKEN_MAX;
+    free(text);
+    if (!fits)
+        fprintf(stderr, "harness serve: --token-file %s: the token is too long\n", path);
+    return fits;
+}
+
+/* Descriptors kept for everything but connections: scenario and body files, the journal
+ * API's clients, libmicrohttpd's own. */
+#define FD_RESERVE 64u
+
+/* Raise the descriptor limit to the hard one; if max_connections does not fit under it,
+ * lower max_connections (said on stderr): at the descriptor limit a server accepts nothing
+ * and answers nobody, while under max_connections it refuses the extra ones only. */
+static void fit_fd_limit(struct caps *lim)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)lim->max_connections + FD_RESERVE > rl.rlim_cur) {
+        unsigned fit = rl.rlim_cur > 2 * FD_RESERVE ? (unsigned)(rl.rlim_cur - FD_RESERVE) : 1;
+        fprintf(stderr,
+                "harness serve: --max-connections %u does not fit the descriptor limit %llu: "
+                "%u\n",
+                lim->max_connections, (unsigned long long)rl.rlim_cur, fit);
+        lim->max_connections = fit;
     }
 }
 
+/* getopt_long's value for the i-th option of CAPS_OPTIONS. */
+#define LIMIT_OPT 1000
+
+static int serve(const struct server_config *cfg, struct caps *limits, int nargs, char **args);
+
 int cmd_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"port", required_argument, NULL, 'p'}, {"cross-port", required_argument, NULL, 'c'},
-        {"bind", required_argument, NULL, 'b'}, {"journal-limit", required_argument, NULL, 'j'},
-        {"quiet", no_argument, NULL, 'q'},      {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},    {NULL, 0, NULL, 0},
+    static const struct option base[] = {
+        {"port", required_argument, NULL, 'p'},
+        {"cross-port", required_argument, NULL, 'c'},
+        {"control-port", required_argument, NULL, 'C'},
+        {"bind", required_argument, NULL, 'b'},
+        {"public-host", required_argument, NULL, 'H'},
+        {"root", required_argument, NULL, 'r'},
+        {"token", required_argument, NULL, 't'},
+        {"token-file", required_argument, NULL, 'T'},
+        {"journal-limit", required_argument, NULL, 'j'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
     };
-    struct server_config cfg = {.bind = "127.0.0.1", .journal_limit = 10000, .log = stderr};
+    size_t n_base = sizeof base / sizeof base[0];
+    struct option *opts = xcalloc(n_base + CAPS_N_OPTIONS + 1, sizeof *opts);
+    memcpy(opts, base, sizeof base);
+    for (size_t i = 0; i < CAPS_N_OPTIONS; i++)
+        opts[n_base + i] =
+            (struct option){CAPS_OPTIONS[i].name, required_argument, NULL, LIMIT_OPT + (int)i};
+    struct caps limits = CAPS_DEFAULT;
+    struct server_config cfg = {
+        .bind = "127.0.0.1", .journal_limit = 10000, .log = stderr, .limits = &limits};
+    char token[CTLAUTH_TOKEN_MAX + 1] = "";
+    const char *token_text = NULL, *token_file = NULL;
+    const char **root_dirs = xcalloc((size_t)argc + 1, sizeof *root_dirs);
+    size_t n_root_dirs = 0;
+    int status = 2;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "p:c:b:j:qhV", opts, NULL)) != -1) {
+        if (c >= LIMIT_OPT && c < LIMIT_OPT + (int)CAPS_N_OPTIONS) {
+            const struct caps_option *o = &CAPS_OPTIONS[c - LIMIT_OPT];
+            if (!caps_set(&limits, o, optarg) ||
+                (!strcmp(o->name, "max-connections") && !limits.max_connections)) {
+                fprintf(stderr, "harness serve: bad --%s '%s'\n", o->name, optarg);
+                goto out;
+            }
+            continue;
+        }
         switch (c) {
         case 'p':
         case 'c':
-            if (!parse_port(optarg, c == 'p' ? &cfg.port : &cfg.cross_port)) {
+        case 'C':
+            if (!parse_port(optarg, c == 'p'   ? &cfg.port
+                                    : c == 'c' ? &cfg.cross_port
+                                               : &cfg.control_port)) {
                 fprintf(stderr, "harness serve: bad port '%s'\n", optarg);
-                return 2;
+                goto out;
             }
             break;
         case 'b':
             cfg.bind = optarg;
+            break;
+        case 'H':
+            if (!*optarg || strpbrk(optarg, "/:@ \t\r\n")) {
+                fprintf(stderr,
+                        "harness serve: bad --public-host '%s' (a host name or an IPv4 "
+                        "address)\n",
+                        optarg);
+                goto out;
+            }
+            cfg.public_host = optarg;
+            break;
+        case 'r':
+            root_dirs[n_root_dirs++] = optarg;
+            break;
+        case 't':
+            token_text = optarg;
+            break;
+        case 'T':
+            token_file = optarg;
             break;
         case 'j': {
             char *end;
             unsigned long v = strtoul(optarg, &end, 10);
             if (*end || v == 0) {
                 fprintf(stderr, "harness serve: bad --journal-limit '%s'\n", optarg);
-                return 2;
+                goto out;
             }
             cfg.journal_limit = v;
             break;
@@ -100,20 +226,90 @@ int cmd_serve(int argc, char **argv)
             break;
         case 'h':
             usage(stdout);
-            return 0;
+            status = 0;
+            goto out;
         case 'V':
             printf("harness %s\n", HARNESS_VERSION);
-            return 0;
+            status = 0;
+            goto out;
         default:
             usage(stderr);
-            return 2;
+            goto out;
         }
     }
+    free(opts);
+    opts = NULL;
+
+    /* The token: given (--token, --token-file, HARNESS_TOKEN), else random; off loopback
+     * it must be given, since whoever reaches the port could otherwise guess nothing but
+     * also be told nothing of it. */
+    if (token_text && token_file) {
+        fprintf(stderr, "harness serve: give --token or --token-file, not both\n");
+        goto out;
+    }
+    if (!token_text && !token_file && getenv("HARNESS_TOKEN") && *getenv("HARNESS_TOKEN"))
+        token_text = getenv("HARNESS_TOKEN");
+    if (token_file && !read_token_file(token_file, token))
+        goto out;
+    if (token_text)
+        snprintf(token, sizeof token, "%s", token_text);
+    if (token_text || token_file) {
+        char why[120];
+        if (strlen(token_text ? token_text : token) > CTLAUTH_TOKEN_MAX ||
+            !ctlauth_token_ok(token, why, sizeof why)) {
+            fprintf(stderr, "harness serve: bad token: %s\n",
+                    strlen(token) > CTLAUTH_TOKEN_MAX ? "too long" : why);
+            goto out;
+        }
+    } else if (!ctlauth_is_loopback(cfg.bind)) {
+        fprintf(stderr,
+                "harness serve: --bind %s is not a loopback address: give the control "
+                "API a token (--token, --token-file or HARNESS_TOKEN)\n",
+                cfg.bind);
+        goto out;
+    } else if (!ctlauth_new_token(token)) {
+        fprintf(stderr, "harness serve: no randomness for the token: %s\n", strerror(errno));
+        status = 1;
+        goto out;
+    }
+    cfg.token = token;
+
+    /* The roots of the control API's file access: the --root folders and what is served. */
+    struct fsroot roots;
+    fsroot_init(&roots);
+    cfg.roots = &roots;
+    for (size_t i = 0; i < n_root_dirs; i++) {
+        struct stat st;
+        errno = 0;
+        if (stat(root_dirs[i], &st) != 0 || !S_ISDIR(st.st_mode) ||
+            !fsroot_add(&roots, root_dirs[i])) {
+            fprintf(stderr, "harness serve: --root %s: %s\n", root_dirs[i],
+                    errno ? strerror(errno) : "not a folder");
+            fsroot_free(&roots);
+            goto out;
+        }
+    }
+    for (int i = optind; i < argc; i++)
+        fsroot_add(&roots, argv[i]); /* a missing one is reported below */
+    free(root_dirs);
+    root_dirs = NULL;
+    status = serve(&cfg, &limits, argc - optind, argv + optind);
+    fsroot_free(&roots);
+out:
+    free(opts);
+    free(root_dirs);
+    return status;
+}
+
+/* Load, listen, print the ready line, wait for a signal, stop. */
+static int serve(const struct server_config *cfg_in, struct caps *limits, int nargs, char **args)
+{
+    struct server_config cfg = *cfg_in;
 
     /* Load everything first: a broken scenario stops the start, with every error shown. */
     struct diag_list diags;
     diag_init(&diags);
-    char **files = scenario_find_files(argv + optind, argc - optind, &diags);
+    char **files = scenario_find_files(args, nargs, &diags);
     size_t n_files = 0;
     while (files && files[n_files])
         n_files++;
@@ -134,7 +330,7 @@ int cmd_serve(int argc, char **argv)
     }
     diag_free(&diags);
 
-    raise_fd_limit();
+    fit_fd_limit(limits);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
@@ -176,13 +372,11 @@ int cmd_serve(int argc, char **argv)
         return status;
     }
 
-    char origin[3][80];
-    snprintf(origin[0], sizeof origin[0], "http://%s:%u", cfg.bind, server_port(srv, 0));
-    snprintf(origin[1], sizeof origin[1], "http://%s:%u", cfg.bind, server_port(srv, 1));
-    snprintf(origin[2], sizeof origin[2], "http://localhost:%u", server_port(srv, 0));
-    json_t *ready = json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:s}", "event", "ready", "main",
-                              origin[0], "cross", origin[1], "alt", origin[2], "pid", (int)getpid(),
-                              "instances", ids, "version", HARNESS_VERSION);
+    json_t *ready =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:o, s:s}", "event", "ready", "main",
+                  server_origin(srv, 0), "cross", server_origin(srv, 1), "alt",
+                  server_origin(srv, 2), "control", server_control_url(srv), "token", cfg.token,
+                  "pid", (int)getpid(), "instances", ids, "version", HARNESS_VERSION);
     char *line = json_dumps(ready, JSON_COMPACT);
     json_decref(ready);
     printf("%s\n", line);

@@ -2,9 +2,22 @@
  *
  * The access handler reads the headers and the body into the exchange (exchange.h), then
  * hands it to the handler of the first entry of HANDLERS whose prefix the path has: the
- * scenario responder (respond.h), the control API (control.h), or a fixed answer. It is
- * called again after every resume, until a response is queued or the connection is to be
- * closed.
+ * scenario responder (respond.h), the control API (control.h, on the control port only),
+ * or a fixed answer. It is called again after every resume, until a response is queued or
+ * the connection is to be closed.
+ *
+ * Before any body is read, the request's framing is checked (request_framing_error(): two
+ * Content-Length, or Content-Length and Transfer-Encoding, get 400 and the connection is
+ * closed; libmicrohttpd 0.9.75 would take one of them and let a smuggled request through),
+ * and a body over limits.max_body gets 413. Every body byte is taken from the host's budget
+ * (limits.max_buffered): a Content-Length is taken whole before the body is read (503 if it
+ * does not fit), a chunked body as it comes (the connection is closed when it no longer
+ * fits). conns.h tracks every connection for the connection cap and the header and body
+ * deadlines.
+ *
+ * The daemons poll(): with epoll, libmicrohttpd 0.9.75 takes a short read as "nothing more
+ * to read" under edge triggering, so a client whose last bytes and FIN arrive together is
+ * never read again -- every such connection stayed open (CLOSE_WAIT) forever.
  */
 #include "server.h"
 
@@ -15,13 +28,14 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "conns.h"
 #include "control.h"
 #include "exchange.h"
 #include "respond.h"
 #include "timer.h"
 #include "xalloc.h"
 
-#define BODY_LIMIT (64u * 1024u * 1024u)
+#define N_PORTS 3 /* enum ex_port */
 
 struct port_ctx {
     struct server *srv;
@@ -30,9 +44,10 @@ struct port_ctx {
 
 struct server {
     struct ex_host host; /* shared with every exchange */
-    struct MHD_Daemon *daemons[2];
-    struct port_ctx ports[2];
+    struct MHD_Daemon *daemons[N_PORTS];
+    struct port_ctx ports[N_PORTS];
     FILE *log;
+    struct conns *conns;       /* every open connection, their cap and deadlines */
     pthread_mutex_t live_lock; /* guards live */
     struct exchange *live;
 };
@@ -47,6 +62,16 @@ uint16_t server_port(const struct server *srv, int which)
     return srv->host.ports[which];
 }
 
+const char *server_origin(const struct server *srv, int which)
+{
+    return srv->host.origins[which];
+}
+
+const char *server_control_url(const struct server *srv)
+{
+    return srv->host.control_url;
+}
+
 /* ---------------------------------------------------------------- handlers */
 
 static const char PAGE[] = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
@@ -59,8 +84,9 @@ static enum MHD_Result page(struct exchange *ex)
 
 static enum MHD_Result control(struct exchange *ex)
 {
-    if (ex->port_index != 0) {
-        static const char msg[] = "the control API is on the main port only\n";
+    if (ex->port_index != EX_PORT_CONTROL) {
+        static const char msg[] = "the control API is on a port of its own: the ready line's "
+                                  "\"control\" URL\n";
         return ex_queue_simple(ex, 404, "text/plain", msg, sizeof msg - 1);
     }
     return control_handle(ex);
@@ -91,11 +117,16 @@ static const struct {
 static enum MHD_Result dispatch(struct exchange *ex)
 {
     const char *path = ex->req.path;
+    if (ex->port_index == EX_PORT_CONTROL) {
+        /* the control port serves the control API only: no page, no scenario */
+        if (!strncmp(path, "/_harness/", 10) || !strcmp(path, "/_harness"))
+            return control_handle(ex);
+        static const char nf[] = "not found: this is the control port (/_harness/)\n";
+        return ex_queue_simple(ex, 404, "text/plain", nf, sizeof nf - 1);
+    }
     /* a scenario request stays one once journaled, whatever its state */
     if (ex->entry || !strncmp(path, "/s/", 3))
         return respond_scenario(ex);
-    if (ex->body_too_large)
-        return ex_queue_simple(ex, 413, "text/plain", "body too large\n", 15);
     for (size_t i = 0;; i++) {
         size_t n = strlen(HANDLERS[i].prefix);
         if (HANDLERS[i].exact ? !strcmp(path, HANDLERS[i].prefix)
@@ -144,29 +175,96 @@ static void read_headers(struct exchange *ex, const char *method, const char *ve
         inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip);
         snprintf(ex->remote, sizeof ex->remote, "%s:%u", ip, ntohs(sin->sin_port));
     }
+    if (ex->port_index == EX_PORT_CONTROL) {
+        /* the address served, for the Host check (ctlauth.h) */
+        const union MHD_ConnectionInfo *fi =
+            MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct sockaddr_in local;
+        socklen_t len = sizeof local;
+        if (fi && getsockname(fi->connect_fd, (struct sockaddr *)&local, &len) == 0 &&
+            local.sin_family == AF_INET)
+            inet_ntop(AF_INET, &local.sin_addr, ex->local_ip, sizeof ex->local_ip);
+    }
     ex->headers_read = true;
+}
+
+static struct conn *conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* A refusal before the body is read: libmicrohttpd closes the connection after it. */
+static enum MHD_Result refuse(struct exchange *ex, int status, const char *fmt, const char *arg)
+{
+    char msg[200];
+    snprintf(msg, sizeof msg, fmt, arg);
+    enum MHD_Result r = ex_queue_simple(ex, status, "text/plain", msg, strlen(msg));
+    ex->state = EX_CLOSE_NOW; /* should it be called again: close */
+    return r;
+}
+
+/* The headers are in, nothing of the body is read: framing, size and budget. */
+static enum MHD_Result check_request(struct exchange *ex)
+{
+    const struct caps *lim = &ex->host->limits;
+    unsigned long long length;
+    const char *why = request_framing_error(&ex->req, &length);
+    if (why)
+        return refuse(ex, 400, "bad request framing: %s\n", why);
+    if (length > lim->max_body) {
+        char n[32];
+        snprintf(n, sizeof n, "%zu", lim->max_body);
+        return refuse(ex, 413, "the body is over the server's --max-body (%s bytes)\n", n);
+    }
+    if (length && !ex_buffer_take(ex, (size_t)length))
+        return refuse(ex, 503, "%s", "the server holds too many bodies now (--max-buffered)\n");
+    if (length)
+        request_reserve_body(&ex->req, (size_t)length);
+    return MHD_YES;
+}
+
+/* Body bytes: a Content-Length's were taken before, a chunked body's are taken now. */
+static bool take_body(struct exchange *ex, const char *data, size_t len)
+{
+    const struct caps *lim = &ex->host->limits;
+    if (ex->req.body_len + len > lim->max_body)
+        return false;
+    if (ex->req.body_len + len > ex->buffered &&
+        !ex_buffer_take(ex, ex->req.body_len + len - ex->buffered))
+        return false;
+    return request_append_body(&ex->req, data, len, lim->max_body);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
-    (void)cls;
     (void)url;
-    (void)conn;
+    struct server *srv = ((struct port_ctx *)cls)->srv;
     struct exchange *ex = *con_cls;
     if (!ex)
         return MHD_NO;
     if (!ex->headers_read) {
         /* the first call has the headers only: the body (if any) follows */
         read_headers(ex, method, version);
-        return MHD_YES;
+        conns_headers_read(srv->conns, conn_of(conn));
+        return check_request(ex);
     }
     if (*upload_data_size) {
-        if (!request_append_body(&ex->req, upload_data, *upload_data_size, BODY_LIMIT))
-            ex->body_too_large = true;
+        if (ex->state == EX_CLOSE_NOW)
+            return MHD_NO;
+        if (!take_body(ex, upload_data, *upload_data_size)) {
+            ex->end = EX_END_ERROR; /* over --max-body or --max-buffered: closed */
+            return MHD_NO;
+        }
         *upload_data_size = 0;
         return MHD_YES;
+    }
+    if (!ex->body_read) {
+        ex->body_read = true;
+        conns_request_read(srv->conns, conn_of(conn));
     }
     if (ex->state == EX_CLOSE_NOW)
         return MHD_NO;
@@ -181,18 +279,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode code)
 {
-    (void)conn;
     struct server *srv = ((struct port_ctx *)cls)->srv;
     struct exchange *ex = *con_cls;
+    struct conn *k = conn_of(conn);
+    bool timed_out = conns_timed_out(srv->conns, k);
+    conns_request_done(srv->conns, k);
     if (!ex)
         return;
     *con_cls = NULL;
+    if (timed_out && !ex->end)
+        ex->end = EX_END_TIMEOUT;
     respond_completed(ex, code);
     if (srv->log && ex->headers_read) {
         /* one line per request */
         const char *end = ex_end_name(ex->end);
-        fprintf(srv->log, "%s %s %s%s%s\n", ex->port_index ? "cross" : "main", ex->req.method,
-                ex->req.target, end ? " " : "", end ? end : "");
+        static const char *const names[N_PORTS] = {"main", "cross", "control"};
+        fprintf(srv->log, "%s %s %s%s%s\n", names[ex->port_index], ex->req.method, ex->req.target,
+                end ? " " : "", end ? end : "");
         fflush(srv->log);
     }
     pthread_mutex_lock(&srv->live_lock);
@@ -207,21 +310,52 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     ex_unref(ex); /* the connection's */
 }
 
+/* ---------------------------------------------------------------- connections */
+
+static enum MHD_Result admit(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)addr;
+    (void)addrlen;
+    struct server *srv = ((struct port_ctx *)cls)->srv;
+    return conns_admit(srv->conns) ? MHD_YES : MHD_NO;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct server *srv = ((struct port_ctx *)cls)->srv;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = conns_opened(srv->conns, ci ? ci->connect_fd : -1);
+    } else if (*socket_context) {
+        conns_closed(srv->conns, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
 /* ---------------------------------------------------------------- start and stop */
 
 static struct MHD_Daemon *start_daemon(struct port_ctx *pc, const char *bind, uint16_t port)
 {
+    const struct caps *lim = &pc->srv->host.limits;
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
     if (inet_pton(AF_INET, bind, &sin.sin_addr) != 1)
         return NULL;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+    /* poll, not epoll: see the top of this file */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_ALLOW_UPGRADE | MHD_USE_ITC;
+    /* the idle timeout does not run while a connection is suspended (a delay, a held long
+     * poll, a trickle's pause), and restarts when it is resumed */
     return MHD_start_daemon(
-        flags, port, NULL, NULL, on_request, pc, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
+        flags, port, admit, pc, on_request, pc, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
         MHD_OPTION_URI_LOG_CALLBACK, uri_log, pc, MHD_OPTION_NOTIFY_COMPLETED, on_completed, pc,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)60000, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, pc, MHD_OPTION_CONNECTION_LIMIT,
+        lim->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, lim->max_connections_per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, lim->idle_timeout_s,
         /* 32 KiB: a larger pool is mmap()ed, and munmap() per connection costs ~0.2 ms of the
-         * polling thread (it made 100 concurrent delays 36 ms late instead of 5) */
+         * polling thread (it made 100 concurrent delays 36 ms late instead of 5); it bounds
+         * a request's line and headers too (431 beyond) */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
         (unsigned)4096, MHD_OPTION_END);
 }
@@ -233,15 +367,28 @@ struct server *server_start(const struct server_config *cfg, char *err, size_t e
     pthread_mutex_init(&host->lock, NULL);
     pthread_mutex_init(&srv->live_lock, NULL);
     registry_init(&host->reg, cfg->journal_limit);
+    host->limits = cfg->limits ? *cfg->limits : CAPS_DEFAULT;
+    host->buffered.cap = host->limits.max_buffered;
     srv->log = cfg->log;
     host->timers = timers_start();
     if (!host->timers) {
         snprintf(err, errlen, "cannot start the timer thread");
         goto fail;
     }
+    srv->conns = conns_new(host->timers, &host->limits);
     const char *bind = cfg->bind ? cfg->bind : "127.0.0.1";
-    uint16_t want[2] = {cfg->port, cfg->cross_port};
-    for (int i = 0; i < 2; i++) {
+    const char *public = cfg->public_host          ? cfg->public_host
+                         : strcmp(bind, "0.0.0.0") ? bind
+                                                   : "127.0.0.1";
+    host->roots = cfg->roots;
+    host->auth = (struct ctlauth){.public_host = public, .bind = bind};
+    snprintf(host->auth.token, sizeof host->auth.token, "%s", cfg->token ? cfg->token : "");
+    if (!cfg->token || !*cfg->token) {
+        snprintf(err, errlen, "the control API needs a token");
+        goto fail;
+    }
+    uint16_t want[N_PORTS] = {cfg->port, cfg->cross_port, cfg->control_port};
+    for (int i = 0; i < N_PORTS; i++) {
         srv->ports[i] = (struct port_ctx){.srv = srv, .index = i};
         srv->daemons[i] = start_daemon(&srv->ports[i], bind, want[i]);
         if (!srv->daemons[i]) {
@@ -253,15 +400,27 @@ struct server *server_start(const struct server_config *cfg, char *err, size_t e
             MHD_get_daemon_info(srv->daemons[i], MHD_DAEMON_INFO_BIND_PORT);
         host->ports[i] = di ? di->port : want[i];
     }
-    snprintf(host->origins[0], sizeof host->origins[0], "http://%s:%u", bind, host->ports[0]);
-    snprintf(host->origins[1], sizeof host->origins[1], "http://%s:%u", bind, host->ports[1]);
-    snprintf(host->origins[2], sizeof host->origins[2], "http://localhost:%u", host->ports[0]);
+    host->auth.port = host->ports[EX_PORT_CONTROL];
+    /* alt: the main port under a second name (docs/control-api.md) */
+    const char *alt = ctlauth_is_loopback(public) ? "localhost"
+                      : !strcmp(public, "localhost")
+                          ? "127.0.0.1"
+                          : (strcmp(bind, "0.0.0.0") && strcmp(bind, public) ? bind : "localhost");
+    snprintf(host->origins[0], sizeof host->origins[0], "http://%s:%u", public, host->ports[0]);
+    snprintf(host->origins[1], sizeof host->origins[1], "http://%s:%u", public, host->ports[1]);
+    snprintf(host->origins[2], sizeof host->origins[2], "http://%s:%u", alt, host->ports[0]);
+    snprintf(host->control_url, sizeof host->control_url, "http://%s:%u", public,
+             host->ports[EX_PORT_CONTROL]);
     return srv;
 fail:
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < N_PORTS; i++)
         if (srv->daemons[i])
             MHD_stop_daemon(srv->daemons[i]);
+    if (srv->conns)
+        conns_stop(srv->conns);
     timers_stop(host->timers);
+    if (srv->conns)
+        conns_free(srv->conns);
     registry_free(&host->reg);
     pthread_mutex_destroy(&srv->live_lock);
     pthread_mutex_destroy(&host->lock);
@@ -272,18 +431,24 @@ fail:
 void server_stop(struct server *srv)
 {
     struct ex_host *host = &srv->host;
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < N_PORTS; i++)
         MHD_quiesce_daemon(srv->daemons[i]);
     pthread_mutex_lock(&host->lock);
     host->stopping = true;
     pthread_mutex_unlock(&host->lock);
-    /* Resume everything suspended, repeatedly: a request may suspend again in between. */
+    /* Resume everything suspended, until nothing is: once `stopping` is set, ex_suspend()
+     * suspends nothing more. Requests still in flight but not suspended (a body being sent,
+     * one being read) are ended by MHD_stop_daemon() (server_stopped). */
     uint64_t until = mono_us() + 5000000u;
     while (mono_us() < until) {
+        bool busy = false;
         pthread_mutex_lock(&srv->live_lock);
-        for (struct exchange *ex = srv->live; ex; ex = ex->next)
+        for (struct exchange *ex = srv->live; ex; ex = ex->next) {
             ex_resume(ex);
-        bool busy = srv->live != NULL;
+            pthread_mutex_lock(&ex->lock);
+            busy |= ex->suspended;
+            pthread_mutex_unlock(&ex->lock);
+        }
         pthread_mutex_unlock(&srv->live_lock);
         pthread_mutex_lock(&host->lock);
         int ws = host->ws_sessions;
@@ -293,9 +458,11 @@ void server_stop(struct server *srv)
             break;
         usleep(10000);
     }
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < N_PORTS; i++)
         MHD_stop_daemon(srv->daemons[i]);
-    timers_stop(host->timers);
+    conns_stop(srv->conns);
+    timers_stop(host->timers); /* runs what is pending: the references timers hold go */
+    conns_free(srv->conns);
     registry_free(&host->reg);
     pthread_mutex_destroy(&srv->live_lock);
     pthread_mutex_destroy(&host->lock);

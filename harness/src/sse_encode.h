@@ -9,7 +9,7 @@
 #define HARNESS_SSE_ENCODE_H
 
 #include "piece.h"
-#include "scenario.h"
+#include "scenario_types.h"
 
 /* One piece per item of spec->items (the BOM joins the first piece; with no items, the BOM
  * alone is one piece). *out is malloc'd; returns the number of pieces. */

@@ -186,6 +186,17 @@ void timers_stop(struct timers *t)
     pthread_cond_signal(&t->wake);
     pthread_mutex_unlock(&t->lock);
     pthread_join(t->thread, NULL);
+    /* what is still pending runs now, so that what each timer holds (a reference to a
+     * request) is released; a timer added meanwhile runs too */
+    pthread_mutex_lock(&t->lock);
+    while (t->n) {
+        struct timer due = t->heap[0];
+        remove_at(t, 0);
+        pthread_mutex_unlock(&t->lock);
+        due.fn(due.arg);
+        pthread_mutex_lock(&t->lock);
+    }
+    pthread_mutex_unlock(&t->lock);
     pthread_cond_destroy(&t->wake);
     pthread_mutex_destroy(&t->lock);
     free(t->heap);

@@ -35,7 +35,9 @@ uint64_t timers_after_ms(struct timers *t, uint64_t delay_ms, timer_fn fn, void 
 bool timers_cancel(struct timers *t, uint64_t id);
 /* How many timers are pending. */
 size_t timers_pending(struct timers *t);
-/* Stop the thread and free everything. Pending timers are dropped without running. */
+/* Stop the thread, run every timer still pending at once (in due order, on the caller's
+ * thread, so that what each one holds is released; timers they add run too), then free
+ * everything. A callback that always adds another timer would never let it return. */
 void timers_stop(struct timers *t);
 
 #endif

@@ -1,6 +1,7 @@
 /* tmpl — see tmpl.h. A template is a list of parts: literal text or a placeholder. */
 #include "tmpl.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +20,22 @@ enum part_kind {
     P_COUNT,
     P_HEADER,
     P_QUERY,
+    P_FULL_TARGET,
+    P_ORIGIN_FORM, /* which: origin * 4 + form (FORMS below) */
 };
+
+/* The forms of an origin: {{port.X}} and {{origin.X.FORM}}, X = main, cross or alt. */
+enum { F_PORT, F_UPPER, F_HTTPS, F_USERINFO };
+static const char *const ORIGIN_NAMES[] = {"main", "cross", "alt"};
+static const char *const FORM_NAMES[] = {
+    [F_UPPER] = "upper", [F_HTTPS] = "https", [F_USERINFO] = "userinfo"};
+#define USERINFO "user:pass@"
 
 struct part {
     enum part_kind kind;
     char *text; /* P_TEXT: the text; P_HEADER / P_QUERY: the name */
     size_t len;
+    int which; /* P_ORIGIN_FORM */
 };
 
 struct tmpl {
@@ -36,12 +47,35 @@ static const struct {
     const char *name;
     enum part_kind kind;
 } NAMES[] = {
-    {"origin.main", P_ORIGIN_MAIN}, {"origin.cross", P_ORIGIN_CROSS},
-    {"origin.alt", P_ORIGIN_ALT},   {"base", P_BASE},
-    {"instance", P_INSTANCE},       {"request.method", P_METHOD},
-    {"request.path", P_PATH},       {"request.target", P_TARGET},
-    {"request.body", P_BODY},       {"request.count", P_COUNT},
+    {"origin.main", P_ORIGIN_MAIN},
+    {"origin.cross", P_ORIGIN_CROSS},
+    {"origin.alt", P_ORIGIN_ALT},
+    {"base", P_BASE},
+    {"instance", P_INSTANCE},
+    {"request.method", P_METHOD},
+    {"request.path", P_PATH},
+    {"request.target", P_TARGET},
+    {"request.body", P_BODY},
+    {"request.count", P_COUNT},
+    {"request.full_target", P_FULL_TARGET},
 };
+
+/* port.X or origin.X.FORM: its `which`, or -1. */
+static int origin_form(const char *n, size_t len)
+{
+    for (int o = 0; o < 3; o++) {
+        char name[40];
+        snprintf(name, sizeof name, "port.%s", ORIGIN_NAMES[o]);
+        if (strlen(name) == len && !memcmp(name, n, len))
+            return o * 4 + F_PORT;
+        for (int f = F_UPPER; f <= F_USERINFO; f++) {
+            snprintf(name, sizeof name, "origin.%s.%s", ORIGIN_NAMES[o], FORM_NAMES[f]);
+            if (strlen(name) == len && !memcmp(name, n, len))
+                return o * 4 + f;
+        }
+    }
+    return -1;
+}
 
 static void add(struct tmpl *t, enum part_kind kind, const char *text, size_t len)
 {
@@ -125,6 +159,9 @@ struct tmpl *tmpl_compile(const char *text, size_t len, struct src_loc loc, stru
             for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
                 if (strlen(NAMES[i].name) == nlen && !memcmp(NAMES[i].name, n0, nlen))
                     kind = NAMES[i].kind;
+            int which = kind == P_TEXT ? origin_form(n0, nlen) : -1;
+            if (which >= 0)
+                kind = P_ORIGIN_FORM;
             if (kind == P_TEXT && nlen > 15 && !memcmp(n0, "request.header.", 15)) {
                 kind = P_HEADER;
                 arg = n0 + 15;
@@ -138,13 +175,16 @@ struct tmpl *tmpl_compile(const char *text, size_t len, struct src_loc loc, stru
                 diag_add(diags, at(loc, text, p),
                          "unknown placeholder '{{%.*s}}' (known: origin.main, origin.cross, "
                          "origin.alt, base, instance, request.method, request.path, "
-                         "request.target, request.header.NAME, request.query.NAME, "
-                         "request.body, request.count)",
+                         "request.target, request.full_target, request.header.NAME, "
+                         "request.query.NAME, request.body, request.count, port.X, "
+                         "origin.X.upper, origin.X.https, origin.X.userinfo; X = main, cross "
+                         "or alt)",
                          (int)nlen, n0);
                 ok = false;
             } else {
                 add(t, P_TEXT, lit, (size_t)(p - lit));
                 add(t, kind, arg ? arg : "", arglen);
+                t->parts[t->n - 1].which = which;
             }
             p = close + 2;
             lit = p;
@@ -178,6 +218,19 @@ bool tmpl_is_constant(const struct tmpl *t)
     return true;
 }
 
+const char *tmpl_constant_text(const struct tmpl *t, size_t *len)
+{
+    if (t->n == 0) {
+        *len = 0;
+        return "";
+    }
+    if (t->n == 1 && t->parts[0].kind == P_TEXT) { /* adjacent texts are merged */
+        *len = t->parts[0].len;
+        return t->parts[0].text;
+    }
+    return NULL;
+}
+
 struct out {
     char *p;
     size_t len, cap;
@@ -205,6 +258,37 @@ static void puts_(struct out *o, const char *s)
 {
     if (s)
         put(o, s, strlen(s));
+}
+
+/* A form of an origin "http://HOST:PORT" (an empty origin gives ""). */
+static void origin_form_put(struct out *o, const struct tmpl_ctx *ctx, int which)
+{
+    const char *origins[] = {ctx->origin_main, ctx->origin_cross, ctx->origin_alt};
+    const char *origin = origins[which / 4];
+    if (!origin || strncmp(origin, "http://", 7))
+        return;
+    const char *rest = origin + 7;
+    switch (which % 4) {
+    case F_PORT: {
+        const char *colon = strrchr(rest, ':');
+        puts_(o, colon ? colon + 1 : "80");
+        break;
+    }
+    case F_UPPER:
+        for (const char *c = origin; *c; c++) {
+            char u = (char)toupper((unsigned char)*c);
+            put(o, &u, 1);
+        }
+        break;
+    case F_HTTPS:
+        puts_(o, "https://");
+        puts_(o, rest);
+        break;
+    case F_USERINFO:
+        puts_(o, "http://" USERINFO);
+        puts_(o, rest);
+        break;
+    }
 }
 
 char *tmpl_expand(const struct tmpl *t, const struct tmpl_ctx *ctx, size_t *out_len)
@@ -256,6 +340,12 @@ char *tmpl_expand(const struct tmpl *t, const struct tmpl_ctx *ctx, size_t *out_
         case P_QUERY:
             if (ctx->query)
                 puts_(&o, ctx->query(ctx->req, p->text));
+            break;
+        case P_FULL_TARGET:
+            puts_(&o, ctx->full_target);
+            break;
+        case P_ORIGIN_FORM:
+            origin_form_put(&o, ctx, p->which);
             break;
         }
     }

@@ -5,8 +5,12 @@
  * knows the server's origins, the instance and the request being answered.
  *
  * Placeholders: origin.main, origin.cross, origin.alt, base, instance, request.method,
- * request.path, request.target, request.header.NAME, request.query.NAME, request.body,
- * request.count. "{{{{" is a literal "{{".
+ * request.path, request.target, request.full_target, request.header.NAME,
+ * request.query.NAME, request.body, request.count; and forms of each origin X (main, cross,
+ * alt): port.X (the port alone), origin.X.upper (the whole origin upper-cased:
+ * HTTP://127.0.0.1:P), origin.X.https (the https scheme instead: a scheme mismatch; no TLS
+ * is served on it) and origin.X.userinfo (http://user:pass@HOST:PORT). "{{{{" is a literal
+ * "{{".
  */
 #ifndef HARNESS_TMPL_H
 #define HARNESS_TMPL_H
@@ -25,8 +29,9 @@ struct tmpl_ctx {
     const char *base;         /* "/s/INSTANCE" */
     const char *instance;
     const char *method;
-    const char *path;   /* relative to the instance prefix */
-    const char *target; /* path + "?" + query as received, relative to the prefix */
+    const char *path;        /* relative to the instance prefix */
+    const char *target;      /* path + "?" + query as received, relative to the prefix */
+    const char *full_target; /* the target as received, prefix included */
     const char *body;
     size_t body_len;
     unsigned long count;
@@ -47,6 +52,9 @@ struct tmpl *tmpl_compile(const char *text, size_t len, struct src_loc loc,
 void tmpl_free(struct tmpl *t);
 /* True if the template contains no placeholder (its expansion never changes). */
 bool tmpl_is_constant(const struct tmpl *t);
+/* The text of a constant template (NUL-terminated, *len bytes), owned by the template; NULL
+ * if it has placeholders. Lets a body that is the same for every request be shared. */
+const char *tmpl_constant_text(const struct tmpl *t, size_t *len);
 /* Expand into a new malloc'd NUL-terminated buffer; *out_len gets the length (bytes may
  * contain NUL when the body does). Never returns NULL (aborts on out-of-memory). */
 char *tmpl_expand(const struct tmpl *t, const struct tmpl_ctx *ctx, size_t *out_len);

@@ -25,10 +25,17 @@ int ws_length_form_for(uint64_t len)
 unsigned char *ws_encode(const struct ws_frame *f, const void *payload, size_t len, int length_form,
                          size_t *out_len)
 {
+    if (length_form == 64 && (uint64_t)len > INT64_MAX)
+        return NULL;
+    return ws_encode_announced(f, payload, len, length_form, len, out_len);
+}
+
+unsigned char *ws_encode_announced(const struct ws_frame *f, const void *payload, size_t len,
+                                   int length_form, uint64_t announced, size_t *out_len)
+{
     if (length_form == 0)
-        length_form = ws_length_form_for(len);
-    if ((length_form == 7 && len > 125) || (length_form == 16 && len > 0xFFFF) ||
-        (length_form == 64 && (uint64_t)len > INT64_MAX) ||
+        length_form = ws_length_form_for(announced);
+    if ((length_form == 7 && announced > 125) || (length_form == 16 && announced > 0xFFFF) ||
         (length_form != 7 && length_form != 16 && length_form != 64))
         return NULL;
     size_t head = 2 + (length_form == 16 ? 2 : length_form == 64 ? 8 : 0) + (f->masked ? 4 : 0);
@@ -40,15 +47,15 @@ unsigned char *ws_encode(const struct ws_frame *f, const void *payload, size_t l
                         (f->rsv3 ? WS_RSV3 : 0) | (f->opcode & 0x0F));
     size_t i = 2;
     if (length_form == 7) {
-        out[1] = (unsigned char)len;
+        out[1] = (unsigned char)announced;
     } else if (length_form == 16) {
         out[1] = 126;
-        out[i++] = (unsigned char)(len >> 8);
-        out[i++] = (unsigned char)len;
+        out[i++] = (unsigned char)(announced >> 8);
+        out[i++] = (unsigned char)announced;
     } else {
         out[1] = 127;
         for (int b = 7; b >= 0; b--)
-            out[i++] = (unsigned char)((uint64_t)len >> (8 * b));
+            out[i++] = (unsigned char)(announced >> (8 * b));
     }
     if (f->masked) {
         out[1] |= 0x80;
@@ -300,6 +307,11 @@ static bool known_opcode(int op)
 {
     return op == WS_OP_CONT || op == WS_OP_TEXT || op == WS_OP_BINARY || op == WS_OP_CLOSE ||
            op == WS_OP_PING || op == WS_OP_PONG;
+}
+
+bool ws_ping_answerable(const struct ws_frame *f)
+{
+    return f->opcode == WS_OP_PING && f->fin && f->len <= 125;
 }
 
 uint32_t ws_check_frame(struct ws_stream *st, const struct ws_frame *f)

@@ -65,6 +65,12 @@ int ws_length_form_for(uint64_t len);
  * does not fit in it (over 125 bytes in 7 bits, over 65535 in 16). */
 unsigned char *ws_encode(const struct ws_frame *f, const void *payload, size_t len, int length_form,
                          size_t *out_len);
+/* The same, but the header announces `announced` bytes whatever len is (a length that lies:
+ * longer or shorter than the payload that follows, or a 64-bit length with its most
+ * significant bit set, which RFC 6455 5.2 forbids). length_form 0 picks the shortest form
+ * for announced; NULL if announced does not fit the form asked for. */
+unsigned char *ws_encode_announced(const struct ws_frame *f, const void *payload, size_t len,
+                                   int length_form, uint64_t announced, size_t *out_len);
 /* A close payload in a new buffer: the 2-byte code (big-endian, code & 0xFFFF) then the
  * reason bytes as given. */
 unsigned char *ws_close_payload(int code, const void *reason, size_t reason_len, size_t *out_len);
@@ -112,6 +118,13 @@ enum ws_violation {
     WS_V_AFTER_CLOSE = 1u << 13,        /* any frame after a close frame (5.5.1) */
 };
 #define WS_V_COUNT 14
+
+/* What makes a control frame invalid (RFC 6455 5.5): a payload over 125 bytes, no FIN. */
+#define WS_V_CONTROL_INVALID (WS_V_CONTROL_TOO_LONG | WS_V_CONTROL_FRAGMENTED)
+/* May this ping be answered with a pong? Only a valid one: an invalid control frame is a
+ * protocol error, and the endpoint that gets one fails the connection (close 1002, RFC 6455
+ * 5.5 and 7.4.1) instead of answering it. */
+bool ws_ping_answerable(const struct ws_frame *f);
 
 /* One violation bit in words: what ("unmasked client frame") and where the rule is
  * ("RFC 6455 5.1: a client MUST mask every frame it sends"). "?" for anything else. */

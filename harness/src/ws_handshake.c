@@ -199,8 +199,23 @@ void ws_handshake_response(const struct ws_handshake_spec *h, const char *key, c
             ws_wrong_accept_for(key ? key : "", out->accept);
         else
             ws_accept_for(key ? key : "", out->accept);
-        add_header(out, "Sec-WebSocket-Accept", xstrdup(out->accept));
+        if (h->accept == WS_ACCEPT_CASE_FLIPPED)
+            for (char *c = out->accept; *c; c++)
+                *c = (char)(isupper((unsigned char)*c)   ? tolower((unsigned char)*c)
+                            : islower((unsigned char)*c) ? toupper((unsigned char)*c)
+                                                         : *c);
+        if (h->accept == WS_ACCEPT_PADDED) {
+            char padded[40];
+            snprintf(padded, sizeof padded, " \t %s \t", out->accept);
+            add_header(out, "Sec-WebSocket-Accept", xstrdup(padded));
+        } else {
+            add_header(out, "Sec-WebSocket-Accept", xstrdup(out->accept));
+        }
+        if (h->accept == WS_ACCEPT_DUPLICATE)
+            add_header(out, "Sec-WebSocket-Accept", xstrdup(out->accept));
     }
+    if (h->connection)
+        add_header(out, "Connection", xstrdup(h->connection));
     out->protocol = ws_choose_protocol(h, offered);
     if (out->protocol)
         add_header(out, "Sec-WebSocket-Protocol", xstrdup(out->protocol));
@@ -210,9 +225,13 @@ void ws_handshake_response(const struct ws_handshake_spec *h, const char *key, c
     for (size_t i = 0; i < h->headers.n; i++)
         add_header(out, h->headers.items[i].name,
                    tmpl_expand(h->headers.items[i].value, ctx ? ctx : &empty, NULL));
-    out->conforming = out->status == 101 && h->accept == WS_ACCEPT_CORRECT && key &&
-                      h->upgrade_header &&
-                      (!h->upgrade_value || !strcasecmp(h->upgrade_value, "websocket"));
+    /* padded and duplicate accepts and another Connection value are written by hand as
+     * they are, and the session runs: a client that accepts them gets a working connection */
+    bool accept_ok = h->accept == WS_ACCEPT_CORRECT || h->accept == WS_ACCEPT_PADDED ||
+                     h->accept == WS_ACCEPT_DUPLICATE;
+    out->session = out->status == 101 && accept_ok && key && h->upgrade_header &&
+                   (!h->upgrade_value || !strcasecmp(h->upgrade_value, "websocket"));
+    out->conforming = out->session && h->accept == WS_ACCEPT_CORRECT && !h->connection;
 }
 
 void ws_hs_response_free(struct ws_hs_response *r)

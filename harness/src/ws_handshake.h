@@ -75,6 +75,9 @@ struct ws_hs_response {
     int status;      /* 101, or what the scenario says */
     bool conforming; /* 101, the right accept, `Upgrade: websocket`: libmicrohttpd's upgrade
                       * can send it; otherwise write ws_handshake_raw() by hand */
+    bool session;    /* a 101 that a conforming client may accept (the right accept, maybe
+                      * padded or twice; Upgrade: websocket): the script runs after it, even
+                      * when it is written by hand */
     struct ws_header_pair *headers; /* in order; no Connection (see ws_handshake_raw) */
     size_t n_headers;
     char accept[29];      /* the Sec-WebSocket-Accept value sent; "" when omitted */

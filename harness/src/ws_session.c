@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include "timer.h"
 #include "ws_frame.h"
@@ -52,6 +54,8 @@ struct session {
      * they come; the queue only decides what the next receive/echo step sees) */
     struct ws_message *queue;
     size_t q_head, q_len, q_cap, q_bytes;
+    enum conn_end drop_end; /* a drop step's: how the TCP connection ends */
+    bool nodelay;           /* TCP_NODELAY is set: each write goes out as it is */
 };
 
 static uint64_t deadline_after(uint64_t ms)
@@ -151,6 +155,8 @@ static bool read_ahead(struct session *s)
     return n > 0;
 }
 
+static enum pump_result pump(struct session *s, uint64_t deadline_us, bool want_message);
+
 static enum pump_result send_bytes(struct session *s, const unsigned char *data, size_t len)
 {
     size_t done = 0;
@@ -183,6 +189,52 @@ static enum pump_result send_bytes(struct session *s, const unsigned char *data,
             read_ahead(s);
     }
     return R_OK;
+}
+
+/* Write bytes when due_us comes (meanwhile the client's frames are handled as in a wait
+ * step), as one send() with TCP_NODELAY, and record them: exactly what went out, and when. */
+static enum pump_result write_at(struct session *s, const unsigned char *data, size_t len,
+                                 uint64_t due_us)
+{
+    if (s->broken)
+        return R_GONE;
+    if (mono_us() < due_us) {
+        enum pump_result r = pump(s, due_us, false);
+        if (r != R_TIMEOUT)
+            return r;
+    }
+    if (!s->nodelay) {
+        int one = 1;
+        setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        s->nodelay = true;
+    }
+    json_t *ev =
+        json_pack("{s:s, s:s, s:I, s:f}", "kind", "write", "dir", "out", "length", (json_int_t)len,
+                  "due", (double)(long long)((double)(due_us - s->t0) / 1000.0 * 1000.0) / 1000.0);
+    enum pump_result r = send_bytes(s, data, len);
+    if (r == R_OK) {
+        put_payload(ev, "bytes", "bytes_base64", data, len, false);
+        emit(s, ev);
+    } else {
+        json_decref(ev);
+    }
+    return r;
+}
+
+/* A raw step: each chunk after its pause, counted from the previous chunk's due time (an
+ * absolute schedule: a slow write does not shift the ones after it). */
+static enum pump_result write_chunks(struct session *s, const struct raw_chunks *c)
+{
+    uint64_t due = mono_us();
+    enum pump_result r = R_OK;
+    for (size_t i = 0; i < c->n && r == R_OK; i++) {
+        due += c->items[i].pause_ms * 1000u;
+        if (c->items[i].bytes.len)
+            r = write_at(s, c->items[i].bytes.data, c->items[i].bytes.len, due);
+        else if (mono_us() < due && (r = pump(s, due, false)) == R_TIMEOUT)
+            r = R_OK;
+    }
+    return r;
 }
 
 /* Send one frame (as described; a masked frame without a key gets 37 fa 21 3d, the RFC's)
@@ -223,6 +275,50 @@ static enum pump_result send_simple(struct session *s, int opcode, const void *p
     return send_frame(s, &f, payload, len, 0);
 }
 
+/* A frame step with a length that lies or cut into pieces (split_at, pause). */
+static enum pump_result send_frame_step(struct session *s, const struct ws_step *st,
+                                        struct ws_frame *f)
+{
+    if (s->broken)
+        return R_GONE;
+    if (f->masked)
+        memcpy(f->mask, "\x37\xfa\x21\x3d", 4);
+    size_t out_len;
+    unsigned char *out =
+        ws_encode_announced(f, st->payload.data, st->payload.len, st->length_form,
+                            st->has_length ? st->length : st->payload.len, &out_len);
+    if (!out) {
+        emit(s, json_pack("{s:s, s:I, s:s}", "kind", "error", "step", (json_int_t)s->step, "detail",
+                          "the length does not fit the length_form asked for: not sent"));
+        return R_OK;
+    }
+    enum pump_result r = R_OK;
+    uint64_t due = mono_us();
+    size_t from = 0;
+    for (size_t k = 0; k <= st->n_split && r == R_OK; k++) {
+        size_t to = k < st->n_split ? st->split_at[k] : out_len;
+        if (to > out_len)
+            to = out_len;
+        if (to <= from)
+            continue;
+        r = write_at(s, out + from, to - from, due);
+        from = to;
+        due += st->pause_ms * 1000u;
+    }
+    free(out);
+    if (r == R_OK) {
+        struct ws_frame rec = *f;
+        rec.payload = st->payload.data;
+        rec.len = st->payload.len;
+        record_frame(s, "out", &rec);
+        if (f->opcode == WS_OP_CLOSE) {
+            s->sent_close = true;
+            record_close(s, "out", st->payload.data, st->payload.len);
+        }
+    }
+    return r;
+}
+
 /* A close frame: no payload at all when !has_code. */
 static enum pump_result send_close(struct session *s, bool has_code, int code, const void *reason,
                                    size_t reason_len)
@@ -246,8 +342,7 @@ static enum pump_result on_close(struct session *s, const struct ws_frame *f, ui
     if (!s->sent_close && !s->broken) {
         /* 5.5.1: answer with a close, typically echoing the code; a close that breaks the
          * rules gets 1002 (protocol error), a reason that is not UTF-8 1007 (7.4.1) */
-        if (v & (WS_V_CLOSE_ONE_BYTE | WS_V_CLOSE_CODE | WS_V_CONTROL_TOO_LONG |
-                 WS_V_CONTROL_FRAGMENTED))
+        if (v & (WS_V_CLOSE_ONE_BYTE | WS_V_CLOSE_CODE | WS_V_CONTROL_INVALID))
             send_close(s, true, 1002, "", 0);
         else if (v & WS_V_CLOSE_REASON_UTF8)
             send_close(s, true, 1007, "", 0);
@@ -323,6 +418,12 @@ static enum pump_result on_frame(struct session *s, const struct ws_frame *f)
     case WS_ASM_CONTROL:
         if (f->opcode == WS_OP_CLOSE)
             return on_close(s, f, v);
+        if (f->opcode == WS_OP_PING && !ws_ping_answerable(f)) {
+            /* never a pong for an invalid ping: the connection is failed (7.1.7) */
+            if (!s->sent_close && !s->broken)
+                send_close(s, true, 1002, "", 0);
+            return R_ERROR;
+        }
         if (f->opcode == WS_OP_PING && !s->sent_close)
             return send_simple(s, WS_OP_PONG, f->payload, f->len);
         return R_OK;
@@ -395,9 +496,9 @@ static enum pump_result pump(struct session *s, uint64_t deadline_us, bool want_
 /* ------------------------------------------------------------------------------- steps */
 
 static const char *STEP_NAMES[] = {
-    [WS_SEND] = "send",   [WS_PING] = "ping",       [WS_PONG] = "pong",
-    [WS_WAIT] = "wait",   [WS_RECEIVE] = "receive", [WS_ECHO] = "echo",
-    [WS_FRAME] = "frame", [WS_CLOSE] = "close",     [WS_DROP] = "drop",
+    [WS_SEND] = "send",       [WS_PING] = "ping", [WS_PONG] = "pong",   [WS_WAIT] = "wait",
+    [WS_RECEIVE] = "receive", [WS_ECHO] = "echo", [WS_FRAME] = "frame", [WS_CLOSE] = "close",
+    [WS_DROP] = "drop",       [WS_RAW] = "raw",
 };
 
 /* The session's end for a result that ends it. */
@@ -499,20 +600,56 @@ static const char *run_step(struct session *s, const struct ws_step *st)
                              .rsv2 = st->rsv2,
                              .rsv3 = st->rsv3,
                              .masked = st->masked};
-        r = send_frame(s, &f, st->payload.data, st->payload.len, st->length_form);
+        if (st->has_length || st->n_split)
+            r = send_frame_step(s, st, &f);
+        else
+            r = send_frame(s, &f, st->payload.data, st->payload.len, st->length_form);
         break;
     }
+    case WS_RAW:
+        r = write_chunks(s, &st->chunks);
+        break;
     case WS_CLOSE:
         r = send_close(s, st->has_code, st->code, st->payload.data, st->payload.len);
+        if (r == R_OK && st->go_on)
+            break;
         if (r == R_OK)
             r = pump(s, deadline_after(st->ms), false);
         if (r == R_TIMEOUT)
             step_timeout(s, "the client's close frame");
         return ended(s, r);
     case WS_DROP:
+        s->drop_end = st->drop_end;
         return "dropped";
     }
     return r == R_OK ? NULL : ended(s, r);
+}
+
+/* How the TCP connection ends (`end`, or a drop step's): a FIN is the caller's (it shuts
+ * the socket down); a reset is SO_LINGER 0 and a disconnect, here; a hang waits until the
+ * client goes (or the server stops), reading and discarding what it sends. */
+static void end_connection(struct session *s, enum conn_end how)
+{
+    if (how == CONN_END_DEFAULT)
+        return;
+    static const char *const NAMES[] = {"", "fin", "rst", "hang"};
+    emit(s, json_pack("{s:s, s:s}", "kind", "tcp_end", "how", NAMES[how]));
+    if (how == CONN_END_RST) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        struct sockaddr sa = {.sa_family = AF_UNSPEC};
+        connect(s->fd, &sa, sizeof sa); /* Linux: an RST now, the socket disconnected */
+    } else if (how == CONN_END_HANG) {
+        while (!s->eof && !stopping(s)) {
+            struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
+            if (poll(&pfd, 1, 100) <= 0)
+                continue;
+            unsigned char buf[4096];
+            ssize_t n = recv(s->fd, buf, sizeof buf, MSG_DONTWAIT);
+            if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
+                s->eof = true;
+        }
+    }
 }
 
 const char *ws_session_run(const struct ws_spec *spec, int fd, const unsigned char *extra,
@@ -552,6 +689,7 @@ const char *ws_session_run(const struct ws_spec *spec, int fd, const unsigned ch
         }
         end = ended(&s, r);
     }
+    end_connection(&s, !strcmp(end, "dropped") && s.drop_end ? s.drop_end : spec->end);
     while (s.q_len)
         queue_drop_oldest(&s);
     free(s.queue);

@@ -6,7 +6,9 @@
  * any step runs -- sending included -- frames from the client are read, recorded and
  * answered as RFC 6455 asks of a server: a ping gets a pong with the same payload, a close
  * gets a close echoing its code (1002 if the close itself broke the rules, 1007 for a reason
- * that is not UTF-8), and then the session ends. After the last step the session waits up to
+ * that is not UTF-8), and then the session ends. An invalid ping (over 125 bytes, or
+ * fragmented: RFC 6455 5.5) gets no pong: the session fails the connection with close 1002
+ * and ends ("protocol_error"). After the last step the session waits up to
  * spec->linger_ms for the client to close, then closes with 1000 and waits 2 s for the
  * answer. Before each step, what the client sent meanwhile is handled first (so a close
  * that came during a send ends the script there). Complete messages are queued: a receive
@@ -26,7 +28,8 @@
  *   error      {"step", "detail"}       a step that could not be carried out
  * Payloads are recorded up to 64 KiB ("truncated": true beyond). Client violations are
  * recorded, not acted on: the session carries on, so that the grader sees what the client
- * does next. Only a frame or message over 16 MiB ends it (close 1009, "protocol_error").
+ * does next. Only an invalid ping (close 1002) or a frame or message over 16 MiB (close
+ * 1009) ends it ("protocol_error").
  *
  * The session never closes fd; it sends with MSG_NOSIGNAL | MSG_DONTWAIT, so the descriptor
  * may be blocking or not.
@@ -58,7 +61,8 @@ struct ws_recorder {
  *   "dropped"           a drop step: the caller closes the TCP connection, no close frame
  *   "client_gone"       the connection ended or broke without a close frame
  *   "server_stopped"    rec->stopping said so (close 1001 sent)
- *   "protocol_error"    the client went over the harness's limits (close 1009 sent)
+ *   "protocol_error"    the client sent an invalid ping (close 1002 sent) or went over the
+ *                       harness's limits (close 1009 sent)
  * Does not close fd. */
 const char *ws_session_run(const struct ws_spec *spec, int fd, const unsigned char *extra,
                            size_t extra_len, const struct ws_recorder *rec);

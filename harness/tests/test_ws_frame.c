@@ -345,6 +345,23 @@ static void test_violations(void **state)
     assert_string_equal(ws_violation_what(WS_V_UNMASKED), "unmasked client frame");
 }
 
+static void test_ping_answerable(void **state)
+{
+    (void)state;
+    struct ws_frame f = {.opcode = WS_OP_PING, .fin = true, .len = 125};
+    assert_true(ws_ping_answerable(&f));
+    f.len = 0;
+    assert_true(ws_ping_answerable(&f));
+    f.len = 126; /* a control frame over 125 bytes (5.5) */
+    assert_false(ws_ping_answerable(&f));
+    f.len = 4;
+    f.fin = false; /* a fragmented control frame (5.5) */
+    assert_false(ws_ping_answerable(&f));
+    f.fin = true;
+    f.opcode = WS_OP_PONG; /* a pong is never answered */
+    assert_false(ws_ping_answerable(&f));
+}
+
 static void test_text_utf8_across_fragments(void **state)
 {
     (void)state;
@@ -630,6 +647,7 @@ int main(void)
         cmocka_unit_test(test_partial_input),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_violations),
+        cmocka_unit_test(test_ping_answerable),
         cmocka_unit_test(test_text_utf8_across_fragments),
         cmocka_unit_test(test_utf8_table),
         cmocka_unit_test(test_close_codes),

@@ -605,10 +605,6 @@ static void client_breaks_rules(struct client *c)
     c_write(c, b, n);
     free(b);
     c_send(c, 3, "op3");
-    char big[126];
-    memset(big, 'p', sizeof big);
-    c_frame(c, WS_OP_PING, true, true, big, sizeof big);
-    c_expect(c, WS_OP_PONG, true, big, sizeof big); /* still answered */
     c_send(c, WS_OP_CONT, "orphan");
     c_frame(c, WS_OP_TEXT, false, true, "ok\xe2", 3);
     c_frame(c, WS_OP_CONT, true, true, "\x28", 1);
@@ -633,7 +629,6 @@ static void test_violations_recorded(void **state)
     const char *want[] = {"unmasked client frame",
                           "reserved bit set",
                           "reserved opcode",
-                          "control frame over 125 bytes",
                           "continuation without a start",
                           "invalid UTF-8 in a text message",
                           "length not minimally encoded"};
@@ -647,6 +642,76 @@ static void test_violations_recorded(void **state)
     assert_null(json_object_get(bad, "data"));
     assert_string_equal(str(bad, "data_base64"), "b2viKA==");
     json_decref(m);
+    run_free(&r);
+}
+
+/* An invalid ping is never answered: the next frame the client gets is a close 1002, and
+ * the server ends the connection (RFC 6455 5.5, 7.1.7, 7.4.1). */
+static void client_pings_fragmented(struct client *c)
+{
+    c_frame(c, WS_OP_PING, false, true, "frag", 4);
+    c_expect(c, WS_OP_CLOSE, true, "\x03\xea", 2);
+    c_wait_eof(c, 3000);
+}
+
+static void client_pings_126_bytes(struct client *c)
+{
+    char big[126];
+    memset(big, 'p', sizeof big);
+    c_frame(c, WS_OP_PING, true, true, big, sizeof big);
+    c_expect(c, WS_OP_CLOSE, true, "\x03\xea", 2);
+    c_wait_eof(c, 3000);
+}
+
+static void client_pings_125_bytes(struct client *c)
+{
+    char edge[125];
+    memset(edge, 'q', sizeof edge);
+    c_frame(c, WS_OP_PING, true, true, edge, sizeof edge);
+    c_expect(c, WS_OP_PONG, true, edge, sizeof edge); /* the largest valid ping */
+    c_send(c, WS_OP_CLOSE, "\x03\xe8");
+    c_expect(c, WS_OP_CLOSE, true, "\x03\xe8", 2);
+    c_wait_eof(c, 3000);
+}
+
+static void test_invalid_ping_fails_the_connection(void **state)
+{
+    (void)state;
+    void (*clients[2])(struct client *) = {client_pings_fragmented, client_pings_126_bytes};
+    const char *what[2] = {"fragmented control frame", "control frame over 125 bytes"};
+    for (int i = 0; i < 2; i++) {
+        struct ws_step steps[1] = {step(WS_WAIT)};
+        struct ws_spec spec = spec_of(steps, 1, 1000);
+        struct run r = run_session(&spec, clients[i], NULL, 0);
+        assert_client_ok(&r);
+        assert_string_equal(r.end, "protocol_error");
+        json_t *pongs = json_array();
+        json_t *out = events(&r, "frame", "out");
+        size_t k;
+        json_t *ev;
+        json_array_foreach(out, k, ev)
+        {
+            if (num(ev, "opcode") == WS_OP_PONG)
+                json_array_append(pongs, ev);
+        }
+        assert_int_equal(json_array_size(pongs), 0);
+        json_t *c = events(&r, "close", "out");
+        assert_int_equal(json_array_size(c), 1);
+        assert_int_equal(num(json_array_get(c, 0), "code"), 1002);
+        json_t *v = events(&r, "violation", NULL);
+        assert_int_equal(json_array_size(v), 1);
+        assert_string_equal(str(json_array_get(v, 0), "what"), what[i]);
+        json_decref(v);
+        json_decref(c);
+        json_decref(out);
+        json_decref(pongs);
+        run_free(&r);
+    }
+    struct ws_step steps[1] = {step(WS_WAIT)};
+    struct ws_spec spec = spec_of(steps, 1, 1000);
+    struct run r = run_session(&spec, client_pings_125_bytes, NULL, 0);
+    assert_client_ok(&r);
+    assert_string_equal(r.end, "closed_by_client");
     run_free(&r);
 }
 
@@ -925,6 +990,7 @@ int main(void)
         cmocka_unit_test(test_linger_then_server_closes),
         cmocka_unit_test(test_server_stopping),
         cmocka_unit_test(test_violations_recorded),
+        cmocka_unit_test(test_invalid_ping_fails_the_connection),
         cmocka_unit_test(test_echo_until_close),
         cmocka_unit_test(test_frame_step),
         cmocka_unit_test(test_extra_bytes),

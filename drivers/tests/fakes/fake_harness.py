@@ -4,8 +4,8 @@
     HARNESS_BIN=drivers/tests/fakes/fake_harness.py /usr/bin/python3 -m pytest drivers/tests
 
 It implements only what the plugin uses, and only roughly: `check --json` (YAML syntax,
-required keys), `serve --port 0` with the ready line and the control API (instances,
-journal, wait, delete, page, version), routes matched on method and exact path, one or a
+required keys), `serve --port 0` with the ready line and the control API on a port of its
+own with a token (instances, journal, wait, delete, version; the page on the other ports), routes matched on method and exact path, one or a
 sequence of responses (status, headers, body, delay) and a few placeholders. The tests
 use the real binary by default; this file is never what a verdict rests on.
 """
@@ -97,6 +97,8 @@ class State:
         self.instances = {}
         self.origins = {}
         self.seq = 0
+        self.control_server = None
+        self.token = None
 
 
 STATE = State()
@@ -157,8 +159,12 @@ class Handler(BaseHTTPRequestHandler):
     def handle_any(self):
         url = urllib.parse.urlsplit(self.path)
         body = self._body()
-        if url.path.startswith("/_harness/"):
+        if self.server is STATE.control_server:
+            if self.headers.get("X-Harness-Token") != STATE.token:
+                return self._send(401, {"error": "the control API needs the token"})
             return self.control(url, body)
+        if url.path == "/_harness/page":
+            return self._send(200, "<!DOCTYPE html><title>harness</title>", "text/html")
         m = re.match(r"^/s/([^/]+)(/.*)?$", url.path)
         inst = STATE.instances.get(m.group(1)) if m else None
         if not inst:
@@ -172,8 +178,6 @@ class Handler(BaseHTTPRequestHandler):
         q = urllib.parse.parse_qs(url.query)
         if parts == ["version"]:
             return self._send(200, {"version": "fake-0"})
-        if parts == ["page"]:
-            return self._send(200, "<!DOCTYPE html><title>harness</title>", "text/html")
         if parts == ["instances"] and self.command == "POST":
             req = json.loads(body or b"{}")
             s, errors = load(req["file"])
@@ -260,15 +264,21 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def cmd_serve(args):
+    import secrets
     main = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     cross = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    main.daemon_threads = cross.daemon_threads = True
+    control = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    main.daemon_threads = cross.daemon_threads = control.daemon_threads = True
     p, q = main.server_address[1], cross.server_address[1]
     STATE.origins = {"main": "http://127.0.0.1:%d" % p, "cross": "http://127.0.0.1:%d" % q,
                      "alt": "http://localhost:%d" % p}
-    for srv in (main, cross):
+    STATE.control_server = control
+    STATE.token = secrets.token_hex(32)
+    for srv in (main, cross, control):
         threading.Thread(target=srv.serve_forever, daemon=True).start()
-    print(json.dumps(dict(event="ready", pid=os.getpid(), **STATE.origins)), flush=True)
+    print(json.dumps(dict(event="ready", pid=os.getpid(), token=STATE.token,
+                          control="http://127.0.0.1:%d" % control.server_address[1],
+                          **STATE.origins)), flush=True)
     import signal
     signal.sigwait([signal.SIGTERM, signal.SIGINT])
     return 0
