@@ -300,3 +300,40 @@ def test_control_api_load_does_not_stall_other_requests(harness_bin):
         assert [i["scenario"] for i in r.json()["instances"]] == ["big.routes"]
     finally:
         assert srv.stop() == 0, srv.stderr
+
+
+def _schema_event_types(action):
+    """The event types the adapter protocol's schema gives an action's events."""
+    with open(os.path.join(ROOT, "drivers/schema/adapter-protocol.schema.json")) as f:
+        defs = json.load(f)["$defs"]
+    out = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                walk(defs[node["$ref"].split("/")[-1]])
+            t = (node.get("properties") or {}).get("type")
+            if isinstance(t, dict):
+                out.update([t["const"]] if "const" in t else t.get("enum", []))
+            for k in ("oneOf", "anyOf", "allOf"):
+                for sub in node.get(k, []):
+                    walk(sub)
+    walk(defs["event." + action])
+    return out
+
+
+@pytest.mark.parametrize("action", ["xhr", "fetch", "http", "eventsource", "websocket", "jsonp",
+                                    "image"])
+def test_step_events_are_the_protocols(harness_bin, tmp_path, action):
+    """A client script may bind a do step (or a wait) to exactly the events the adapter
+    protocol says the step's action fires: the loader's list and the schema are one."""
+    types = _schema_event_types(action)
+    assert types
+    for event, ok in [(t, True) for t in sorted(types)] + [("no-such-event", False)]:
+        path = tmp_path / "s.yaml"
+        path.write_text(
+            "id: a.b\ntitle: t\nspec: https://x.org/\nclient:\n  steps:\n"
+            "    - {id: x, %s: {url: /x}}\n"
+            "    - wait_for: {event: {step: x, event: %s}, timeout: 1s}\n" % (action, event))
+        proc = run(harness_bin, str(path))
+        assert (proc.returncode == 0) == ok, (event, proc.stderr)

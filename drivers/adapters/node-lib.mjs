@@ -36,8 +36,12 @@
  * when its run ends (the runner's cleanup).
  *
  * `--mutant no-pong` (a `ws` WebSocket; used only by the tests) makes a client that never
- * answers pings, `--mutant no-timeout` (an `xhr2` XMLHttpRequest) one that ignores its
- * timeout: the catalogue must catch both (drivers/tests/test_mutants.py).
+ * answers pings, `--mutant open-on-failure` (a `ws` WebSocket) one that fires open when its
+ * handshake failed, `--mutant no-timeout` (an `xhr2` XMLHttpRequest) one that ignores its
+ * timeout: the catalogue must catch them (drivers/tests/test_mutants.py).
+ *
+ * A client declaring `steps` runs client scripts (docs/scenarios.md, "Client scripts"):
+ * each request step is checked as a single action would be (its capability, the lacks).
  */
 import './tls-trust.mjs'; // first: the harness's CA and *.localhost (may re-run this command)
 import fs from 'node:fs';
@@ -45,7 +49,7 @@ import path from 'node:path';
 import vm from 'node:vm';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { serve, runDeadline, clientAction, originLack, pageOnlyLack } from './protocol.mjs';
+import { serve, runDeadline, clientAction, originLack, pageOnlyLack, scriptRequests } from './protocol.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');
@@ -56,6 +60,17 @@ const WITHOUT_CORS = new Set(['websocket']); // capabilities with no CORS check 
 const MUTANTS = {
     'no-pong': (WS) => class extends WS {
         constructor(url, protocols) { super(url, protocols, { autoPong: false }); }
+    },
+    // reports a failed handshake as an open connection first (open, then error and close)
+    'open-on-failure': (WS) => class extends WS {
+        emit(name, ...args) {
+            if (name === 'open') this.openFired = true;
+            if (name === 'error' && !this.openFired) {
+                this.openFired = true;
+                super.emit('open');
+            }
+            return super.emit(name, ...args);
+        }
     },
     // keeps the timeout attribute but sends every request without a timer (xhr2 internals)
     'no-timeout': (XHR) => class extends XHR {
@@ -166,12 +181,18 @@ serve({
         if (!decl.capabilities.includes(action)) {
             return { type: 'unsupported', reason: `${decl.name} has no "${action}" capability` };
         }
-        const spec = msg.client[action];
-        if (spec === null || typeof spec !== 'object' || typeof spec.url !== 'string') {
-            throw new Error(`client.${action}.url must be a string`);
+        // a client script (steps): each request step as a single action would be
+        const requests = action === 'steps' ? scriptRequests(msg.client) : [[action, msg.client[action]]];
+        for (const [a, spec] of requests) {
+            if (!decl.capabilities.includes(a)) {
+                return { type: 'unsupported', reason: `${decl.name} has no "${a}" capability` };
+            }
+            if (spec === null || typeof spec !== 'object' || typeof spec.url !== 'string') {
+                throw new Error(`client.${a}.url must be a string`);
+            }
+            const lack = lacks(a, spec);
+            if (lack) return { type: 'unsupported', reason: lack };
         }
-        const lack = lacks(action, spec);
-        if (lack) return { type: 'unsupported', reason: lack };
         const ctrl = new AbortController();
         running.add(ctrl);
         try {

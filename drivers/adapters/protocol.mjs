@@ -148,18 +148,22 @@ export function serve(handlers) {
 /* The run's deadline: deadline_ms from the driver, else the action's own deadline, else 10 s. */
 export function runDeadline(msg) {
     if (typeof msg.deadline_ms === 'number' && msg.deadline_ms > 0) return msg.deadline_ms;
+    if (msg.client && Array.isArray(msg.client.steps)) {
+        return typeof msg.client.deadline === 'number' && msg.client.deadline > 0 ? msg.client.deadline : 10000;
+    }
     const action = msg.client && Object.values(msg.client)[0];
     const d = action && action.deadline;
     if (typeof d === 'number' && d > 0) return d;
     return 10000;
 }
 
-/* The single action key of a client part, checked. */
+/* The single action key of a client part, checked; "steps" for a client script. */
 export function clientAction(msg) {
     const client = msg.client;
     if (client === null || typeof client !== 'object' || Array.isArray(client)) {
         throw new Error('run.client must be an object');
     }
+    if (Array.isArray(client.steps)) return 'steps';
     const keys = Object.keys(client);
     if (keys.length !== 1) throw new Error(`run.client must have exactly one action key, got ${JSON.stringify(keys)}`);
     return keys[0];
@@ -187,4 +191,20 @@ export function originLack(spec) {
         return `Node has no page origin: a request to the "${spec.origin}" origin is not cross-origin here (no CORS)`;
     }
     return null;
+}
+
+const STEP_ACTIONS = ['xhr', 'fetch', 'eventsource', 'websocket', 'jsonp', 'image', 'http'];
+
+/*
+ * The request steps of a client script as [action, spec] pairs (docs/scenarios.md, "Client
+ * scripts"): an adapter that runs scripts checks each against its capabilities and what
+ * it lacks, as it would a single action.
+ */
+export function scriptRequests(client) {
+    const out = [];
+    for (const step of client.steps || []) {
+        const action = step && typeof step === 'object' ? Object.keys(step).find((k) => STEP_ACTIONS.includes(k)) : undefined;
+        if (action) out.push([action, step[action]]);
+    }
+    return out;
 }

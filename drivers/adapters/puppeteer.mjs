@@ -41,7 +41,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import puppeteer from 'puppeteer-core';
-import { serve, log, runDeadline, clientAction } from './protocol.mjs';
+import { serve, log, runDeadline, clientAction, scriptRequests } from './protocol.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RUNNER_SOURCE = fs.readFileSync(path.join(HERE, 'browser', 'runner.js'), 'utf8');
@@ -49,7 +49,7 @@ const PUPPETEER_VERSION = JSON.parse(
     fs.readFileSync(path.join(HERE, '..', 'node_modules', 'puppeteer-core', 'package.json'), 'utf8'),
 ).version;
 
-const CAPABILITIES = ['xhr', 'fetch', 'eventsource', 'websocket', 'jsonp', 'image'];
+const CAPABILITIES = ['xhr', 'fetch', 'eventsource', 'websocket', 'jsonp', 'image', 'steps'];
 const PAGE_GRACE_MS = 3000;     // after the deadline, before the page is given up on
 const NAVIGATION_TIMEOUT_MS = 15000;
 const LAUNCH_TIMEOUT_MS = 60000;
@@ -159,8 +159,31 @@ const BROWSERS = {
     },
 };
 
+/*
+ * --mutant NAME (used only by drivers/tests/test_mutants.py): the browser's API broken on
+ * purpose in the page, before the runner runs, so that the catalogue must catch it.
+ *   no-invalid-state: XMLHttpRequest swallows the InvalidStateError its methods and
+ *   setters throw (setRequestHeader or send() after send(), overrideMimeType or
+ *   responseType while loading or done, withCredentials after send()).
+ */
+const MUTANTS = {
+    'no-invalid-state': `(() => {
+        const P = XMLHttpRequest.prototype;
+        const quiet = (e) => { if (!e || e.name !== 'InvalidStateError') throw e; };
+        for (const m of ['setRequestHeader', 'overrideMimeType', 'send']) {
+            const f = P[m];
+            P[m] = function (...args) { try { return f.apply(this, args); } catch (e) { quiet(e); } };
+        }
+        for (const prop of ['responseType', 'withCredentials']) {
+            const d = Object.getOwnPropertyDescriptor(P, prop);
+            Object.defineProperty(P, prop, { configurable: true, enumerable: d.enumerable, get: d.get,
+                set(v) { try { d.set.call(this, v); } catch (e) { quiet(e); } } });
+        }
+    })()`,
+};
+
 function parseArgs(argv) {
-    const opts = { browser: null, executable: null };
+    const opts = { browser: null, executable: null, mutant: null };
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
         const value = () => {
@@ -171,9 +194,11 @@ function parseArgs(argv) {
         else if (a.startsWith('--browser=')) opts.browser = a.slice(10);
         else if (a === '--executable') opts.executable = value();
         else if (a.startsWith('--executable=')) opts.executable = a.slice(13);
+        else if (a === '--mutant') opts.mutant = value();
         else throw new Error(`unknown argument ${a}`);
     }
     if (!BROWSERS[opts.browser]) throw new Error('usage: puppeteer.mjs --browser chromium|firefox [--executable PATH]');
+    if (opts.mutant !== null && !MUTANTS[opts.mutant]) throw new Error(`unknown mutant ${opts.mutant}`);
     opts.executable = opts.executable || BROWSERS[opts.browser].executable;
     return opts;
 }
@@ -247,6 +272,7 @@ async function newPage(pageUrl, id) {
         if (response && !response.ok()) {
             throw new Error(`the harness page ${pageUrl} answered ${response.status()}`);
         }
+        if (opts.mutant) await page.evaluate(MUTANTS[opts.mutant]);
         const visibility = await page.evaluate(RUNNER_SOURCE + '\n;document.visibilityState');
         if (visibility !== 'visible') log(`[run ${id}] warning: the page is ${visibility} (timers may be throttled)`);
         return { context, page };
@@ -302,8 +328,11 @@ function closeInBackground(context) {
 
 async function runOne(msg) {
     const action = clientAction(msg);
-    if (!CAPABILITIES.includes(action)) {
-        return { type: 'unsupported', reason: `${opts.browser} adapter has no "${action}" capability` };
+    const actions = action === 'steps' ? ['steps', ...scriptRequests(msg.client).map(([a]) => a)] : [action];
+    for (const a of actions) {
+        if (!CAPABILITIES.includes(a)) {
+            return { type: 'unsupported', reason: `${opts.browser} adapter has no "${a}" capability` };
+        }
     }
     if (typeof msg.page !== 'string') throw new Error('run.page must be the harness page URL');
     const deadline = runDeadline(msg);

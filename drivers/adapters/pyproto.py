@@ -158,11 +158,30 @@ def duration_ms(v):
     return float(text)
 
 
+STEP_ACTIONS = ("xhr", "fetch", "eventsource", "websocket", "jsonp", "image", "http")
+# What a library without DOM events cannot report (observations.unobserved): checks on them
+# are unsupported for it, not failed.
+UNOBSERVED = ("bubbles", "cancelable", "initialReadyState", "interface")
+
+
+def script_requests(client):
+    """The request steps of a client script (docs/scenarios.md, "Client scripts") as
+    (action, spec) pairs."""
+    out = []
+    for step in client.get("steps") or []:
+        action = next((k for k in step if k in STEP_ACTIONS), None) \
+            if isinstance(step, dict) else None
+        if action:
+            out.append((action, step[action]))
+    return out
+
+
 def deadline_ms(msg):
     d = msg.get("deadline_ms")
     if isinstance(d, (int, float)) and not isinstance(d, bool) and d > 0:
         return d
-    action = next(iter((msg.get("client") or {}).values()), None) or {}
+    client = msg.get("client") or {}
+    action = client if "steps" in client else next(iter(client.values()), None) or {}
     d = action.get("deadline") if isinstance(action, dict) else None
     if isinstance(d, (int, float)) and not isinstance(d, bool) and d > 0:
         return d
@@ -293,10 +312,12 @@ class Run:
         self.msg = msg
         self.adapter = adapter
         self.id = msg.get("id")
-        self.action = next(iter(msg["client"]))
-        self.spec = msg["client"][self.action] or {}
+        script = "steps" in msg["client"]
+        self.action = "steps" if script else next(iter(msg["client"]))
+        self.spec = msg["client"] if script else msg["client"][self.action] or {}
         self.deadline_s = deadline_ms(msg) / 1000.0
-        self.obs = {"events": []}
+        # no DOM events here: what a page would show of them is not observable
+        self.obs = {"events": [], "unobserved": list(UNOBSERVED)}
         self.lock = threading.Lock()
         self.frozen = False   # the deadline hit (or stop): nothing more is recorded
         self.stopped = False  # the adapter is stopping: the run is answered as an error
@@ -506,26 +527,34 @@ class Adapter:
     def start_run(self, msg):
         rid = msg.get("id")
         client = msg.get("client")
-        if not isinstance(client, dict) or len(client) != 1:
+        script = isinstance(client, dict) and isinstance(client.get("steps"), list)
+        if not isinstance(client, dict) or (len(client) != 1 and not script):
             write({"id": rid, "type": "error",
                    "message": "run.client must be an object with exactly one action key"})
             return
-        action = next(iter(client))
-        if action not in self.capabilities:
+        # a client script (steps): each request step is checked as a single action would be
+        requests = script_requests(client) if script else [(next(iter(client)), None)]
+        if script and "steps" not in self.capabilities:
             write({"id": rid, "type": "unsupported",
-                   "reason": '%s has no "%s" capability' % (self.name, action)})
+                   "reason": '%s has no "steps" capability (client scripts)' % self.name})
             return
-        spec = client[action]
-        if not isinstance(spec, dict) or not isinstance(spec.get("url"), str):
-            write({"id": rid, "type": "error", "message": "client.%s.url must be a string" % action})
-            return
-        reason = self.lacks(action, spec)
-        if not reason and not self.has_page and spec.get("origin") in PAGE_ONLY_ORIGINS:
-            reason = ("no page here: a request to the %s origin is like any other (mixed "
-                      "content is a page's rule)" % spec["origin"])
-        if reason:
-            write({"id": rid, "type": "unsupported", "reason": reason})
-            return
+        for action, spec in requests:
+            if action not in self.capabilities:
+                write({"id": rid, "type": "unsupported",
+                       "reason": '%s has no "%s" capability' % (self.name, action)})
+                return
+            spec = client[action] if spec is None else spec
+            if not isinstance(spec, dict) or not isinstance(spec.get("url"), str):
+                write({"id": rid, "type": "error",
+                       "message": "client.%s.url must be a string" % action})
+                return
+            reason = self.lacks(action, spec)
+            if not reason and not self.has_page and spec.get("origin") in PAGE_ONLY_ORIGINS:
+                reason = ("no page here: a request to the %s origin is like any other (mixed "
+                          "content is a page's rule)" % spec["origin"])
+            if reason:
+                write({"id": rid, "type": "unsupported", "reason": reason})
+                return
         run = self.run_class(msg, self)
         with self.lock:
             self.inflight[rid] = run

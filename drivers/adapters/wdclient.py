@@ -30,7 +30,7 @@ from pyproto import Run, deadline_ms, log
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNNER = os.path.join(HERE, "browser", "runner.js")
-CAPABILITIES = ["xhr", "fetch", "eventsource", "websocket", "jsonp", "image"]
+CAPABILITIES = ["xhr", "fetch", "eventsource", "websocket", "jsonp", "image", "steps"]
 UNRESPONSIVE_S = 3.0     # after the deadline: the page is unresponsive
 NAVIGATE_TIMEOUT_S = 15
 DELETE_TIMEOUT_S = 5

@@ -39,15 +39,34 @@ UNSUPPORTED, ERROR = "unsupported", "error"
 
 MATCHER_KEYS = frozenset({"equals", "regex", "one_of", "absent", "present", "at_least",
                           "at_most", "approx", "tolerance", "json"})
+# On any check: strictness, scope and level (docs/scenarios.md, "Per-kind expectations")
+MODIFIER_KEYS = frozenset({"strict", "when", "level"})
+LEVELS = ("must", "should", "may")          # strongest first
+WHEN_KEYS = frozenset({"kind", "client", "capability", "offers"})
+CLIENT_KINDS = ("browser", "library")
+# An expected event's own keys besides the fields it matches
+ITEM_KEYS = frozenset({"count"}) | MODIFIER_KEYS
+# expect, a case of expect.cases, and the list checks of expect.client
+EXPECT_KEYS = frozenset({"client", "server", "gaps", "timeline", "cases"})
+CASE_KEYS = frozenset({"client", "server", "gaps", "timeline", "note"}) | MODIFIER_KEYS - {"strict"}
+CLIENT_LIST_KEYS = frozenset({"all", "monotonic"})
+ALL_KEYS = frozenset({"events", "match", "count"}) | MODIFIER_KEYS
+MONOTONIC_KEYS = frozenset({"events", "field", "strictly"}) | MODIFIER_KEYS
+GAP_KEYS = frozenset({"from", "to", "at_least", "at_most", "approx", "tolerance"}) | MODIFIER_KEYS
+POINT_KEYS = frozenset({"event", "journal", "nth", "at"})
+JOURNAL_TIMES = ("arrived", "headers_sent", "body_first_byte", "body_done", "ended")
+# Two clocks (the client's and the journal's, both the machine's wall clock) are compared
+# with this slack: an order across them is only asserted beyond it.
+CLOCK_SLACK_MS = 2.0
 EVENT_MODES = ("exact", "subsequence", "contains")
 # expect.server and its parts (`strict` is allowed wherever a mapping is a check)
 SERVER_KEYS = frozenset({"requests", "preflights", "order", "websocket", "strict"})
 REQUEST_FIELDS = ("method", "path", "target", "query", "body", "status", "tls", "sni")  # journal fields
-REQUEST_KEYS = frozenset({"route", "count", "preflight", "kind", "headers", "strict",
-                          *REQUEST_FIELDS})
-ORDER_KEYS = frozenset({"routes", "strict"})
-WEBSOCKET_KEYS = frozenset({"pongs", "messages", "close_code", "masked", "violations", "end",
-                            "strict"})
+REQUEST_KEYS = frozenset({"route", "count", "preflight", "kind", "headers",
+                          *REQUEST_FIELDS}) | MODIFIER_KEYS
+ORDER_KEYS = frozenset({"routes"}) | MODIFIER_KEYS
+WEBSOCKET_KEYS = frozenset({"pongs", "messages", "close_code", "masked", "violations",
+                            "end"}) | MODIFIER_KEYS
 MAX_DIFF_LINES = 120
 _BARE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
@@ -76,6 +95,13 @@ class Check:
     message: str = ""         # why it failed, in words
     detail: str = ""          # a multi-line diff (events) or journal excerpt, if any
     kind: str = "client"      # client | server
+    level: str = ""           # must | should | may ("" : must if strict, else should)
+    unsupported: str = ""     # why this client cannot be graded on it (then ok is True)
+
+    def __post_init__(self):
+        if not self.level:
+            self.level = "must" if self.strict else "should"
+        self.strict = self.level == "must"
 
 
 @dataclass
@@ -87,11 +113,16 @@ class Verdict:
 
     @property
     def failures(self):
-        return [c for c in self.checks if not c.ok and c.strict]
+        return [c for c in self.checks if not c.ok and c.level == "must"]
 
     @property
     def soft_failures(self):
-        return [c for c in self.checks if not c.ok and not c.strict]
+        return [c for c in self.checks if not c.ok and c.level == "should"]
+
+    @property
+    def informational(self):
+        """Failed `level: may` checks: reported, never an outcome."""
+        return [c for c in self.checks if not c.ok and c.level == "may"]
 
 
 # --------------------------------------------------------------------------- matchers
@@ -100,13 +131,72 @@ def is_matcher(value):
     """True if value is a matcher mapping ({regex: …}, {at_least: …}, …)."""
     if not isinstance(value, dict) or not value:
         return False
-    keys = set(value) - {"strict"}
+    keys = set(value) - MODIFIER_KEYS
     return bool(keys) and keys <= MATCHER_KEYS
 
 
 def is_strict(value):
-    """False if the check carries `strict: false`."""
-    return not (isinstance(value, dict) and value.get("strict") is False)
+    """False if the check carries `strict: false` or a level below must."""
+    return level_of(value) == "must"
+
+
+def level_of(*values, default="must"):
+    """The level of a check: the weakest of its own (level:, or should for strict: false),
+    those of the entries it is in, and the default (its case's)."""
+    rank = LEVELS.index(default)
+    for value in values:
+        if isinstance(value, dict):
+            if value.get("level") in LEVELS:
+                rank = max(rank, LEVELS.index(value["level"]))
+            if value.get("strict") is False:
+                rank = max(rank, 1)
+    return LEVELS[rank]
+
+
+def applies(value, client, journal=None):
+    """True if a check (a mapping with `when`, or anything else) is for this client.
+
+    client: {"name", "kind" (browser | library), "capabilities"}; None when unknown, and
+    then no `when` holds. `offers` looks at the WebSocket extensions the client offered in
+    its first handshake (the journal).
+    """
+    when = value.get("when") if isinstance(value, dict) else None
+    if not when:
+        return True
+    if not client:
+        return False
+    if "kind" in when and when["kind"] != client.get("kind"):
+        return False
+    if "client" in when:
+        names = when["client"] if isinstance(when["client"], list) else [when["client"]]
+        if client.get("name") not in names:
+            return False
+    if "capability" in when:
+        caps = when["capability"] if isinstance(when["capability"], list) else [when["capability"]]
+        if not set(caps) <= set(client.get("capabilities") or []):
+            return False
+    if "offers" in when:
+        if when["offers"] not in offered_extensions(journal):
+            return False
+    return True
+
+
+def offered_extensions(journal):
+    """The names of the WebSocket extensions offered in the journal's first handshake."""
+    for e in (journal or {}).get("entries") or []:
+        w = e.get("websocket")
+        if isinstance(w, dict) and isinstance(w.get("handshake"), dict):
+            offered = w["handshake"].get("offered_extensions") or []
+            if isinstance(offered, str):
+                offered = [offered]
+            names = []
+            for text in offered:
+                for ext in str(text).split(","):
+                    name = ext.split(";")[0].strip()
+                    if name:
+                        names.append(name)
+            return names
+    return []
 
 
 def _equal(expected, observed):
@@ -132,7 +222,7 @@ def match(expected, observed):
         if not isinstance(observed, dict):
             return "expected a mapping, observed %s" % render(observed)
         for key, exp in expected.items():
-            if key == "strict":
+            if key in MODIFIER_KEYS:
                 continue
             why = match(exp, observed.get(key, MISSING))
             if why:
@@ -265,43 +355,86 @@ def event_matches(item, event):
     if not isinstance(event, dict):
         return False
     for key, exp in item.items():
-        if key == "strict":
+        if key in ITEM_KEYS:
             continue
         if match(exp, event.get(key, MISSING)) is not None:
             return False
     return True
 
 
+def _count_ok(item, n):
+    """An item with `count`: n matching events are as many as it asks."""
+    return match(item["count"], n) is None
+
+
 def _exact(items, events, table, optional):
-    """Exact match in order, optional items (strict: false) may be skipped."""
+    """Exact match in order, optional items (strict: false) may be skipped; an item with
+    `count` stands for that many consecutive matching events."""
     n, m = len(items), len(events)
     ok = [[False] * (m + 1) for _ in range(n + 1)]
     ok[n][m] = True
     for i in range(n - 1, -1, -1):
+        skip = optional and not is_strict(items[i])
         for j in range(m, -1, -1):
-            ok[i][j] = (j < m and table[i][j] and ok[i + 1][j + 1]) or \
-                       (optional and not is_strict(items[i]) and ok[i + 1][j])
+            if "count" in items[i]:
+                k, found = 0, False
+                while True:
+                    if _count_ok(items[i], k) and ok[i + 1][j + k]:
+                        found = True
+                        break
+                    if j + k < m and table[i][j + k]:
+                        k += 1
+                    else:
+                        break
+                ok[i][j] = found or (skip and ok[i + 1][j])
+            else:
+                ok[i][j] = (j < m and table[i][j] and ok[i + 1][j + 1]) or \
+                           (skip and ok[i + 1][j])
     return ok[0][0]
 
 
 def _subsequence(items, events, table, optional):
-    """In order, other events between; optional items may be skipped."""
+    """In order, other events between; optional items may be skipped. An item with `count`
+    owns the events from just after the previous item's match up to the next item's match
+    (or the end): the events in there that match it are counted."""
     n, m = len(items), len(events)
     ok = [[False] * (m + 1) for _ in range(n + 1)]
+    at = [[False] * (m + 1) for _ in range(n + 1)]  # item i matched at event j, the rest ok
     for j in range(m + 1):
         ok[n][j] = True
     for i in range(n - 1, -1, -1):
         skip = optional and not is_strict(items[i])
-        ok[i][m] = skip and ok[i + 1][m]
-        for j in range(m - 1, -1, -1):
-            ok[i][j] = (table[i][j] and ok[i + 1][j + 1]) or ok[i][j + 1] or \
-                       (skip and ok[i + 1][j])
+        for j in range(m, -1, -1):
+            if "count" in items[i]:
+                found, c = False, 0
+                for e in range(j, m + 1):
+                    if i + 1 == n:
+                        after = e == m
+                    elif "count" in items[i + 1]:
+                        after = ok[i + 1][e]
+                    else:
+                        after = at[i + 1][e]
+                    if after and _count_ok(items[i], c):
+                        found = True
+                        break
+                    if e < m and table[i][e]:
+                        c += 1
+                ok[i][j] = at[i][j] = found or (skip and ok[i + 1][j])
+            else:
+                at[i][j] = j < m and table[i][j] and ok[i + 1][j + 1]
+                ok[i][j] = at[i][j] or (j < m and ok[i][j + 1]) or (skip and ok[i + 1][j])
     return ok[0][0]
 
 
 def _contains(items, events, table, optional):
-    """Each (required) item matched by a distinct event, any order (bipartite matching)."""
-    wanted = [i for i in range(len(items)) if not (optional and not is_strict(items[i]))]
+    """Each (required) item matched by a distinct event, any order (bipartite matching); an
+    item with `count` is the number of matching events among all."""
+    for i, item in enumerate(items):
+        if "count" in item and not (optional and not is_strict(item)) and \
+                not _count_ok(item, sum(table[i])):
+            return False
+    wanted = [i for i in range(len(items))
+              if not (optional and not is_strict(items[i])) and "count" not in items[i]]
     owner = {}
 
     def augment(i, seen):
@@ -386,22 +519,29 @@ def events_diff(items, events, mode):
     return lines
 
 
-def grade_events(items, events, mode):
+def grade_events(items, events, mode, path="client.events", default="must"):
     """The `events` check: exact / subsequence / contains."""
     if mode not in _MODES:
-        return Check("client.events", False, message="unknown events_mode %r" % mode,
-                     expected=items)
+        return Check(path, False, message="unknown events_mode %r" % mode, expected=items)
     if not isinstance(events, list):
         events = []
     table = [[event_matches(item, ev) for ev in events] for item in items]
     check = _MODES[mode]
     if check(items, events, table, optional=False):
-        return Check("client.events", True, expected=items, observed=events)
-    soft = any(not is_strict(i) for i in items) and check(items, events, table, optional=True)
+        return Check(path, True, expected=items, observed=events, level=default)
+    optional = [i for i in items if not is_strict(i)]
+    soft = bool(optional) and check(items, events, table, optional=True)
     words = {"exact": "the events differ from the expected ones",
              "subsequence": "the expected events do not all occur in this order",
              "contains": "some expected events did not occur"}[mode]
-    lines = events_diff(items, events, mode)
+    plain = [i for i in items if "count" not in i]
+    lines = events_diff(plain, events, mode)
+    for item in items:
+        if "count" in item:
+            n = sum(1 for ev in events if event_matches(item, ev))
+            lines.append("# %s: %d matching events in all (count: %s, of the events where "
+                         "the item stands)" % (_render_item(item).strip(), n,
+                                               render(item["count"])))
     if len(lines) > MAX_DIFF_LINES:  # hundreds of progress events: keep both ends
         cut = len(lines) - MAX_DIFF_LINES + 1
         lines = lines[:MAX_DIFF_LINES * 2 // 3] + ["  … %d lines …" % cut] + \
@@ -409,38 +549,188 @@ def grade_events(items, events, mode):
     detail = "events_mode: %s; - expected, not observed; %s\n" % (
         mode, "+ observed, not expected" if mode == "exact" else "· other events") + \
         "\n".join(lines)
-    return Check("client.events", False, strict=not soft, expected=items, observed=events,
-                 message=words + (" (only strict: false items missing)" if soft else ""),
+    if soft:  # only items below must are missing: the strongest of their levels
+        level = LEVELS[min(LEVELS.index(level_of(i)) for i in optional)]
+    else:
+        level = "must"
+    level = level_of({"level": level}, default=default)
+    return Check(path, False, level=level, expected=items, observed=events,
+                 message=words + (" (only items below must are missing)" if soft else ""),
                  detail=detail)
 
 
 # --------------------------------------------------------------------------- client
 
-def grade_client(expect_client, observations):
+@dataclass
+class Ctx:
+    """What grading needs beyond the expectations: who the client is, the journal, and the
+    level of the case being graded."""
+    client: Any = None        # {"name", "kind": browser | library, "capabilities"}
+    journal: Any = None
+    level: str = "must"
+    unobserved: frozenset = frozenset()
+
+
+def _unsupported(path, why, kind="client"):
+    return Check(path, True, level="may", message=why, unsupported=why, kind=kind)
+
+
+def _strip_unobserved(item, ctx):
+    """An expected event without the fields this client cannot observe (and their names)."""
+    if not isinstance(item, dict) or not ctx.unobserved:
+        return item, []
+    gone = [k for k in item if k in ctx.unobserved]
+    return ({k: v for k, v in item.items() if k not in ctx.unobserved}, gone) if gone \
+        else (item, [])
+
+
+def grade_client(expect_client, observations, ctx=None, prefix="client"):
     """Checks of `expect.client` against the adapter's observations."""
+    ctx = ctx or Ctx(client=None)
     checks = []
     obs = observations if isinstance(observations, dict) else {}
+    ctx = Ctx(ctx.client, ctx.journal, ctx.level,
+              frozenset(obs.get("unobserved") or []) | ctx.unobserved)
+    events_all = obs.get("events", [])
     for key, expected in expect_client.items():
         if key == "events_mode":
             continue
         if key == "events":
             mode = expect_client.get("events_mode", "exact")
-            checks.append(grade_events(expected or [], obs.get("events", []), mode))
+            items, gone = [], set()
+            for item in expected or []:
+                if not applies(item, ctx.client, ctx.journal):
+                    continue
+                item, lost = _strip_unobserved(item, ctx)
+                gone.update(lost)
+                items.append(item)
+            checks.append(grade_events(items, events_all, mode, prefix + ".events", ctx.level))
+            if gone:
+                checks.append(_unsupported(prefix + ".events", "this client cannot observe "
+                                           "the events' %s (not graded)" % ", ".join(sorted(gone))))
+            continue
+        if key == "steps":
+            checks += _step_checks(expected or {}, obs, ctx, prefix)
+            continue
+        if key == "all":
+            checks += [c for n, spec in enumerate(expected or []) if applies(spec, ctx.client, ctx.journal)
+                       for c in [_all_check(spec, events_all, ctx, "%s.all[%d]" % (prefix, n))]]
+            continue
+        if key == "monotonic":
+            checks += [c for n, spec in enumerate(expected or []) if applies(spec, ctx.client, ctx.journal)
+                       for c in [_monotonic_check(spec, events_all, ctx,
+                                                  "%s.monotonic[%d]" % (prefix, n))]]
+            continue
+        if key in ctx.unobserved:
+            checks.append(_unsupported("%s.%s" % (prefix, key),
+                                       "this client cannot observe %s (not graded)" % key))
             continue
         observed = obs.get(key, MISSING)
         if key == "headers" and isinstance(expected, dict) and not is_matcher(expected):
             observed_h = {k.lower(): v for k, v in observed.items()} \
                 if isinstance(observed, dict) else {}
             for name, exp in expected.items():
+                if not applies(exp, ctx.client, ctx.journal):
+                    continue
                 got = observed_h.get(name.lower(), MISSING)
                 why = match(exp, got)
-                checks.append(Check("client.headers.%s" % name.lower(), why is None,
-                                    is_strict(exp), exp, got, why or ""))
+                checks.append(Check("%s.headers.%s" % (prefix, name.lower()), why is None,
+                                    expected=exp, observed=got, message=why or "",
+                                    level=level_of(exp, default=ctx.level)))
+            continue
+        if not applies(expected, ctx.client, ctx.journal):
             continue
         why = match(expected, observed)
-        checks.append(Check("client.%s" % key, why is None, is_strict(expected), expected,
-                            observed, why or ""))
+        checks.append(Check("%s.%s" % (prefix, key), why is None, expected=expected,
+                            observed=observed, message=why or "",
+                            level=level_of(expected, default=ctx.level)))
     return checks
+
+
+def step_view(obs, step_id):
+    """What one step of a client script showed: its final state and its own events."""
+    steps = obs.get("steps") if isinstance(obs.get("steps"), dict) else {}
+    if step_id not in steps:
+        return None
+    view = dict(steps[step_id]) if isinstance(steps[step_id], dict) else {}
+    view["events"] = [e for e in obs.get("events") or []
+                      if isinstance(e, dict) and e.get("step") == step_id]
+    if obs.get("unobserved"):
+        view["unobserved"] = obs["unobserved"]
+    return view
+
+
+def _step_checks(spec, obs, ctx, prefix):
+    checks = []
+    for step_id, expected in spec.items():
+        path = "%s.steps.%s" % (prefix, step_id)
+        view = step_view(obs, step_id)
+        if view is None:
+            checks.append(Check(path, False, expected=expected, observed=MISSING,
+                                message="no step %s in the observations" % step_id,
+                                level=ctx.level))
+            continue
+        checks += grade_client(expected or {}, view, ctx, path)
+    return checks
+
+
+def _selected(selector, events):
+    return [e for e in events if isinstance(e, dict) and event_matches(selector or {}, e)]
+
+
+def _all_check(spec, events, ctx, path):
+    """all: every event the selector picks matches `match` (and there are `count` of them:
+    at least one by default)."""
+    selector, want = spec.get("events") or {}, spec.get("match") or {}
+    level = level_of(spec, default=ctx.level)
+    gone = [k for k in list(selector) + list(want) if k in ctx.unobserved]
+    if gone:
+        if set(want) <= ctx.unobserved:
+            return _unsupported(path, "this client cannot observe the events' %s (not graded)"
+                                % ", ".join(sorted(set(gone))))
+        selector = {k: v for k, v in selector.items() if k not in ctx.unobserved}
+        want = {k: v for k, v in want.items() if k not in ctx.unobserved}
+    selected = _selected(selector, events)
+    count = spec.get("count", {"at_least": 1})
+    why = match(count, len(selected))
+    if why:
+        return Check(path, False, level=level, expected=spec, observed=len(selected),
+                     message="%d events %s: count: %s" % (len(selected), render(selector), why))
+    bad = [e for e in selected if not event_matches(want, e)]
+    if not bad:
+        return Check(path, True, level=level, expected=spec, observed=len(selected))
+    fields = sorted(set(want) | set(selector) - ITEM_KEYS)
+    return Check(path, False, level=level, expected=spec, observed=bad[0],
+                 message="%d of %d events %s do not match %s" % (
+                     len(bad), len(selected), render(selector), render(want)),
+                 detail="\n".join(_render_event(e, fields) for e in bad[:20]))
+
+
+def _monotonic_check(spec, events, ctx, path):
+    """monotonic: a numeric field of the selected events never decreases (strictly: always
+    increases), in the order they fired."""
+    selector, name = spec.get("events") or {}, spec.get("field")
+    selected = _selected(selector, events)
+    level = level_of(spec, default=ctx.level)
+    if name in ctx.unobserved:
+        return _unsupported(path, "this client cannot observe %s (not graded)" % name)
+    if not selected:
+        return Check(path, False, level=level, expected=spec, observed=[],
+                     message="no events %s" % render(selector))
+    values = [e.get(name, MISSING) for e in selected]
+    strictly = bool(spec.get("strictly"))
+    for k, (a, b) in enumerate(zip(values, values[1:])):
+        if not (_number(a) and _number(b)) or (b <= a if strictly else b < a):
+            return Check(path, False, level=level, expected=spec, observed=values,
+                         message="%s %s from %s to %s (events %d and %d of %s)" % (
+                             name, "does not increase" if strictly else "decreases",
+                             render(a), render(b), k + 1, k + 2, render(selector)),
+                         detail="\n".join(_render_event(e, [name]) for e in
+                                          selected[max(0, k - 2):k + 4]))
+    if not _number(values[0]):
+        return Check(path, False, level=level, expected=spec, observed=values,
+                     message="%s is not a number: %s" % (name, render(values[0])))
+    return Check(path, True, level=level, expected=spec, observed=values)
 
 
 # --------------------------------------------------------------------------- server
@@ -487,35 +777,38 @@ def _select(entries, spec):
     return out
 
 
-def _request_checks(label, selected, spec, path):
+def _request_checks(label, selected, spec, path, ctx=None):
+    ctx = ctx or Ctx()
     checks = []
-    strict = is_strict(spec)
     if "count" in spec:
         exp = spec["count"]
         why = match(exp, len(selected))
-        checks.append(Check(path + ".count", why is None, strict and is_strict(exp), exp,
+        checks.append(Check(path + ".count", why is None, True, exp,
                             len(selected), why and "%s requests: %s" % (label, why) or "",
-                            kind="server"))
-    names = list((spec.get("headers") or {}).keys())
+                            kind="server", level=level_of(spec, exp, default=ctx.level)))
+    names = [n for n, exp in (spec.get("headers") or {}).items()
+             if applies(exp, ctx.client, ctx.journal)]
     for field_name in REQUEST_FIELDS:
-        if field_name in spec:
+        if field_name in spec and applies(spec[field_name], ctx.client, ctx.journal):
             exp = spec[field_name]
             bad = [e for e in selected if match(exp, e.get(field_name, MISSING)) is not None]
-            checks.append(Check("%s.%s" % (path, field_name), not bad, strict and is_strict(exp),
+            checks.append(Check("%s.%s" % (path, field_name), not bad, True,
                                 exp, [e.get(field_name) for e in selected],
                                 bad and "%d of %d %s requests: %s" % (
                                     len(bad), len(selected), label,
                                     match(exp, bad[0].get(field_name, MISSING))) or "",
-                                detail="\n".join(journal_line(e) for e in bad), kind="server"))
+                                detail="\n".join(journal_line(e) for e in bad), kind="server",
+                                level=level_of(spec, exp, default=ctx.level)))
     for name in names:
         exp = spec["headers"][name]
         bad = [e for e in selected if match(exp, header_values(e, name)) is not None]
         checks.append(Check(
-            "%s.headers.%s" % (path, name), not bad, strict and is_strict(exp), exp,
+            "%s.headers.%s" % (path, name), not bad, True, exp,
             [header_values(e, name) for e in selected],
             bad and "%d of %d %s requests: %s: %s" % (
                 len(bad), len(selected), label, name, match(exp, header_values(bad[0], name)))
-            or "", detail="\n".join(journal_line(e, [name]) for e in bad), kind="server"))
+            or "", detail="\n".join(journal_line(e, [name]) for e in bad), kind="server",
+            level=level_of(spec, exp, default=ctx.level)))
     return checks
 
 
@@ -537,34 +830,43 @@ def _route_sequence(entries, names):
     return seq
 
 
-def grade_server(expect_server, journal):
+def grade_server(expect_server, journal, ctx=None, prefix="server"):
     """Checks of `expect.server` against the journal."""
+    ctx = ctx or Ctx(journal=journal)
+    if not is_strict(expect_server):  # strict: false on the whole of expect.server
+        ctx = Ctx(ctx.client, ctx.journal, level_of(expect_server, default=ctx.level),
+                  ctx.unobserved)
     entries = list((journal or {}).get("entries") or [])
     checks = []
     for n, spec in enumerate(expect_server.get("requests") or []):
+        if not applies(spec, ctx.client, journal):
+            continue
         label = "route %s" % spec["route"] if "route" in spec else "all"
-        path = "server.requests[%s]" % (spec.get("route", n))
-        checks += _request_checks(label, _select(entries, spec), spec, path)
-    if "preflights" in expect_server:
+        path = "%s.requests[%s]" % (prefix, spec.get("route", n))
+        checks += _request_checks(label, _select(entries, spec), spec, path, ctx)
+    if "preflights" in expect_server and applies(expect_server["preflights"], ctx.client,
+                                                 journal):
         spec = expect_server["preflights"]
         if not isinstance(spec, dict) or is_matcher(spec):
-            spec = {"count": spec, **({"strict": False} if not is_strict(spec) else {})}
+            spec = {"count": spec, **({"level": level_of(spec)} if not is_strict(spec) else {})}
         selected = [e for e in entries if is_preflight(e)]
-        checks += _request_checks("preflight", selected, spec, "server.preflights")
-    if "order" in expect_server:
+        checks += _request_checks("preflight", selected, spec, prefix + ".preflights", ctx)
+    if "order" in expect_server and applies(expect_server["order"], ctx.client, journal):
         order = expect_server["order"]
-        strict = is_strict(order)
+        level = level_of(order, default=ctx.level)
         if isinstance(order, dict):
             order = order.get("routes", [])
         names = set(order)
         observed = _route_sequence(entries, names)
         expected = [r for k, r in enumerate(order) if k == 0 or order[k - 1] != r]
         ok = observed == expected
-        checks.append(Check("server.order", ok, strict, expected, observed,
+        checks.append(Check(prefix + ".order", ok, True, expected, observed,
                             "" if ok else "routes arrived in the order %s, expected %s"
-                            % (render(observed), render(expected)), kind="server"))
-    if "websocket" in expect_server:
-        checks += _websocket_checks(expect_server["websocket"] or {}, entries)
+                            % (render(observed), render(expected)), kind="server",
+                            level=level))
+    if "websocket" in expect_server and applies(expect_server["websocket"], ctx.client,
+                                                journal):
+        checks += _websocket_checks(expect_server["websocket"] or {}, entries, ctx, prefix)
     return checks
 
 
@@ -592,22 +894,23 @@ def websocket_view(entries):
     return None
 
 
-def _websocket_checks(spec, entries):
+def _websocket_checks(spec, entries, ctx=None, prefix="server"):
     """`expect.server.websocket`: the client's side of the session, from the journal."""
+    ctx = ctx or Ctx()
     view = websocket_view(entries)
-    strict_all = is_strict(spec)
     if view is None:
-        return [Check("server.websocket", False, strict_all, spec, MISSING,
-                      "no upgraded WebSocket session in the journal", kind="server")]
+        return [Check(prefix + ".websocket", False, True, spec, MISSING,
+                      "no upgraded WebSocket session in the journal", kind="server",
+                      level=level_of(spec, default=ctx.level))]
     checks = []
     for key, expected in spec.items():
-        if key == "strict":
+        if key in MODIFIER_KEYS or not applies(expected, ctx.client, ctx.journal):
             continue
         observed = view.get(key, MISSING)
         why = match(expected, observed)
-        checks.append(Check("server.websocket." + key, why is None,
-                            strict_all and is_strict(expected), expected, observed,
-                            why and "the client's %s: %s" % (key, why) or "", kind="server"))
+        checks.append(Check(prefix + ".websocket." + key, why is None, True, expected,
+                            observed, why and "the client's %s: %s" % (key, why) or "",
+                            kind="server", level=level_of(spec, expected, default=ctx.level)))
     return checks
 
 
@@ -632,18 +935,190 @@ def needed_counts(expect):
     return out
 
 
+# --------------------------------------------------------------------------- time
+
+def _nth(items, nth):
+    """The nth of items (1-based; negative counts from the end), or None."""
+    nth = 1 if nth is None else nth
+    k = nth - 1 if nth > 0 else len(items) + nth
+    return items[k] if 0 <= k < len(items) else None
+
+
+def resolve_point(point, obs, journal):
+    """A point's time: (clock, ms, what) with clock "client" or "journal", or
+    (None, None, why-not)."""
+    if "event" in point:
+        selector = point.get("event") or {}
+        found = _selected(selector, obs.get("events") or [])
+        e = _nth(found, point.get("nth"))
+        if e is None or not _number(e.get("t")):
+            return None, None, "no event %s%s (%d such)" % (
+                render(selector), "" if point.get("nth") in (None, 1) else
+                " number %s" % point["nth"], len(found))
+        return "client", e["t"], "%s at %.1f ms" % (render({k: e[k] for k in e if k in
+                                                            set(selector) | {"type", "step"}}),
+                                                   e["t"])
+    spec = point.get("journal") or {}
+    entries = sorted((journal or {}).get("entries") or [], key=lambda e: e.get("seq", 0))
+    if "route" in spec:
+        entries = [e for e in entries if e.get("route") == spec["route"]]
+    if "kind" in spec:
+        entries = [e for e in entries if is_preflight(e) == (spec["kind"] == "preflight")]
+    e = _nth(entries, point.get("nth"))
+    at = point.get("at", "arrived")
+    if e is None:
+        return None, None, "no journal entry %s%s (%d such)" % (
+            render(spec), "" if point.get("nth") in (None, 1) else " number %s" % point["nth"],
+            len(entries))
+    t = e.get(at) if at in ("arrived", "ended") else (e.get("phases") or {}).get(at)
+    if not _number(t):
+        return None, None, "journal entry #%s has no %s time" % (e.get("seq"), at)
+    return "journal", t, "journal #%s %s at %.1f ms" % (e.get("seq"), at, t)
+
+
+def _clock(obs, journal, clock):
+    """The epoch time of t = 0 of a clock, or None."""
+    c = (obs if clock == "client" else journal or {}).get("clock")
+    return c.get("epoch_ms") if isinstance(c, dict) and _number(c.get("epoch_ms")) else None
+
+
+def _on_one_clock(a, b, obs, journal):
+    """Two resolved points as (ta, tb, slack) on one clock, or None when the clocks cannot
+    be related (the client reported none)."""
+    (ca, ta, _), (cb, tb, _) = a, b
+    if ca == cb:
+        return ta, tb, 0.0
+    ea, eb = _clock(obs, journal, ca), _clock(obs, journal, cb)
+    if ea is None or eb is None:
+        return None
+    return ea + ta, eb + tb, CLOCK_SLACK_MS
+
+
+def _gap_check(spec, obs, journal, ctx, path):
+    level = level_of(spec, default=ctx.level)
+    a = resolve_point(spec.get("from") or {}, obs, journal)
+    b = resolve_point(spec.get("to") or {}, obs, journal)
+    for p in (a, b):
+        if p[0] is None:
+            return Check(path, False, level=level, expected=spec, observed=MISSING,
+                         message=p[2], kind="time")
+    both = _on_one_clock(a, b, obs, journal)
+    if both is None:
+        return _unsupported(path, "this client reports no clock: its events and the journal "
+                                  "cannot be compared (not graded)", "time")
+    ta, tb, slack = both
+    gap = round(tb - ta, 3)
+    m = {k: spec[k] for k in ("at_least", "at_most", "approx", "tolerance") if k in spec}
+    if slack and "approx" in m:
+        m["tolerance"] = m.get("tolerance", 0) + slack
+    if slack and "at_least" in m:
+        m["at_least"] = m["at_least"] - slack
+    if slack and "at_most" in m:
+        m["at_most"] = m["at_most"] + slack
+    why = match(m, gap)
+    return Check(path, why is None, level=level, expected=m, observed=gap,
+                 message=why and "the gap from %s to %s: %s" % (a[2], b[2], why) or "",
+                 kind="time")
+
+
+def _timeline_check(points, obs, journal, ctx, path):
+    """timeline: the points happened in this order (on one clock)."""
+    resolved = [resolve_point(p or {}, obs, journal) for p in points]
+    missing = [r[2] for r in resolved if r[0] is None]
+    if missing:
+        return Check(path, False, level=ctx.level, expected=points, observed=MISSING,
+                     message="; ".join(missing), kind="time")
+    lines, bad = [], None
+    for k, (a, b) in enumerate(zip(resolved, resolved[1:])):
+        both = _on_one_clock(a, b, obs, journal)
+        if both is None:
+            return _unsupported(path, "this client reports no clock: its events and the "
+                                      "journal cannot be compared (not graded)", "time")
+        ta, tb, slack = both
+        if tb < ta - slack and bad is None:
+            bad = (k, a, b, ta - tb)
+    epochs = {c: _clock(obs, journal, c) for c in ("client", "journal")}
+    for r in resolved:
+        t = r[1] + epochs[r[0]] - (epochs["client"] or 0) if epochs["client"] is not None \
+            and epochs[r[0]] is not None else r[1]
+        lines.append("%10.1f ms  %-7s %s" % (t, r[0], r[2]))
+    if bad is None:
+        return Check(path, True, level=ctx.level, expected=points, observed=lines,
+                     kind="time")
+    k, a, b, by = bad
+    return Check(path, False, level=ctx.level, expected=points, observed=lines,
+                 message="point %d (%s) came %.1f ms before point %d (%s)" % (
+                     k + 2, b[2], by, k + 1, a[2]),
+                 detail="on the client's clock:\n" + "\n".join(lines), kind="time")
+
+
+def timeline(obs, journal):
+    """One merged timeline of what the server did (requests arrived, responses sent and
+    ended, WebSocket frames) and the client's events, on the client's clock (ms since its
+    t = 0): a list of {t, side, what}, sorted. Empty without both clocks."""
+    ec, ej = _clock(obs, journal, "client"), _clock(obs, journal, "journal")
+    out = []
+    for e in obs.get("events") or []:
+        if isinstance(e, dict) and _number(e.get("t")):
+            out.append({"t": e["t"], "side": "client",
+                        "what": e.get("type", "?") + (" [%s]" % e["step"] if e.get("step") else "")})
+    if ec is not None and ej is not None:
+        shift = ej - ec
+        for e in (journal or {}).get("entries") or []:
+            name = "%s %s [%s]" % (e.get("method", "?"), e.get("path", "?"), e.get("route"))
+            for at in JOURNAL_TIMES:
+                t = e.get(at) if at in ("arrived", "ended") else (e.get("phases") or {}).get(at)
+                if _number(t):
+                    out.append({"t": round(t + shift, 3), "side": "server",
+                                "what": "%s %s" % (name, at.replace("_", " "))})
+    out.sort(key=lambda x: x["t"])
+    return out
+
+
 # --------------------------------------------------------------------------- verdict
 
-def grade(expect, observations, journal=None):
-    """Grade one run: `expect` (templates already expanded) against what was seen."""
-    expect = expect or {}
+def _client_info(client):
+    """The grader's view of a client: {"name", "kind": browser | library, "capabilities"}."""
+    if not client:
+        return None
+    kind = client.get("kind")
+    return {"name": client.get("name"), "capabilities": client.get("capabilities") or [],
+            "kind": "browser" if kind == "browser" else "library"}
+
+
+def _grade_block(block, obs, journal, ctx, prefix):
     checks = []
-    if "client" in expect:
-        checks += grade_client(expect["client"] or {}, observations)
-    if "server" in expect:
-        checks += grade_server(expect["server"] or {}, journal)
-    notes = []
+    if "client" in block:
+        checks += grade_client(block["client"] or {}, obs, ctx,
+                               prefix + "client" if prefix else "client")
+    if "server" in block:
+        checks += grade_server(block["server"] or {}, journal, ctx,
+                               prefix + "server" if prefix else "server")
+    for n, spec in enumerate(block.get("gaps") or []):
+        if applies(spec, ctx.client, journal):
+            checks.append(_gap_check(spec, obs, journal, ctx, "%sgaps[%d]" % (prefix, n)))
+    if block.get("timeline"):
+        checks.append(_timeline_check(block["timeline"], obs, journal, ctx, prefix + "timeline"))
+    return checks
+
+
+def grade(expect, observations, journal=None, client=None):
+    """Grade one run: `expect` (templates already expanded) against what was seen.
+
+    client: {"name", "kind" (clients.yaml's: browser, node, python, program, or browser |
+    library), "capabilities"}, for the checks scoped by `when`; None: no `when` holds.
+    """
+    expect = expect or {}
     obs = observations if isinstance(observations, dict) else {}
+    info = _client_info(client)
+    ctx = Ctx(info, journal)
+    checks = _grade_block(expect, obs, journal, ctx, "")
+    notes = []
+    for n, case in enumerate(expect.get("cases") or []):
+        if not applies(case, info, journal):
+            continue
+        case_ctx = Ctx(info, journal, level_of(case))
+        checks += _grade_block(case, obs, journal, case_ctx, "cases[%d]." % n)
     if obs.get("deadline"):
         notes.append("the run reached its deadline before the action finished")
     if obs.get("pageUnresponsive"):
@@ -652,9 +1127,14 @@ def grade(expect, observations, journal=None):
         notes.append("page error: %s" % (err.get("message") if isinstance(err, dict) else err))
     if journal and journal.get("dropped"):
         notes.append("the journal dropped %s entries" % journal["dropped"])
-    if any(not c.ok and c.strict for c in checks):
+    for c in checks:
+        if c.unsupported:
+            notes.append("unsupported for this client: %s: %s" % (c.path, c.unsupported))
+        elif not c.ok and c.level == "may":
+            notes.append("may (informational): %s: %s" % (c.path, c.message))
+    if any(not c.ok and c.level == "must" for c in checks):
         outcome = FAIL
-    elif any(not c.ok for c in checks):
+    elif any(not c.ok and c.level == "should" for c in checks):
         outcome = NON_STRICT
     else:
         outcome = PASS
@@ -663,10 +1143,10 @@ def grade(expect, observations, journal=None):
 
 def format_check(check):
     """One failed check as text lines."""
-    mark = "✗" if check.strict else "~"
-    lines = ["%s %s%s: %s" % (mark, check.path, "" if check.strict else " (strict: false)",
-                             check.message)]
-    if check.path != "client.events" and not check.detail \
+    mark = {"must": "✗", "should": "~", "may": "·"}[check.level]
+    lines = ["%s %s%s: %s" % (mark, check.path, "" if check.strict else " (%s)" % {
+        "should": "strict: false", "may": "may: informational"}[check.level], check.message)]
+    if not check.path.endswith(".events") and not check.detail \
             and not ("expected" in check.message and "observed" in check.message):
         lines.append("    expected: %s" % render(check.expected))
         lines.append("    observed: %s" % render(check.observed))

@@ -115,9 +115,12 @@ class ScenarioItem(pytest.Item):
             self.stderr_tail = err.stderr
             raise
         self.client_info = dict(adapter.started or {})
-        action = prepare.action_of(self.scenario.get("client") or {})
-        if action not in (adapter.started or {}).get("capabilities", []):
-            self.unsupported = "%s has no %s capability" % (self.client, action)
+        client_part = self.scenario.get("client") or {}
+        action = prepare.action_of(client_part)
+        declared = (adapter.started or {}).get("capabilities", [])
+        missing = [c for c in prepare.needed_capabilities(client_part) if c not in declared]
+        if missing:
+            self.unsupported = "%s has no %s capability" % (self.client, ", ".join(missing))
             pytest.skip("unsupported: " + self.unsupported)
         instance_id = state.new_instance_id(self.client)
         try:
@@ -189,7 +192,12 @@ class ScenarioItem(pytest.Item):
     # -- grading (call) ----------------------------------------------------------------
 
     def runtest(self):
-        self.verdict = grader.grade(self.expect, self.observations, self.journal)
+        state = state_of(self.config)
+        entry = state.registry.get(self.client)
+        client = {"name": self.client, "kind": getattr(entry, "kind", None),
+                  "capabilities": self.client_info.get("capabilities")
+                  or getattr(entry, "capabilities", [])}
+        self.verdict = grader.grade(self.expect, self.observations, self.journal, client)
         if self.verdict.outcome == grader.FAIL:
             raise ScenarioFailure(self.failure_text())
 
@@ -253,6 +261,7 @@ class ScenarioItem(pytest.Item):
             "notes": list(self.verdict.notes) if self.verdict else [],
             "observations": report.trim(self.observations),
             "journal": [grader.journal_line(e) for e in (self.journal or {}).get("entries") or []],
+            "timeline": grader.timeline(self.observations or {}, self.journal)[:400],
             # the entries themselves (headers, websocket events...), bounded: a question about
             # a header needs no rerun
             "journal_entries": report.trim(
@@ -267,6 +276,7 @@ JOURNAL_ENTRIES_KEPT = 50
 
 
 def _check_dict(check):
-    return {"path": check.path, "ok": check.ok, "strict": check.strict,
+    return {"path": check.path, "ok": check.ok, "strict": check.strict, "level": check.level,
+            "unsupported": check.unsupported,
             "expected": grader.render(check.expected), "observed": grader.render(check.observed),
             "message": check.message, "detail": check.detail}

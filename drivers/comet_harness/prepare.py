@@ -15,9 +15,11 @@ grammar, in the binary; docs/scenarios.md), so nothing here parses them.
 import copy
 import json
 import re
+import urllib.parse
 
 DEFAULT_DEADLINE_MS = 10000
 PAGE_PATH = "/_harness/page"
+ACTIONS = ("xhr", "fetch", "eventsource", "websocket", "jsonp", "image", "http")
 
 # Placeholders the driver can expand (the others depend on a request: the server's).
 _PLACEHOLDER = re.compile(r"\{\{\{\{|\{\{\s*([a-z_.]+)\s*\}\}")
@@ -77,7 +79,10 @@ def expand(value, ctx):
 
 
 def action_of(client):
-    """The client part's action key (its capability): xhr, fetch, eventsource, ..."""
+    """The client part's action key (its capability): xhr, fetch, eventsource, ...; steps
+    for a client script."""
+    if isinstance(client, dict) and "steps" in client:
+        return "steps"
     if not isinstance(client, dict) or len(client) != 1:
         raise PrepareError("the client part must have exactly one action key, not %r"
                            % (sorted(client) if isinstance(client, dict) else client,))
@@ -102,12 +107,65 @@ def absolute_url(url, action, origin_name, instance, origins):
     return url
 
 
+def step_action(step):
+    """The action key of a request step of a client script, or None (wait, wait_for, do)."""
+    return next((k for k in step if k in ACTIONS), None) if isinstance(step, dict) else None
+
+
+def needed_capabilities(client):
+    """The capabilities a client part needs: its action; for a script, steps and the
+    action of every request step."""
+    action = action_of(client)
+    if action != "steps":
+        return [action]
+    return ["steps"] + sorted({step_action(s) for s in client["steps"]} - {None})
+
+
+def _prepare_action(action, body, instance, origins, where):
+    if not isinstance(body, dict):
+        raise PrepareError("%s must be a mapping" % where)
+    origin_name = body.get("origin", "main")
+    served = origins_of(instance, origins)
+    if origin_name not in served:
+        raise NotServed("this server serves no %s origin (%s.origin; served: %s)"
+                        % (origin_name, where, ", ".join(sorted(served))))
+    if "url" not in body:
+        raise PrepareError("%s has no url" % where)
+    body["url"] = absolute_url(str(body["url"]), action, origin_name, instance, origins)
+    return body
+
+
+def _prepare_script(client, instance, origins):
+    """A client script: every request step's URL absolute, every journal wait given the
+    control API's wait URL (docs/control-api.md) for this instance."""
+    ctx = template_context(origins, instance)
+    body = expand(copy.deepcopy(client), ctx)
+    main = origins["main"].rstrip("/")
+    for n, step in enumerate(body.get("steps") or []):
+        action = step_action(step)
+        if action:
+            _prepare_action(action, step[action], instance, origins,
+                            "client.steps[%d].%s" % (n + 1, action))
+        journal = (step.get("wait_for") or {}).get("journal") if isinstance(step, dict) else None
+        if isinstance(journal, dict):
+            query = {"count": journal.get("count", 1)}
+            if journal.get("route") is not None:
+                query["route"] = journal["route"]
+            journal["url"] = "%s/_harness/instances/%s/wait?%s" % (
+                main, urllib.parse.quote(instance["instance"], safe=""),
+                urllib.parse.urlencode(query))
+    deadline = body.get("deadline", DEFAULT_DEADLINE_MS)
+    return "steps", body, deadline
+
+
 def prepare_client(client, instance, origins):
     """The run message's `client` and `deadline_ms` for one loaded instance.
 
     Returns (action, prepared_client, deadline_ms). The input is not modified.
     """
     action = action_of(client)
+    if action == "steps":
+        return _prepare_script(client, instance, origins)
     ctx = template_context(origins, instance)
     body = expand(copy.deepcopy(client[action]) or {}, ctx)
     if not isinstance(body, dict):

@@ -192,8 +192,8 @@ DETAILS_DIR = "report-details"  # beside report.html: the details of the cells, 
 DETAILS_PER_FILE = 250
 DETAIL_KEYS = ("id", "title", "spec", "file", "line", "client", "client_version", "outcome",
                "message", "duration", "instance", "known_failure", "error_kind", "checks",
-               "details", "notes", "journal", "journal_entries", "observations", "expect",
-               "stderr")
+               "details", "notes", "journal", "journal_entries", "timeline", "observations",
+               "expect", "stderr")
 
 
 def ordered(records):

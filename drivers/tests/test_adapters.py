@@ -36,6 +36,7 @@ import urllib.request
 import jsonschema
 import pytest
 
+from comet_harness import prepare
 from comet_harness.clients import builtin_clients
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -55,7 +56,8 @@ def validator(name):
 DRIVER_MESSAGE = validator("driverMessage")
 ADAPTER_MESSAGE = validator("adapterMessage")
 OBSERVATIONS = {cap: validator("observations." + cap)
-                for cap in ("xhr", "fetch", "eventsource", "websocket", "jsonp", "image", "http")}
+                for cap in ("xhr", "fetch", "eventsource", "websocket", "jsonp", "image", "http",
+                            "steps")}
 
 # name → how to start it, what it must declare, and what it needs on this machine: the
 # registry's built-in clients (drivers/clients.yaml), as the plugin starts them
@@ -157,6 +159,9 @@ class Harness:
 
     def load(self, yaml_text):
         return self.api("POST", "/_harness/instances", {"yaml": yaml_text})
+
+    def journal(self, instance):
+        return self.api("GET", "/_harness/instances/%s/journal" % instance["instance"])
 
     def unload(self, instance):
         try:
@@ -299,6 +304,12 @@ class Session:
 
     def run_message(self, instance, client, deadline_ms=10000):
         client = json.loads(json.dumps(client))
+        o = self.harness.origins
+        if "steps" in client:  # a client script: prepared as the driver prepares it
+            _, client, _ = prepare.prepare_client(client, instance, dict(o))
+            return {"id": None, "type": "run", "scenario": "adapter-test.steps", "client": client,
+                    "origins": dict(o), "page": o["main"] + "/_harness/page",
+                    "deadline_ms": deadline_ms}
         (action, spec), = client.items()
         url = spec["url"]
         if not url.startswith(("http:", "https:", "ws:", "wss:")):
@@ -326,7 +337,8 @@ class Session:
             self.harness.unload(instance)
         assert answer["type"] == expect, "%s\n%s" % (answer, adapter.log())
         if answer["type"] == "result":
-            OBSERVATIONS[next(iter(client))].validate(answer["observations"])
+            OBSERVATIONS["steps" if "steps" in client else next(iter(client))].validate(
+                answer["observations"])
         return answer
 
     def close(self):
@@ -751,6 +763,9 @@ def test_start(sessions, name):
 def test_every_capability_has_a_case():
     for name, spec in ADAPTERS.items():
         for cap in spec["capabilities"]:
+            if cap == "steps":  # client scripts: a script of one of its other capabilities
+                assert any(c[0] in spec["capabilities"] for c in SCRIPT_CASES), name
+                continue
             assert any(c[0] == cap for c in CASES), (name, cap)
 
 
@@ -1131,3 +1146,158 @@ def test_without_the_ca_https_is_refused(harness, name):
         tls_refused(cap, obs)
     finally:
         s.close()
+
+
+# ---------------------------------------------------------------------- client scripts
+
+def _step_events(obs, step):
+    return [e for e in obs["events"] if e.get("step") == step]
+
+
+def check_script_xhr(obs):
+    # two requests one after the other (the second after a journal wait), a call in a
+    # listener whose value is recorded, and an abort() from readystatechange at 2
+    assert set(obs["steps"]) == {"first", "step-4"}, obs["steps"]
+    assert obs["steps"]["first"]["status"] == 200
+    first = [e["type"] for e in _step_events(obs, "first")]
+    assert first[-2:] == ["load", "loadend"], first
+    got = [e for e in obs["events"] if e["type"] == "return"]
+    assert got and got[0] == dict(got[0], step="step-2", target="first", method="getResponseHeader",
+                                  value="yes"), got
+    second = [e["type"] for e in _step_events(obs, "step-4")]
+    assert "abort" in second and second[-1] == "loadend", second
+    assert isinstance(obs["clock"]["epoch_ms"], (int, float))
+    check_times(obs)
+
+
+def check_script_eventsource(obs):
+    a, b = _step_events(obs, "a"), _step_events(obs, "b")
+    assert [e["type"] for e in a][:2] == ["open", "message"], a
+    assert [e["type"] for e in b][:2] == ["open", "message"], b
+    assert obs["steps"]["a"]["readyState"] == 2 and obs["steps"]["b"]["readyState"] == 2
+    assert obs["steps"]["a"]["initialReadyState"] == 0
+
+
+def check_script_websocket(obs):
+    ev = _step_events(obs, "ws")
+    assert [e["type"] for e in ev] == ["open", "message", "close"], ev
+    assert ev[1]["data"] == "hi back"
+    assert ev[2]["code"] == 1000
+    assert obs["steps"]["ws"]["initialReadyState"] == 0
+
+
+def check_script_fetch(obs):
+    ev = _step_events(obs, "f")
+    assert ev[-1]["type"] == "error" and ev[-1]["name"] == "AbortError", ev
+    assert "deadline" not in obs
+
+
+SCRIPT_CASES = [
+    ("xhr", "xhr-steps",
+     [route("data", "/data", body="hello", headers=[{"X-Test": "yes"}]),
+      route("slow", "/slow", body="late", body_delay=3000)],
+     {"deadline": 8000, "steps": [
+         {"id": "first", "xhr": {"url": "/data"}},
+         {"on": {"step": "first", "event": "load"},
+          "do": {"call": "getResponseHeader", "args": ["X-Test"]}},
+         {"wait_for": {"journal": {"route": "data", "count": 1}, "timeout": 3000}},
+         {"xhr": {"url": "/slow"}},
+         {"on": {"step": "step-4", "event": "readystatechange", "readyState": 2}, "do": "abort"},
+         {"wait_for": {"event": {"step": "first", "event": "loadend"}}}]},
+     check_script_xhr),
+    ("eventsource", "eventsource-steps",
+     [route("stream", "/events", sse={"events": [{"data": "one"}], "then": "hang"})],
+     {"deadline": 8000, "steps": [
+         {"id": "a", "eventsource": {"url": "/events"}},
+         {"wait_for": {"event": {"step": "a", "event": "message"}, "timeout": 4000}},
+         {"id": "b", "eventsource": {"url": "/events", "close_after": {"messages": 1}}},
+         {"on": {"step": "b", "event": "message"}, "do": "close", "step": "a"}]},
+     check_script_eventsource),
+    ("websocket", "websocket-steps",
+     [route("ws", "/ws", websocket={"script": [{"receive": {"timeout": 4000}},
+                                               {"send": "hi back"}], "linger": 4000})],
+     {"deadline": 8000, "steps": [
+         {"id": "ws", "websocket": {"url": "/ws"}},
+         {"on": {"step": "ws", "event": "open"}, "do": {"send": "hi"}},
+         {"wait_for": {"event": {"step": "ws", "event": "message"}, "timeout": 4000}},
+         {"do": {"close": {"code": 1000}}, "step": "ws"}]},
+     check_script_websocket),
+    ("fetch", "fetch-steps", HANG,
+     {"deadline": 8000, "steps": [
+         {"id": "f", "fetch": {"url": "/hang"}},
+         {"wait_for": {"journal": {"route": "hang", "count": 1}, "timeout": 3000}},
+         {"do": "abort", "step": "f"}]},
+     check_script_fetch),
+]
+
+
+def script_cases():
+    out = []
+    for name, spec in ADAPTERS.items():
+        for cap, case_id, routes, client, check in SCRIPT_CASES:
+            if cap in spec["capabilities"]:
+                out.append(pytest.param(name, routes, client, check,
+                                        id="%s-%s" % (name, case_id)))
+    return out
+
+
+@pytest.mark.parametrize("name, routes, client, check", script_cases())
+def test_client_script(sessions, name, routes, client, check):
+    """Every adapter that declares steps runs scripts through the one step loop; one that
+    does not answers unsupported."""
+    s = sessions(name)
+    declared = "steps" in s.get().started["capabilities"]
+    assert declared == ("steps" in ADAPTERS[name]["capabilities"])
+    if not declared:
+        s.run(scenario(routes, client), client, deadline_ms=8000, expect="unsupported")
+        return
+    check(s.run(scenario(routes, client), client, deadline_ms=8000)["observations"])
+
+
+# ---------------------------------------------------------------------- documented examples
+
+def _doc_examples():
+    """The whole scenarios of docs/scenarios.md that use client scripts, matchers over
+    events and times, or per-kind expectations: each runs and passes on the browsers and
+    libraries that have its capabilities."""
+    import re
+    with open(os.path.join(ROOT, "docs", "scenarios.md"), encoding="utf-8") as f:
+        text = f.read()
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S)
+              if re.search(r"^id: ", b, re.M) and re.search(r"^\s*(steps|gaps|cases):", b, re.M)]
+    assert len(blocks) >= 3
+    return blocks
+
+
+@pytest.mark.parametrize("name", ["chromium", "firefox", "webkit", "node-xhr2",
+                                  "node-eventsource", "node-ws", "python-websockets"])
+@pytest.mark.parametrize("n", range(3))
+def test_documented_examples_run(sessions, name, n):
+    from comet_harness import grader
+    block = _doc_examples()[n]
+    s = sessions(name)
+    instance = s.harness.load(block)
+    try:
+        sc = {"id": instance["scenario"], "client": instance["client"],
+              "expect": instance["expect"]}
+        needed = prepare.needed_capabilities(sc["client"])
+        if not set(needed) <= set(ADAPTERS[name]["capabilities"]):
+            pytest.skip("%s lacks %s" % (name, needed))
+        if name == "node-xhr2" and sc["id"] == "xhr.example.script":
+            pytest.skip("xhr2 does not throw after send() (expectations/node-xhr2.yaml)")
+        adapter = s.get()
+        _, client, deadline = prepare.prepare_client(sc["client"], instance, dict(s.harness.origins))
+        msg = {"id": adapter.new_id(), "type": "run", "scenario": sc["id"], "client": client,
+               "origins": dict(s.harness.origins), "deadline_ms": deadline,
+               "page": s.harness.origins["main"] + "/_harness/page"}
+        adapter.send(msg)
+        answer = adapter.answer(msg["id"], deadline / 1000.0 + 15)
+        journal = s.harness.journal(instance)
+    finally:
+        s.harness.unload(instance)
+    assert answer["type"] == "result", answer
+    spec = REGISTRY[name]
+    expect = prepare.expect_of(sc, instance, dict(s.harness.origins))
+    verdict = grader.grade(expect, answer["observations"], journal,
+                           {"name": name, "kind": spec.kind, "capabilities": spec.capabilities})
+    assert verdict.outcome == "pass", grader.format_failure(verdict, sc, journal=journal)

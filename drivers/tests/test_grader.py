@@ -368,14 +368,23 @@ def test_grader_and_check_share_the_expect_vocabulary(harness_bin):
     grader understands, and the other way round (a key in one only would be a typo that
     silently grades nothing, or a check the author cannot write)."""
     t = _tables(harness_bin)
-    assert _keys(t, "matcher") == set(grader.MATCHER_KEYS) | {"strict"}
-    assert _keys(t, "expect") == {"client", "server"}
+    assert _keys(t, "matcher") == set(grader.MATCHER_KEYS) | set(grader.MODIFIER_KEYS)
+    assert _keys(t, "expect") == set(grader.EXPECT_KEYS)
+    assert _keys(t, "expect.case") == set(grader.CASE_KEYS)
+    assert _keys(t, "expect.when") == set(grader.WHEN_KEYS)
+    assert t["expect.when"]["keys"]["kind"]["values"] == list(grader.CLIENT_KINDS)
+    assert t["matcher"]["keys"]["level"]["values"] == list(grader.LEVELS)
+    assert _keys(t, "expect.gap") == set(grader.GAP_KEYS)
+    assert _keys(t, "expect.point") == set(grader.POINT_KEYS)
+    assert t["expect.point"]["keys"]["at"]["values"] == list(grader.JOURNAL_TIMES)
+    assert _keys(t, "expect.client.all") == set(grader.ALL_KEYS)
+    assert _keys(t, "expect.client.monotonic") == set(grader.MONOTONIC_KEYS)
     assert _keys(t, "expect.server") == set(grader.SERVER_KEYS)
     assert _keys(t, "expect.server.request") == set(grader.REQUEST_KEYS)
     assert _keys(t, "expect.server.order") == set(grader.ORDER_KEYS)
     assert _keys(t, "expect.server.websocket") == set(grader.WEBSOCKET_KEYS)
     assert set(grader.websocket_view([{"websocket": {"upgraded": True}}])) == \
-        set(grader.WEBSOCKET_KEYS) - {"strict"}
+        set(grader.WEBSOCKET_KEYS) - set(grader.MODIFIER_KEYS)
     for variant in t["expect"]["keys"]["client"]["variants"].values():
         assert t[variant]["keys"]["events_mode"]["values"] == list(grader.EVENT_MODES)
 
@@ -402,12 +411,13 @@ def test_expect_client_keys_are_the_protocols_observations(harness_bin):
 
     t = _tables(harness_bin)
     variants = t["expect"]["keys"]["client"]["variants"]
-    assert set(variants) == _keys(t, "client")
+    assert set(variants) == _keys(t, "client") - {"deadline"}  # deadline: a script's
     for action, table_id in variants.items():
         assert _keys(t, table_id) == set(defs["observations." + action]["properties"]) | \
-            {"events_mode"}, action
+            {"events_mode"} | set(grader.CLIENT_LIST_KEYS), action
         events_table = t[table_id]["keys"]["events"]["table"]
-        assert _keys(t, events_table) == fields(defs["event." + action]) | {"strict"}, action
+        assert _keys(t, events_table) == fields(defs["event." + action]) | \
+            set(grader.ITEM_KEYS), action
 
 
 @pytest.mark.parametrize("field", grader.REQUEST_FIELDS)
@@ -418,3 +428,206 @@ def test_every_request_field_is_graded(field):
     assert grade({"server": {"requests": [spec]}}, {}, {"entries": [entry]}).outcome == "pass"
     spec[field] = {"regex": "^nothing-like-it$"}
     assert grade({"server": {"requests": [spec]}}, {}, {"entries": [entry]}).outcome == "fail"
+
+
+# ------------------------------------------------------------------------ counts, all, monotonic
+
+def _progress(n, loaded=None, computable=False):
+    return [{"type": "progress", "t": float(i), "loaded": (loaded or range(n))[i],
+             "lengthComputable": computable} for i in range(n)]
+
+
+@pytest.mark.parametrize("count, n, mode, ok", [
+    ({"at_least": 3}, 3, "subsequence", True),
+    ({"at_least": 3}, 2, "subsequence", False),
+    ({"at_most": 2}, 3, "subsequence", False),   # every progress before load is counted
+    ({"at_most": 2}, 2, "subsequence", True),
+    (3, 3, "exact", True),
+    ({"at_least": 1}, 0, "exact", False),
+    ({"at_least": 2}, 4, "contains", True),
+    ({"at_most": 1}, 4, "contains", False),
+])
+def test_count_items(count, n, mode, ok):
+    events = [{"type": "loadstart", "t": 0}] + _progress(n) + [{"type": "load", "t": 9}]
+    items = [{"type": "progress", "count": count}, {"type": "load"}]
+    if mode == "exact":
+        items = [{"type": "loadstart"}] + items
+    verdict = grade({"client": {"events": items, "events_mode": mode}}, {"events": events})
+    assert (verdict.outcome == "pass") == ok, verdict.checks[0].detail
+
+
+def test_count_counts_only_the_events_before_the_next_item():
+    events = _progress(1) + [{"type": "load", "t": 5}] + _progress(3)
+    items = [{"type": "progress", "count": {"at_least": 2}}, {"type": "load"}]
+    verdict = grade({"client": {"events": items, "events_mode": "subsequence"}},
+                    {"events": events})
+    assert verdict.outcome == "fail"
+    assert "1 matching events" not in verdict.checks[0].detail  # 4 in all are shown
+    assert "4 matching events in all" in verdict.checks[0].detail
+
+
+def test_all_every_selected_event_matches():
+    spec = {"all": [{"events": {"type": "progress"}, "match": {"lengthComputable": False}}]}
+    assert grade({"client": spec}, {"events": _progress(3)}).outcome == "pass"
+    events = _progress(3)
+    events[1]["lengthComputable"] = True
+    verdict = grade({"client": spec}, {"events": events})
+    assert verdict.outcome == "fail" and "1 of 3 events" in verdict.checks[0].message
+    # nothing selected: at least one by default, or as count says
+    assert grade({"client": spec}, {"events": []}).outcome == "fail"
+    spec["all"][0]["count"] = {"at_least": 0}
+    assert grade({"client": spec}, {"events": []}).outcome == "pass"
+
+
+@pytest.mark.parametrize("loaded, strictly, ok", [
+    ([0, 5, 5, 9], False, True), ([0, 5, 5, 9], True, False), ([0, 5, 4], False, False),
+    ([3], False, True),
+])
+def test_monotonic(loaded, strictly, ok):
+    spec = {"monotonic": [{"events": {"type": "progress"}, "field": "loaded",
+                           "strictly": strictly}]}
+    verdict = grade({"client": spec}, {"events": _progress(len(loaded), loaded)})
+    assert (verdict.outcome == "pass") == ok, verdict.checks[0].message
+
+
+# ------------------------------------------------------------------------ scripts
+
+SCRIPT_OBS = {
+    "events": [{"type": "loadstart", "t": 1, "step": "a"},
+               {"type": "exception", "t": 2, "step": "step-2", "target": "a",
+                "name": "InvalidStateError", "message": "m"},
+               {"type": "load", "t": 50, "step": "a"},
+               {"type": "loadstart", "t": 1001, "step": "b"},
+               {"type": "load", "t": 1100, "step": "b"}],
+    "steps": {"a": {"status": 200}, "b": {"status": 204}},
+    "clock": {"epoch_ms": 1000000.0},
+}
+SCRIPT_JOURNAL = {"clock": {"epoch_ms": 1000000.0 - 10},
+                  "entries": [{"seq": 1, "route": "r", "arrived": 15.0, "ended": 55.0},
+                              {"seq": 2, "route": "r", "arrived": 1015.0, "ended": 1105.0}]}
+
+
+def test_step_expectations_see_their_own_events_and_state():
+    expect = {"client": {"steps": {"a": {"status": 200, "events": [{"type": "loadstart"},
+                                                                   {"type": "load"}]},
+                                   "b": {"status": 204}}}}
+    assert grade(expect, SCRIPT_OBS).outcome == "pass"
+    expect["client"]["steps"]["b"]["status"] = 200
+    verdict = grade(expect, SCRIPT_OBS)
+    assert [c.path for c in verdict.failures] == ["client.steps.b.status"]
+    verdict = grade({"client": {"steps": {"c": {"status": 1}}}}, SCRIPT_OBS)
+    assert verdict.outcome == "fail" and "no step c" in verdict.failures[0].message
+
+
+@pytest.mark.parametrize("gap, ok", [
+    ({"at_least": 900}, True), ({"at_least": 1000}, False), ({"at_most": 960}, True),
+    ({"approx": 951, "tolerance": 5}, True),
+])
+def test_gap_between_events(gap, ok):
+    expect = {"gaps": [dict(gap, **{"from": {"event": {"type": "load", "step": "a"}},
+                                    "to": {"event": {"type": "loadstart", "step": "b"}}})]}
+    verdict = grade(expect, SCRIPT_OBS)
+    assert (verdict.outcome == "pass") == ok, verdict.checks[0].message
+
+
+def test_gap_between_journal_entries_and_across_clocks():
+    # journal ↔ journal: the second request arrived 960 ms after the first ended
+    j = {"gaps": [{"from": {"journal": {"route": "r"}, "at": "ended"},
+                   "to": {"journal": {"route": "r"}, "nth": 2}, "at_least": 950}]}
+    assert grade(j, {}, SCRIPT_JOURNAL).outcome == "pass"
+    # event ↔ journal: the journal's t = 0 is 10 ms before the client's, so entry 1 arrived
+    # at client time 5 ms: 4 ms after loadstart [a] (give or take the clock slack)
+    x = {"gaps": [{"from": {"event": {"type": "loadstart", "step": "a"}},
+                   "to": {"journal": {"route": "r"}}, "approx": 4, "tolerance": 0}]}
+    assert grade(x, SCRIPT_OBS, SCRIPT_JOURNAL).outcome == "pass"
+    x["gaps"][0]["approx"] = 20
+    assert grade(x, SCRIPT_OBS, SCRIPT_JOURNAL).outcome == "fail"
+    # without the client's clock, an event ↔ journal gap is unsupported, not failed
+    obs = dict(SCRIPT_OBS)
+    del obs["clock"]
+    verdict = grade(x, obs, SCRIPT_JOURNAL)
+    assert verdict.outcome == "pass" and verdict.checks[0].unsupported
+    assert any("unsupported" in n for n in verdict.notes)
+
+
+def test_timeline_orders_server_facts_and_client_events():
+    # on the client's clock: loadstart 1, request arrived 5, response ended 45, load 50
+    points = [{"event": {"type": "loadstart", "step": "a"}}, {"journal": {"route": "r"}},
+              {"journal": {"route": "r"}, "at": "ended"},
+              {"event": {"type": "load", "step": "a"}}]
+    assert grade({"timeline": points}, SCRIPT_OBS, SCRIPT_JOURNAL).outcome == "pass"
+    verdict = grade({"timeline": [points[3], points[2]]}, SCRIPT_OBS, SCRIPT_JOURNAL)
+    assert verdict.outcome == "fail" and "came 5.0 ms before" in verdict.checks[0].message
+    line = [t["what"] for t in grader.timeline(SCRIPT_OBS, SCRIPT_JOURNAL)]
+    assert line.index("loadstart [a]") < line.index("? ? [r] arrived") < \
+        line.index("load [a]")
+
+
+# ------------------------------------------------------------------------ per-kind expectations
+
+CHROMIUM = {"name": "chromium", "kind": "browser", "capabilities": ["xhr", "steps"]}
+XHR2 = {"name": "node-xhr2", "kind": "node", "capabilities": ["xhr"]}
+
+
+def test_cases_apply_by_kind_client_and_capability():
+    expect = {"cases": [{"when": {"kind": "browser"}, "client": {"status": 0}},
+                        {"when": {"kind": "library"}, "client": {"status": 200}}]}
+    assert grade(expect, {"status": 0}, client=CHROMIUM).outcome == "pass"
+    assert grade(expect, {"status": 200}, client=XHR2).outcome == "pass"
+    assert grade(expect, {"status": 0}, client=XHR2).outcome == "fail"
+    named = {"cases": [{"when": {"client": ["node-xhr2"]}, "client": {"status": 1}}]}
+    assert grade(named, {"status": 0}, client=CHROMIUM).outcome == "pass"
+    assert grade(named, {"status": 0}, client=XHR2).outcome == "fail"
+    cap = {"cases": [{"when": {"capability": "steps"}, "client": {"status": 1}}]}
+    assert grade(cap, {"status": 0}, client=XHR2).outcome == "pass"
+    assert grade(cap, {"status": 0}, client=CHROMIUM).outcome == "fail"
+    # an unknown client: no when holds
+    assert grade(named, {"status": 0}).outcome == "pass"
+
+
+def test_levels_must_should_may():
+    def outcome(level):
+        expect = {"cases": [{"when": {"kind": "library"}, "level": level,
+                             "client": {"status": 200}}]}
+        return grade(expect, {"status": 0}, client=XHR2)
+    assert outcome("must").outcome == "fail"
+    assert outcome("should").outcome == "non-strict"
+    verdict = outcome("may")
+    assert verdict.outcome == "pass" and verdict.informational
+    assert any(n.startswith("may (informational)") for n in verdict.notes)
+    # on one entry; the weakest level wins
+    entry = {"client": {"status": {"equals": 200, "level": "may"}}}
+    assert grade(entry, {"status": 0}).outcome == "pass"
+    item = {"client": {"events": [{"type": "open", "level": "should"}, {"type": "close"}]}}
+    assert grade(item, {"events": [{"type": "close"}]}).outcome == "non-strict"
+    scoped = {"client": {"events": [{"type": "open", "when": {"kind": "browser"}},
+                                    {"type": "close"}]}}
+    assert grade(scoped, {"events": [{"type": "close"}]}, client=XHR2).outcome == "pass"
+    assert grade(scoped, {"events": [{"type": "close"}]}, client=CHROMIUM).outcome == "fail"
+
+
+def test_offers_looks_at_the_handshake():
+    journal = {"entries": [{"websocket": {"handshake": {
+        "offered_extensions": ["permessage-deflate; client_max_window_bits"]}}}]}
+    expect = {"cases": [{"when": {"offers": "permessage-deflate"}, "client": {"status": 1}}]}
+    assert grade(expect, {}, journal, client=XHR2).outcome == "fail"
+    assert grade(expect, {}, {"entries": []}, client=XHR2).outcome == "pass"
+
+
+def test_unobserved_fields_are_unsupported_not_failed():
+    obs = {"events": [{"type": "open", "interface": "Event"}], "unobserved": ["bubbles"]}
+    expect = {"client": {"events": [{"type": "open", "bubbles": False}]}}
+    verdict = grade(expect, obs)
+    assert verdict.outcome == "pass"
+    assert any(c.unsupported for c in verdict.checks)
+    assert grade(expect, {"events": [{"type": "open", "bubbles": True}]}).outcome == "fail"
+
+
+def test_points_select_preflights_or_actual_requests():
+    pre = {"seq": 1, "route": "r", "method": "OPTIONS", "arrived": 1.0,
+           "headers": [["Access-Control-Request-Method", "PUT"]]}
+    put = {"seq": 2, "route": "r", "method": "PUT", "headers": [], "arrived": 5.0}
+    journal = {"entries": [pre, put]}
+    gap = {"from": {"journal": {"route": "r", "kind": "preflight"}},
+           "to": {"journal": {"route": "r", "kind": "actual"}}, "approx": 4, "tolerance": 0}
+    assert grade({"gaps": [gap]}, {}, journal).outcome == "pass"

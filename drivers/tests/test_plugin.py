@@ -90,7 +90,7 @@ def test_list_clients(cometrun):
                                  "*$ /usr/bin/python3 drivers/tests/fakes/conforming.py",
                                  "python-requests *python *http *Python `requests`*",
                                  "python-websocket-client *python *websocket *",
-                                 "29 clients, 1 run by default"])
+                                 "33 clients, 1 run by default"])
     # the columns line up, however long a name is
     rows = [l for l in result.outlines if l and not l.startswith(" ")][:-1]
     header = rows[0]
@@ -101,7 +101,7 @@ def test_list_clients(cometrun):
         assert all(line[col - 1] == " " for col in starts[1:]), line
         assert cells[1] in ("yes", "") and cells[2] in ("browser", "node", "python", "program")
         assert cells[3] and " " not in cells[3], line
-    assert len(rows) == 1 + 29  # the built-in clients and the fakes
+    assert len(rows) == 1 + 33  # the built-in clients and the fakes
 
 
 def test_invalid_scenario_is_a_collection_error(cometrun, pytester):

@@ -28,11 +28,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ctl_load.h"
+#include <time.h>
 #include "ctlauth.h"
 #include "fsroot.h"
 #include "scenario.h"
 #include "version.h"
 #include "xalloc.h"
+
+/* The journal's clock: the wall-clock time (ms since the epoch, as JavaScript's Date.now())
+ * of its time 0, so that its times and a client's can be put on one timeline. */
+static json_t *clock_json(uint64_t base_us)
+{
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    double now_ms = (double)wall.tv_sec * 1000.0 + (double)wall.tv_nsec / 1e6;
+    double since_ms = (double)(mono_us() - base_us) / 1000.0;
+    return json_pack("{s:f}", "epoch_ms", now_ms - since_ms);
+}
 
 static enum MHD_Result error(struct exchange *ex, int status, const char *fmt, const char *arg)
 {
@@ -307,8 +319,10 @@ static enum MHD_Result one_instance(struct exchange *ex, const char *rest)
         const char *since = request_param(&ex->req, "since");
         pthread_mutex_lock(&in->lock);
         json_t *doc = journal_dump(&in->journal, since ? strtoull(since, NULL, 10) : 0);
+        uint64_t base_us = in->created_us;
         pthread_mutex_unlock(&in->lock);
         json_object_set_new(doc, "instance", json_string(in->id));
+        json_object_set_new(doc, "clock", clock_json(base_us));
         r = ex_queue_json(ex, 200, doc);
     } else if (!strcmp(action, "wait") && !strcmp(method, "GET")) {
         return wait_for(ex, in); /* keeps the reference */

@@ -62,6 +62,8 @@ static const char *const EVENTS_MODES[] = {"exact", "subsequence", "contains", N
 
 extern const struct key_table KEYS_CLIENT_XHR, KEYS_CLIENT_FETCH, KEYS_CLIENT_EVENTSOURCE,
     KEYS_CLIENT_WEBSOCKET, KEYS_CLIENT_JSONP, KEYS_CLIENT_IMAGE, KEYS_CLIENT_HTTP;
+extern const struct key_table KEYS_CLIENT_STEP, KEYS_CLIENT_DO, KEYS_CLIENT_ON,
+    KEYS_CLIENT_WAIT_FOR, KEYS_CLIENT_WAIT_JOURNAL, KEYS_WSC_CLOSE;
 
 static const struct key_spec KEYS_SCENARIO_K[] = {
     K("id", KT_STRING, "unique dotted name, area first: xhr.timeout.basic"),
@@ -356,8 +358,65 @@ static const struct key_spec KEYS_CLIENT_K[] = {
     KM("jsonp", KEYS_CLIENT_JSONP, "a script element calling back"),
     KM("image", KEYS_CLIENT_IMAGE, "an image element (a ping)"),
     KM("http", KEYS_CLIENT_HTTP, "a plain HTTP library's request"),
+    KL("steps", KEYS_CLIENT_STEP, "a client script: steps run in order by one page or process"),
+    K("deadline", KT_DURATION, "with steps: the adapter gives up after this; default 10 s"),
 };
-TABLE(KEYS_CLIENT, "client", "client", "exactly one action key");
+TABLE(KEYS_CLIENT, "client", "client", "exactly one action key, or steps");
+
+/* Client scripts (docs/scenarios.md, "Client scripts"). */
+static const char *const STEP_VERBS[] = {"abort", "close", "send", NULL};
+
+static const struct key_spec KEYS_CLIENT_STEP_K[] = {
+    K("id", KT_STRING, "names the step (default step-N, N from 1); its events carry it"),
+    KM("xhr", KEYS_CLIENT_XHR, "start an XMLHttpRequest (send() is called; the script goes on)"),
+    KM("fetch", KEYS_CLIENT_FETCH, "start a fetch()"),
+    KM("eventsource", KEYS_CLIENT_EVENTSOURCE, "open an EventSource"),
+    KM("websocket", KEYS_CLIENT_WEBSOCKET, "open a WebSocket"),
+    KM("jsonp", KEYS_CLIENT_JSONP, "append a script element"),
+    KM("image", KEYS_CLIENT_IMAGE, "load an image"),
+    KM("http", KEYS_CLIENT_HTTP, "start a plain HTTP library's request"),
+    K("wait", KT_DURATION, "pause the script"),
+    KM("wait_for", KEYS_CLIENT_WAIT_FOR, "pause until an event of a step, or journal entries"),
+    {"do", KT_ENUM, &KEYS_CLIENT_DO, STEP_VERBS, "an action on a step's object: abort, close, send",
+     KF_MAP, KT_ANY, 0, 0, NULL},
+    K("step", KT_STRING, "with do: the step whose object it acts on (default on.step)"),
+    KM("on", KEYS_CLIENT_ON, "with do: run it inside the listener of an event of a step"),
+};
+TABLE(KEYS_CLIENT_STEP, "client.step", "a step",
+      "one step of a client script: a request, wait, wait_for or do");
+
+static const struct key_spec KEYS_CLIENT_DO_K[] = {
+    K("call", KT_STRING, "call this method of the object (args: its arguments)"),
+    KLI("args", KT_ANY, "with call: the arguments"),
+    K("set", KT_STRING, "set this property of the object (value: what to)"),
+    K("value", KT_ANY, "with set: the value (durations in ms as numbers)"),
+    K("send", KT_ANY, "send this (a WebSocket message, an XHR body)"),
+    KM("close", KEYS_WSC_CLOSE, "close(code, reason)"),
+};
+TABLE(KEYS_CLIENT_DO, "client.step.do", "do", "what a do step does, beyond abort/close/send");
+
+static const struct key_spec KEYS_CLIENT_ON_K[] = {
+    K("step", KT_STRING, "the step whose object fires the event"),
+    K("event", KT_STRING, "the event type (as the step's events are named)"),
+    KI("readyState", 0, 4, "only when the object's readyState is this"),
+    KI("nth", 1, 1000000, "the nth such event (default the first)"),
+};
+TABLE(KEYS_CLIENT_ON, "client.step.on", "on", "the event a do step is bound to");
+
+static const struct key_spec KEYS_CLIENT_WAIT_FOR_K[] = {
+    KM("event", KEYS_CLIENT_ON, "until a step's object fired this event"),
+    KM("journal", KEYS_CLIENT_WAIT_JOURNAL, "until the journal holds this many entries"),
+    K("timeout", KT_DURATION, "give up after this (an event wait-timeout); default: the deadline"),
+};
+TABLE(KEYS_CLIENT_WAIT_FOR, "client.step.wait_for", "wait_for",
+      "what a wait_for step waits for: one of event, journal");
+
+static const struct key_spec KEYS_CLIENT_WAIT_JOURNAL_K[] = {
+    KF("route", KT_TEXT, KF_NULL, "entries of this route (default: any)"),
+    KI("count", 1, 1000000, "this many entries"),
+};
+TABLE(KEYS_CLIENT_WAIT_JOURNAL, "client.step.wait_for.journal", "wait_for.journal",
+      "journal entries to wait for");
 
 static const struct key_spec KEYS_ABORT_K[] = {
     K("on", KT_STRING, "abort() on this event"),
@@ -378,6 +437,8 @@ static const struct key_spec KEYS_XHR_K[] = {
     K("override_mime_type", KT_TEXT, "overrideMimeType()"),
     K("upload_progress", KT_BOOL, "listen to xhr.upload events too"),
     KM("abort", KEYS_ABORT, "abort() on an event or after a time"),
+    KLI("get_headers", KT_TEXT, "getResponseHeader(NAME) for each, at the end"),
+    K("send", KT_BOOL, "false: open() only (a script's do step may send() later)"),
 };
 const struct key_table KEYS_CLIENT_XHR = {"client.xhr", "client.xhr", "an XMLHttpRequest",
                                           KEYS_XHR_K, N(KEYS_XHR_K)};
@@ -474,7 +535,9 @@ const struct key_table KEYS_CLIENT_HTTP = {"client.http", "client.http", "an HTT
 extern const struct key_table KEYS_ORDER;
 extern const struct key_table KEYS_EXPECT_CLIENT_XHR, KEYS_EXPECT_CLIENT_FETCH,
     KEYS_EXPECT_CLIENT_HTTP, KEYS_EXPECT_CLIENT_EVENTSOURCE, KEYS_EXPECT_CLIENT_WEBSOCKET,
-    KEYS_EXPECT_CLIENT_JSONP, KEYS_EXPECT_CLIENT_IMAGE;
+    KEYS_EXPECT_CLIENT_JSONP, KEYS_EXPECT_CLIENT_IMAGE, KEYS_EXPECT_CLIENT_STEPS;
+extern const struct key_table KEYS_WHEN, KEYS_EXPECT_CASE, KEYS_POINT, KEYS_POINT_JOURNAL,
+    KEYS_EXPECT_GAP, KEYS_EXPECT_ALL, KEYS_EXPECT_MONOTONIC;
 
 static const struct key_variant EXPECT_CLIENT_VARIANTS[] = {
     {"xhr", &KEYS_EXPECT_CLIENT_XHR},
@@ -484,15 +547,94 @@ static const struct key_variant EXPECT_CLIENT_VARIANTS[] = {
     {"websocket", &KEYS_EXPECT_CLIENT_WEBSOCKET},
     {"jsonp", &KEYS_EXPECT_CLIENT_JSONP},
     {"image", &KEYS_EXPECT_CLIENT_IMAGE},
+    {"steps", &KEYS_EXPECT_CLIENT_STEPS},
     {NULL, NULL},
 };
+
+static const char *const CLIENT_KINDS[] = {"browser", "library", NULL};
+static const char *const LEVELS[] = {"must", "should", "may", NULL};
+static const char *const JOURNAL_TIMES[] = {"arrived",   "headers_sent", "body_first_byte",
+                                            "body_done", "ended",        NULL};
+
+/* Scoping and strictness, allowed on every check (docs/scenarios.md, "Per-kind
+ * expectations"). */
+#define SCOPE                                                                                      \
+    KM("when", KEYS_WHEN, "only for the clients it names (kind, client, capability, offers)"),     \
+        KE("level", LEVELS, "must (default), should (non-strict) or may (informational)")
+
+static const struct key_spec KEYS_WHEN_K[] = {
+    KE("kind", CLIENT_KINDS, "browser, or library (every client that is not a browser)"),
+    KF("client", KT_TEXT, KF_LIST, "a client name, or a list of them"),
+    KF("capability", KT_TEXT, KF_LIST, "clients declaring this capability (all of a list)"),
+    K("offers", KT_TEXT, "clients that offered this WebSocket extension (journal)"),
+};
+TABLE(KEYS_WHEN, "expect.when", "when", "which clients a check is for; all keys must hold");
 
 static const struct key_spec KEYS_EXPECT_K[] = {
     {"client", KT_MAP, NULL, NULL, "graded against the adapter's observations", KF_NULL, KT_ANY, 0,
      0, EXPECT_CLIENT_VARIANTS},
     KMF("server", KEYS_EXPECT_SERVER, KF_NULL, "graded against the server's journal"),
+    KL("gaps", KEYS_EXPECT_GAP, "time between two points: events or journal entries"),
+    KL("timeline", KEYS_POINT, "points (events, journal entries) in this order on one clock"),
+    KL("cases", KEYS_EXPECT_CASE, "blocks of expectations for some clients (when, level)"),
 };
 TABLE(KEYS_EXPECT, "expect", "expect", "what a conforming client shows");
+
+static const struct key_spec KEYS_EXPECT_CASE_K[] = {
+    SCOPE,
+    {"client", KT_MAP, NULL, NULL, "as expect.client", KF_NULL, KT_ANY, 0, 0,
+     EXPECT_CLIENT_VARIANTS},
+    KMF("server", KEYS_EXPECT_SERVER, KF_NULL, "as expect.server"),
+    KL("gaps", KEYS_EXPECT_GAP, "as expect.gaps"),
+    KL("timeline", KEYS_POINT, "as expect.timeline"),
+    K("note", KT_TEXT, "why these clients differ (the spec text)"),
+};
+TABLE(KEYS_EXPECT_CASE, "expect.case", "a case", "expectations for the clients of when");
+
+static const struct key_spec KEYS_POINT_K[] = {
+    K("event", KT_EXPECTED, "an observed event: the fields of an expected event (step too)"),
+    KM("journal", KEYS_POINT_JOURNAL, "a journal entry"),
+    KI("nth", -1000000, 1000000, "the nth match (1: the first, -1: the last); default 1"),
+    KE("at", JOURNAL_TIMES, "journal: which time (default arrived)"),
+};
+TABLE(KEYS_POINT, "expect.point", "a point", "an event or a journal entry, at its time");
+
+static const struct key_spec KEYS_POINT_JOURNAL_K[] = {
+    KF("route", KT_TEXT, KF_NULL, "a route name (null: requests no route matched); default any"),
+    KE("kind", REQUEST_KINDS, "only actual requests, or only CORS preflights"),
+};
+TABLE(KEYS_POINT_JOURNAL, "expect.point.journal", "point.journal", "which journal entries");
+
+static const struct key_spec KEYS_EXPECT_GAP_K[] = {
+    KM("from", KEYS_POINT, "the earlier point"),
+    KM("to", KEYS_POINT, "the later point"),
+    K("at_least", KT_DURATION, "to - from >= this"),
+    K("at_most", KT_DURATION, "to - from <= this"),
+    K("approx", KT_DURATION, "to - from within tolerance of this"),
+    K("tolerance", KT_DURATION, "with approx"),
+    K("strict", KT_BOOL, "false: non-strict"),
+    SCOPE,
+};
+TABLE(KEYS_EXPECT_GAP, "expect.gap", "a gap", "the time between two points");
+
+static const struct key_spec KEYS_EXPECT_ALL_K[] = {
+    K("events", KT_EXPECTED, "which events: the fields of an expected event"),
+    K("match", KT_EXPECTED, "what each of them must have: fields of an expected event"),
+    K("count", KT_EXPECTED, "how many such events there are (default at least 1)"),
+    K("strict", KT_BOOL, "false: non-strict"),
+    SCOPE,
+};
+TABLE(KEYS_EXPECT_ALL, "expect.client.all", "all", "every selected event matches");
+
+static const struct key_spec KEYS_EXPECT_MONOTONIC_K[] = {
+    K("events", KT_EXPECTED, "which events: the fields of an expected event"),
+    K("field", KT_STRING, "a numeric field of those events (t for their times)"),
+    K("strictly", KT_BOOL, "true: increasing; default never decreasing"),
+    K("strict", KT_BOOL, "false: non-strict"),
+    SCOPE,
+};
+TABLE(KEYS_EXPECT_MONOTONIC, "expect.client.monotonic", "monotonic",
+      "a field that never decreases over the selected events");
 
 static const struct key_spec KEYS_MATCHER_K[] = {
     K("equals", KT_EXPECTED, "equal to this"),
@@ -506,6 +648,7 @@ static const struct key_spec KEYS_MATCHER_K[] = {
     K("tolerance", KT_NUMBER, "with approx; default 0"),
     K("json", KT_ANY, "text that parses as JSON containing this subset"),
     K("strict", KT_BOOL, "false: failing it is non-strict (a SHOULD)"),
+    SCOPE,
 };
 TABLE(KEYS_MATCHER, "matcher", "a matcher", "a condition on an observed value; keys combine");
 
@@ -517,11 +660,20 @@ TABLE(KEYS_MATCHER, "matcher", "a matcher", "a condition on an observed value; k
         K("deadline", KT_EXPECTED, "the run hit its deadline"),                                    \
         K("exception", KT_EXPECTED, "what the API threw synchronously"),                           \
         K("pageErrors", KT_EXPECTED, "errors the page reported"),                                  \
-        K("pageUnresponsive", KT_EXPECTED, "the page stopped answering")
+        K("pageUnresponsive", KT_EXPECTED, "the page stopped answering"),                          \
+        K("clock", KT_EXPECTED, "the run's clock: epoch_ms of t = 0"),                             \
+        K("unobserved", KT_EXPECTED, "what this client cannot observe"),                           \
+        KL("all", KEYS_EXPECT_ALL, "every selected event matches"),                                \
+        KL("monotonic", KEYS_EXPECT_MONOTONIC, "a field never decreases over the selected events")
 #define EVENT_COMMON                                                                               \
     K("type", KT_EXPECTED, "the event's type"),                                                    \
-        K("t", KT_EXPECTED, "milliseconds since the action started"),                              \
-        K("strict", KT_BOOL, "false: the item may be missing (non-strict)")
+        K("t", KT_EXPECTED, "milliseconds since the action started (the script's start)"),         \
+        K("step", KT_EXPECTED, "a script's events: the id of the step that fired it"),             \
+        K("interface", KT_EXPECTED, "the event object's interface (Event, ProgressEvent...)"),     \
+        K("bubbles", KT_EXPECTED, "event.bubbles"),                                                \
+        K("cancelable", KT_EXPECTED, "event.cancelable"),                                          \
+        K("count", KT_EXPECTED, "how many consecutive matching events this item stands for"),      \
+        K("strict", KT_BOOL, "false: the item may be missing (non-strict)"), SCOPE
 #define EXPECT_TABLES(var, id, doc, events_id)                                                     \
     const struct key_table var##_EVENT = {events_id, "an expected event", doc " event",            \
                                           var##_EVENT_K, N(var##_EVENT_K)};                        \
@@ -547,6 +699,8 @@ static const struct key_spec KEYS_EXPECT_CLIENT_XHR_K[] = {
     K("response", KT_EXPECTED, "xhr.response"),
     K("responseXML", KT_EXPECTED, "xhr.responseXML"),
     K("readyState", KT_EXPECTED, "xhr.readyState at the end"),
+    K("initialReadyState", KT_EXPECTED, "xhr.readyState read right after construction"),
+    K("getResponseHeader", KT_EXPECTED, "NAME: getResponseHeader(NAME), for get_headers"),
 };
 EXPECT_TABLES(KEYS_EXPECT_CLIENT_XHR, "expect.client.xhr", "an XMLHttpRequest's",
               "expect.client.xhr.event");
@@ -601,6 +755,7 @@ static const struct key_spec KEYS_EXPECT_CLIENT_EVENTSOURCE_K[] = {
     K("readyState", KT_EXPECTED, "readyState at the end"),
     K("url", KT_EXPECTED, "EventSource.url"),
     K("withCredentials", KT_EXPECTED, "EventSource.withCredentials"),
+    K("initialReadyState", KT_EXPECTED, "readyState read right after construction"),
 };
 EXPECT_TABLES(KEYS_EXPECT_CLIENT_EVENTSOURCE, "expect.client.eventsource", "an EventSource's",
               "expect.client.eventsource.event");
@@ -625,6 +780,7 @@ static const struct key_spec KEYS_EXPECT_CLIENT_WEBSOCKET_K[] = {
     K("extensions", KT_EXPECTED, "WebSocket.extensions"),
     K("binaryType", KT_EXPECTED, "WebSocket.binaryType"),
     K("url", KT_EXPECTED, "WebSocket.url"),
+    K("initialReadyState", KT_EXPECTED, "readyState read right after construction"),
 };
 EXPECT_TABLES(KEYS_EXPECT_CLIENT_WEBSOCKET, "expect.client.websocket", "a WebSocket's",
               "expect.client.websocket.event");
@@ -648,9 +804,55 @@ static const struct key_spec KEYS_EXPECT_CLIENT_IMAGE_EVENT_K[] = {
 extern const struct key_table KEYS_EXPECT_CLIENT_IMAGE_EVENT;
 static const struct key_spec KEYS_EXPECT_CLIENT_IMAGE_K[] = {
     EXPECT_COMMON(KEYS_EXPECT_CLIENT_IMAGE_EVENT),
+    K("complete", KT_EXPECTED, "img.complete at the end"),
+    K("naturalWidth", KT_EXPECTED, "img.naturalWidth at the end"),
+    K("naturalHeight", KT_EXPECTED, "img.naturalHeight at the end"),
 };
 EXPECT_TABLES(KEYS_EXPECT_CLIENT_IMAGE, "expect.client.image", "an image ping's",
               "expect.client.image.event");
+
+/* A client script's: its events (every step's, each with its step), and per step the
+ * observations of that step's action (validated by scenario_expect.c). */
+static const struct key_spec KEYS_EXPECT_CLIENT_STEPS_EVENT_K[] = {
+    EVENT_COMMON,
+    K("readyState", KT_EXPECTED, "the readyState"),
+    K("responseTextLength", KT_EXPECTED, "xhr readystatechange at 3"),
+    K("loaded", KT_EXPECTED, "xhr progress events"),
+    K("total", KT_EXPECTED, "xhr progress events"),
+    K("lengthComputable", KT_EXPECTED, "xhr progress events"),
+    K("status", KT_EXPECTED, "fetch response: the status"),
+    K("length", KT_EXPECTED, "fetch chunk: its length"),
+    K("text", KT_EXPECTED, "fetch chunk: its text"),
+    K("name", KT_EXPECTED, "error, exception: the error's name"),
+    K("message", KT_EXPECTED, "error, exception: the message"),
+    K("event", KT_EXPECTED, "eventsource message: the type"),
+    K("data", KT_EXPECTED, "message: the data"),
+    K("data_base64", KT_EXPECTED, "websocket message: the bytes"),
+    K("binary", KT_EXPECTED, "websocket message: binary or not"),
+    K("size", KT_EXPECTED, "websocket message: its size"),
+    K("lastEventId", KT_EXPECTED, "eventsource message: lastEventId"),
+    K("origin", KT_EXPECTED, "eventsource message: origin"),
+    K("code", KT_EXPECTED, "close: the code; eventsource error: the status"),
+    K("reason", KT_EXPECTED, "close: the reason"),
+    K("wasClean", KT_EXPECTED, "close: wasClean"),
+    K("protocol", KT_EXPECTED, "websocket open: the subprotocol"),
+    K("extensions", KT_EXPECTED, "websocket open: the extensions"),
+    K("args", KT_EXPECTED, "jsonp callback: its arguments"),
+    K("naturalWidth", KT_EXPECTED, "image load: the width"),
+    K("naturalHeight", KT_EXPECTED, "image load: the height"),
+    K("target", KT_EXPECTED, "exception, return: the step a do step acted on"),
+    K("method", KT_EXPECTED, "return: the method a do step called"),
+    K("value", KT_EXPECTED, "return: what it returned"),
+};
+extern const struct key_table KEYS_EXPECT_CLIENT_STEPS_EVENT;
+static const struct key_spec KEYS_EXPECT_CLIENT_STEPS_K[] = {
+    EXPECT_COMMON(KEYS_EXPECT_CLIENT_STEPS_EVENT),
+    {"steps", KT_MAP_OF, NULL, NULL,
+     "STEP-ID: the observations of that step's action (as expect.client of that action)", 0, KT_ANY,
+     0, 0, NULL},
+};
+EXPECT_TABLES(KEYS_EXPECT_CLIENT_STEPS, "expect.client.steps", "a client script's",
+              "expect.client.steps.event");
 
 static const struct key_spec KEYS_EXPECT_SERVER_K[] = {
     KL("requests", KEYS_EXPECT_REQUEST, "checks on the journaled requests of a route (or all)"),
@@ -679,6 +881,7 @@ static const struct key_spec KEYS_EXPECT_REQUEST_K[] = {
     K("sni", KT_EXPECTED, "... server name the TLS client sent (SNI)"),
     {"headers", KT_MAP_OF, NULL, NULL, "... headers: NAME: expected value", 0, KT_EXPECTED, 0, 0,
      NULL},
+    SCOPE,
 };
 TABLE(KEYS_EXPECT_REQUEST, "expect.server.request", "an expected request",
       "checks on journaled requests");
@@ -686,6 +889,7 @@ TABLE(KEYS_EXPECT_REQUEST, "expect.server.request", "an expected request",
 static const struct key_spec KEYS_ORDER_K[] = {
     KLI("routes", KT_TEXT, "route names in arrival order"),
     K("strict", KT_BOOL, "false: non-strict"),
+    SCOPE,
 };
 TABLE(KEYS_ORDER, "expect.server.order", "order", "route names in arrival order");
 
@@ -697,6 +901,7 @@ static const struct key_spec KEYS_EXPECT_WEBSOCKET_K[] = {
     K("violations", KT_EXPECTED, "the RFC 6455 rules it broke, by name"),
     K("end", KT_EXPECTED, "how the session ended"),
     K("strict", KT_BOOL, "false: these checks are non-strict"),
+    SCOPE,
 };
 TABLE(KEYS_EXPECT_WEBSOCKET, "expect.server.websocket", "expect.server.websocket",
       "the client's side of a WebSocket session");
@@ -743,6 +948,11 @@ static const struct key_table *const ALL[] = {
     &KEYS_CLOSE_AFTER,
     &KEYS_WSC_SEND,
     &KEYS_WSC_CLOSE,
+    &KEYS_CLIENT_STEP,
+    &KEYS_CLIENT_DO,
+    &KEYS_CLIENT_ON,
+    &KEYS_CLIENT_WAIT_FOR,
+    &KEYS_CLIENT_WAIT_JOURNAL,
     &KEYS_EXPECT,
     &KEYS_MATCHER,
     &KEYS_EXPECT_CLIENT_XHR,
@@ -758,6 +968,15 @@ static const struct key_table *const ALL[] = {
     &KEYS_EXPECT_CLIENT_JSONP_EVENT,
     &KEYS_EXPECT_CLIENT_IMAGE,
     &KEYS_EXPECT_CLIENT_IMAGE_EVENT,
+    &KEYS_EXPECT_CLIENT_STEPS,
+    &KEYS_EXPECT_CLIENT_STEPS_EVENT,
+    &KEYS_WHEN,
+    &KEYS_EXPECT_CASE,
+    &KEYS_POINT,
+    &KEYS_POINT_JOURNAL,
+    &KEYS_EXPECT_GAP,
+    &KEYS_EXPECT_ALL,
+    &KEYS_EXPECT_MONOTONIC,
     &KEYS_EXPECT_SERVER,
     &KEYS_EXPECT_REQUEST,
     &KEYS_ORDER,

@@ -22,8 +22,10 @@ bool ld_is_matcher(const struct ynode *n)
 {
     if (n->kind != Y_MAP)
         return false;
+    /* strict, when and level go on any check: they do not make a mapping a matcher */
     for (size_t i = 0; i < n->n; i++)
-        if (strcmp(n->keys[i]->str, "strict") && keys_find(&KEYS_MATCHER, n->keys[i]->str))
+        if (strcmp(n->keys[i]->str, "strict") && strcmp(n->keys[i]->str, "when") &&
+            strcmp(n->keys[i]->str, "level") && keys_find(&KEYS_MATCHER, n->keys[i]->str))
             return true;
     return false;
 }

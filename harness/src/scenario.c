@@ -82,7 +82,7 @@ static void load_parts(struct ld *ld, const struct ynode *root)
         client_ok = scenario_client_load(ld, client);
     const struct ynode *expect = ymap_get(root, "expect");
     if (expect)
-        expect_ok = scenario_expect_load(ld, expect);
+        expect_ok = scenario_expect_load(ld, expect, client);
     /* the JSON forms, durations as milliseconds */
     if (client_ok)
         s->client = ld_to_json(ld, client);

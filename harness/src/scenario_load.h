@@ -8,6 +8,7 @@
  *   scenario_sse.c       the sse kind
  *   scenario_ws.c        the websocket kind: handshake and script
  *   scenario_client.c    client: one action, kept as JSON
+ *   scenario_steps.c     client.steps: a client script's rules (ids, references, events)
  *   scenario_expect.c    expect, kept as JSON
  *
  * Calls go one way: scenario.c → server → response → sse, ws; scenario.c → client, expect.
@@ -36,6 +37,19 @@ void scenario_ws_free(struct ws_spec *w);
 /* scenario_client.c, scenario_expect.c: the validated parts as JSON (NULL if invalid); the
  * client part sets ld->action. The JSON is built by the caller (ld_to_json). */
 bool scenario_client_load(struct ld *ld, const struct ynode *client);
-bool scenario_expect_load(struct ld *ld, const struct ynode *expect);
+bool scenario_expect_load(struct ld *ld, const struct ynode *expect, const struct ynode *client);
+
+/* scenario_steps.c: the rules of client.steps; check_request validates each request step's
+ * action mapping (what a single action gets). */
+void scenario_steps_check(struct ld *ld, const struct ynode *steps,
+                          void (*check_request)(struct ld *, const struct ynode *, const char *));
+/* The action key of a request step (xhr, fetch, ...), or NULL (borrowed). */
+const char *scenario_step_action(const struct ynode *step);
+/* The id of the i-th step (0-based): its id, or step-N (N = i + 1) written into buf. */
+const char *scenario_step_id(const struct ynode *step, size_t i, char *buf, size_t len);
+/* The step of steps with that id (and its index), or NULL. */
+const struct ynode *scenario_step_find(const struct ynode *steps, const char *id, size_t *index);
+/* True if a request step's object fires events of this type. */
+bool scenario_step_produces(const struct ynode *step, const char *event);
 
 #endif

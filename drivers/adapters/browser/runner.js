@@ -53,52 +53,108 @@ async function cometRun(client, deadlineMs, signal) {
     };
 
     if (client === null || typeof client !== 'object') throw new TypeError('client must be an object');
-    const keys = Object.keys(client);
-    if (keys.length !== 1) throw new TypeError('client must have exactly one action key, got ' + JSON.stringify(keys));
-    const action = keys[0];
-    const spec = client[action] || {};
-    if (!ACTIONS[action]) throw new TypeError('unknown client action "' + action + '"');
-    if (typeof spec.url !== 'string') throw new TypeError('client.' + action + '.url must be a string');
+    const script = Array.isArray(client.steps) ? client.steps : null;
+    let action = null;
+    if (script) {
+        checkScript(script);
+    } else {
+        const keys = Object.keys(client);
+        if (keys.length !== 1) throw new TypeError('client must have exactly one action key, got ' + JSON.stringify(keys));
+        action = keys[0];
+        if (!ACTIONS[action]) throw new TypeError('unknown client action "' + action + '"');
+        if (typeof (client[action] || {}).url !== 'string') throw new TypeError('client.' + action + '.url must be a string');
+    }
 
     const events = [];
     const obs = {};
+    const unobserved = new Set();
     const t0 = performance.now();
     const now = () => Math.round((performance.now() - t0) * 1000) / 1000;
+    const epochT0 = Date.now() - (performance.now() - t0);
 
     let resolveRun;
     const finished = new Promise((resolve) => { resolveRun = resolve; });
-    let ended = false;       // the action has finished (or the deadline hit)
+    let ended = false;       // the run has finished (or the deadline hit)
     let frozen = false;      // no more events are recorded (the deadline hit, or cleanup runs)
     let resolved = false;
-    let snapshot = () => {}; // reads the final state into obs (set by each action)
-    let cleanup = () => {};  // stops what is still running (set by each action)
     let runnerError = null;  // a bug in the runner: reject
+    const records = [];      // one per request step (one in all for a single action)
+    const byId = {};         // step id → record
+    const handlers = {};     // step id → the do steps bound to its events (on)
+    let scriptDone = !script;
 
-    // The record handed to the actions.
-    const r = {
-        event(type, fields) {
-            if (frozen) return;
-            events.push(Object.assign({ type: type, t: now() }, fields || {}));
-        },
-        // The API under test threw: record it and end the run.
-        exception(e) {
-            obs.exception = { name: errName(e), message: errMessage(e) };
-            r.complete();
-        },
-        // The action finished on its own: settle, then take the final state and resolve.
-        complete() {
-            if (ended) return;
-            ended = true;
-            setTimeout(finish, SETTLE_MS);
-        },
-        // A failure of the runner itself.
-        fail(e) {
-            if (!runnerError) runnerError = e;
-            resolveOnce();
-        },
-        set snapshot(fn) { snapshot = fn; },
-        set cleanup(fn) { cleanup = fn; },
-    };
+    /*
+     * The record of one request (the single action, or one request step of a script): its
+     * events (tagged with the step's id in a script), its final state (obs), its object
+     * (for do steps and on), and its end. In a single action, an exception or the end of
+     * the request ends the run; in a script, the run ends when the script is over and every
+     * request has ended.
+     */
+    function newRecord(id, stepObs) {
+        const rec = {
+            id: id,
+            obs: stepObs,
+            done: false,
+            object: null,            // the XMLHttpRequest, EventSource, WebSocket, element
+            abort: null,             // fetch: abort() through its AbortController
+            snapshotFn: () => {},
+            cleanupFn: () => {},
+            waiters: [],
+            seen: {},                // event type → how many so far (on.nth)
+            event(type, fields, domEvent) {
+                if (frozen) return;
+                const e = { type: type, t: now() };
+                if (id !== null) e.step = id;
+                if (domEvent) Object.assign(e, domFields(domEvent));
+                Object.assign(e, fields || {});
+                events.push(e);
+                dispatch(rec, e);
+            },
+            // The API under test threw: record it and end this request.
+            exception(err) {
+                stepObs.exception = { name: errName(err), message: errMessage(err) };
+                if (id !== null) rec.event('exception', { name: errName(err), message: errMessage(err) });
+                rec.complete();
+            },
+            // The request finished on its own.
+            complete() {
+                if (rec.done) return;
+                rec.done = true;
+                checkEnd();
+            },
+            fail(e) {
+                if (!runnerError) runnerError = e;
+                resolveOnce();
+            },
+            set snapshot(fn) { rec.snapshotFn = fn; },
+            set cleanup(fn) { rec.cleanupFn = fn; },
+            get ended() { return ended || rec.done; },
+        };
+        records.push(rec);
+        if (id !== null) byId[id] = rec;
+        return rec;
+    }
+
+    // The interface, bubbles and cancelable of a DOM event (what the engine reports).
+    function domFields(e) {
+        const out = {};
+        const ctor = e && e.constructor && e.constructor.name;
+        const tag = Object.prototype.toString.call(e).slice(8, -1);
+        out.interface = ctor && ctor !== 'Object' ? ctor : tag;
+        for (const f of ['bubbles', 'cancelable']) {
+            if (typeof e[f] === 'boolean') out[f] = e[f];
+            else unobserved.add(f);
+        }
+        return out;
+    }
+
+    // The run is over when every request has ended and the script (if any) has run.
+    function checkEnd() {
+        if (ended || !scriptDone) return;
+        if (records.some((x) => !x.done)) return;
+        ended = true;
+        setTimeout(finish, SETTLE_MS);
+    }
 
     // Read the final state, stop what is left, resolve.
     function finish() {
@@ -108,12 +164,16 @@ async function cometRun(client, deadlineMs, signal) {
     }
 
     function takeState() {
-        try { snapshot(); } catch (e) { if (!runnerError) runnerError = e; }
+        for (const rec of records) {
+            try { rec.snapshotFn(); } catch (e) { if (!runnerError) runnerError = e; }
+        }
         // Events fired by our own stopping (an abort() at the deadline) are not the
         // client's: they are not recorded.
         const wasFrozen = frozen;
         frozen = true;
-        try { cleanup(); } catch (e) { /* stopping is best effort */ }
+        for (const rec of records) {
+            try { rec.cleanupFn(); } catch (e) { /* stopping is best effort */ }
+        }
         frozen = wasFrozen;
     }
 
@@ -160,10 +220,16 @@ async function cometRun(client, deadlineMs, signal) {
         else signal.addEventListener('abort', cancel);
     }
 
-    try {
-        ACTIONS[action](spec, r);
-    } catch (e) {
-        r.fail(e);
+    if (script) {
+        obs.steps = {};
+        runScript(script).catch((e) => { if (!runnerError) runnerError = e; resolveOnce(); });
+    } else {
+        const r = newRecord(null, obs);
+        try {
+            ACTIONS[action](client[action] || {}, r);
+        } catch (e) {
+            r.fail(e);
+        }
     }
     await finished;
     clearTimeout(deadlineTimer);
@@ -175,14 +241,178 @@ async function cometRun(client, deadlineMs, signal) {
 
     const out = { events: events.slice() };
     Object.assign(out, obs);
+    out.clock = { epoch_ms: Math.round(epochT0 * 1000) / 1000 };
+    if (unobserved.size) out.unobserved = Array.from(unobserved).sort();
     if (pageErrors.length) out.pageErrors = pageErrors;
     return jsonSafe(out);
+
+    /* ------------------------------------------------------------ scripts */
+
+    // A step's id: its own, or step-N (N from 1), as the loader names it.
+    function stepId(step, i) {
+        return typeof step.id === 'string' ? step.id : 'step-' + (i + 1);
+    }
+
+    function stepAction(step) {
+        for (const key of Object.keys(step)) if (ACTIONS[key]) return key;
+        return null;
+    }
+
+    function checkScript(steps) {
+        steps.forEach((step, i) => {
+            if (step === null || typeof step !== 'object') throw new TypeError('client.steps[' + i + '] must be an object');
+            const a = stepAction(step);
+            if (a && typeof (step[a] || {}).url !== 'string') throw new TypeError('client.steps[' + i + '].' + a + '.url must be a string');
+        });
+    }
+
+    /*
+     * A client script: steps run in order. A request step starts its request (send() is
+     * called) and the script goes on; wait pauses; wait_for pauses until an event of a step
+     * (or journal entries, through the control API's wait); do acts on a step's object.
+     * Do steps with `on` are bound before anything runs: they run inside the listener of
+     * their event, when the step's object fires it.
+     */
+    async function runScript(steps) {
+        steps.forEach((step, i) => {
+            if (step.do !== undefined && step.on) {
+                const target = step.on.step;
+                (handlers[target] = handlers[target] || []).push({ step: step, id: stepId(step, i), count: 0, fired: false });
+            }
+        });
+        for (let i = 0; i < steps.length; i++) {
+            if (ended) return;
+            const step = steps[i];
+            const id = stepId(step, i);
+            const a = stepAction(step);
+            if (a) {
+                const stepObs = {};
+                obs.steps[id] = stepObs;
+                const rec = newRecord(id, stepObs);
+                rec.action = a;
+                try {
+                    ACTIONS[a](step[a], rec);
+                } catch (e) {
+                    rec.fail(e);
+                    return;
+                }
+            } else if (step.wait !== undefined) {
+                await sleep(ms(step.wait));
+            } else if (step.wait_for !== undefined) {
+                const ok = await waitFor(step.wait_for);
+                if (!ok && !ended) record(id, 'wait_timeout', {});
+            } else if (step.do !== undefined && !step.on) {
+                doStep(step, id, byId[step.step]);
+            }
+        }
+        scriptDone = true;
+        checkEnd();
+    }
+
+    // An event of the script itself (a do step's exception or return value, a wait that
+    // timed out).
+    function record(id, type, fields) {
+        if (frozen) return;
+        events.push(Object.assign({ type: type, t: now(), step: id }, fields));
+    }
+
+    function eventMatches(rec, e, cond) {
+        if (e.type !== cond.event) return false;
+        if (cond.readyState !== undefined) {
+            const rs = e.readyState !== undefined ? e.readyState : rec.object && rec.object.readyState;
+            if (rs !== cond.readyState) return false;
+        }
+        return true;
+    }
+
+    // After every event of a request: the waits it satisfies, the do steps bound to it.
+    function dispatch(rec, e) {
+        const still = [];
+        for (const w of rec.waiters) {
+            if (eventMatches(rec, e, w.cond) && ++w.count >= (w.cond.nth || 1)) w.resolve(true);
+            else still.push(w);
+        }
+        rec.waiters = still;
+        for (const h of handlers[rec.id] || []) {
+            if (h.fired || !eventMatches(rec, e, h.step.on)) continue;
+            h.count += 1;
+            if (h.count < (h.step.on.nth || 1)) continue;
+            h.fired = true;
+            doStep(h.step, h.id, byId[h.step.step !== undefined ? h.step.step : h.step.on.step]);
+        }
+    }
+
+    function waitFor(w) {
+        const limit = w.timeout !== undefined ? ms(w.timeout) : null;
+        let wait;
+        if (w.event) {
+            const rec = byId[w.event.step];
+            if (!rec) throw new TypeError('wait_for: no request step "' + w.event.step + '" has run');
+            const past = events.filter((e) => e.step === rec.id && eventMatches(rec, e, w.event)).length;
+            if (past >= (w.event.nth || 1)) return Promise.resolve(true);
+            wait = new Promise((resolve) => {
+                rec.waiters.push({ cond: w.event, count: past, resolve: resolve });
+            });
+        } else {
+            wait = journalWait(w.journal, limit);
+        }
+        if (limit === null) return wait;
+        return Promise.race([wait, sleep(limit).then(() => false)]);
+    }
+
+    // The control API's wait (docs/control-api.md): held until the journal has the entries.
+    async function journalWait(j, limit) {
+        const sep = j.url.indexOf('?') >= 0 ? '&' : '?';
+        const timeout = Math.max(1, Math.round(limit !== null ? limit : ms(deadlineMs) || 10000));
+        try {
+            const res = await fetch(j.url + sep + 'timeout=' + timeout);
+            return res.status === 200;
+        } catch (e) {
+            return false;
+        }
+    }
+
+    // A do step: an action on a request's object, now or inside one of its listeners.
+    function doStep(step, id, rec) {
+        if (!rec || frozen) return;
+        const d = step.do;
+        const obj = rec.object;
+        const target = { target: rec.id };
+        try {
+            if (d === 'abort') {
+                if (rec.abort) rec.abort();
+                else obj.abort();
+            } else if (d === 'close') {
+                obj.close();
+                if (rec.action === 'eventsource') rec.complete();
+            } else if (d === 'send') {
+                obj.send();
+            } else if (d.call !== undefined) {
+                const value = obj[d.call].apply(obj, d.args || []);
+                if (value !== undefined) record(id, 'return', Object.assign({ method: d.call, value: jsonSafe(value) }, target));
+            } else if (d.set !== undefined) {
+                obj[d.set] = d.value;
+            } else if (d.send !== undefined) {
+                obj.send(typeof d.send === 'string' ? d.send : JSON.stringify(d.send));
+            } else if (d.close !== undefined) {
+                const c = d.close || {};
+                if (c.code === undefined) obj.close();
+                else if (c.reason === undefined) obj.close(c.code);
+                else obj.close(c.code, c.reason);
+                if (rec.action === 'eventsource') rec.complete();
+            }
+        } catch (e) {
+            record(id, 'exception', Object.assign({ name: errName(e), message: errMessage(e) }, target));
+        }
+    }
 
     /* ------------------------------------------------------------------ xhr */
 
     function runXhr(s, r) {
         const XHR_EVENTS = ['loadstart', 'progress', 'load', 'error', 'abort', 'timeout', 'loadend'];
         const xhr = new XMLHttpRequest();
+        r.object = xhr;
+        r.obs.initialReadyState = xhr.readyState;
         const isAsync = s.async !== false;
         const abortSpec = s.abort || null;
         let abortCalled = false;
@@ -195,46 +425,50 @@ async function cometRun(client, deadlineMs, signal) {
             xhr.abort();
         };
 
-        xhr.addEventListener('readystatechange', () => {
+        xhr.addEventListener('readystatechange', (e) => {
             const f = { readyState: xhr.readyState };
             if (xhr.readyState === 3) {
                 const len = textLength(xhr);
                 if (len !== undefined) f.responseTextLength = len;
             }
-            r.event('readystatechange', f);
+            r.event('readystatechange', f, e);
             maybeAbort('readystatechange');
         });
         for (const type of XHR_EVENTS) {
             xhr.addEventListener(type, (e) => {
-                r.event(type, progressFields(e));
+                r.event(type, progressFields(e), e);
                 maybeAbort(type);
                 if (type === 'loadend') r.complete();
             });
         }
 
         r.snapshot = () => {
-            obs.readyState = xhr.readyState;
-            obs.status = xhr.status;
-            obs.statusText = xhr.statusText;
-            obs.responseURL = xhr.responseURL;
+            r.obs.readyState = xhr.readyState;
+            r.obs.status = xhr.status;
+            r.obs.statusText = xhr.statusText;
+            r.obs.responseURL = xhr.responseURL;
             const all = xhr.getAllResponseHeaders();
-            obs.allHeaders = all;
-            obs.headers = parseHeaderBlock(all);
+            r.obs.allHeaders = all;
+            r.obs.headers = parseHeaderBlock(all);
             const rt = xhr.responseType;
             if (rt === '' || rt === 'text') {
-                obs.responseText = xhr.responseText;
+                r.obs.responseText = xhr.responseText;
             }
             if (rt === '' || rt === 'document') {
-                obs.responseXML = documentSummary(xhr.responseXML);
+                r.obs.responseXML = documentSummary(xhr.responseXML);
             }
             if (rt === 'json') {
-                obs.response = xhr.response;
+                r.obs.response = xhr.response;
             } else if (rt === 'arraybuffer') {
-                obs.response = xhr.response ? { byteLength: xhr.response.byteLength } : null;
+                r.obs.response = xhr.response ? { byteLength: xhr.response.byteLength } : null;
             } else if (rt === 'blob') {
-                obs.response = xhr.response ? { byteLength: xhr.response.size, type: xhr.response.type } : null;
+                r.obs.response = xhr.response ? { byteLength: xhr.response.size, type: xhr.response.type } : null;
             } else if (rt === 'document') {
-                obs.response = documentSummary(xhr.response);
+                r.obs.response = documentSummary(xhr.response);
+            }
+            if (s.get_headers) {
+                r.obs.getResponseHeader = {};
+                for (const name of s.get_headers) r.obs.getResponseHeader[name] = xhr.getResponseHeader(name);
             }
         };
         r.cleanup = () => {
@@ -256,12 +490,20 @@ async function cometRun(client, deadlineMs, signal) {
         if (s.upload_progress) {
             for (const type of XHR_EVENTS) {
                 xhr.upload.addEventListener(type, (e) => {
-                    r.event('upload.' + type, progressFields(e));
+                    r.event('upload.' + type, progressFields(e), e);
                     maybeAbort('upload.' + type);
                 });
             }
         }
         const body = requestBody(s);
+        if (s.send === false) {
+            // open() only: a do step may send() later; until then nothing is in flight
+            // (a request that never starts ends with the script).
+            r.done = true;
+            xhr.addEventListener('loadstart', () => { r.done = false; });
+            checkEnd();
+            return;
+        }
         try {
             if (body === undefined) xhr.send();
             else xhr.send(body);
@@ -271,7 +513,7 @@ async function cometRun(client, deadlineMs, signal) {
         }
         if (abortSpec && abortSpec.after !== undefined) {
             setTimeout(() => {
-                if (!abortCalled && !ended) {
+                if (!abortCalled && !r.ended) {
                     abortCalled = true;
                     xhr.abort();
                 }
@@ -295,7 +537,9 @@ async function cometRun(client, deadlineMs, signal) {
     function documentSummary(doc) {
         if (!doc) return null;
         const root = doc.documentElement;
-        return { root: root ? root.localName : null };
+        const out = { root: root ? root.localName : null };
+        if (typeof doc.contentType === 'string') out.contentType = doc.contentType;
+        return out;
     }
 
     /* ---------------------------------------------------------------- fetch */
@@ -327,16 +571,17 @@ async function cometRun(client, deadlineMs, signal) {
 
         r.snapshot = () => {
             if (!response) return;
-            obs.status = response.status;
-            obs.statusText = response.statusText;
-            obs.headers = headersObject(response.headers);
-            obs.responseURL = response.url;
-            obs.responseText = text;
+            r.obs.status = response.status;
+            r.obs.statusText = response.statusText;
+            r.obs.headers = headersObject(response.headers);
+            r.obs.responseURL = response.url;
+            r.obs.responseText = text;
             if (http) return; // the http capability's final state stops here
-            obs.type = response.type;
-            obs.redirected = response.redirected;
+            r.obs.type = response.type;
+            r.obs.redirected = response.redirected;
         };
         r.cleanup = () => ctrl.abort();
+        r.abort = () => ctrl.abort();
 
         if (s.abort && s.abort.after !== undefined) {
             setTimeout(() => ctrl.abort(), ms(s.abort.after));
@@ -361,7 +606,7 @@ async function cometRun(client, deadlineMs, signal) {
                 r.complete();
                 return;
             }
-            if (ended) return;
+            if (r.ended) return;
             r.event('response', { status: response.status });
             if (response.body) {
                 const reader = response.body.getReader();
@@ -370,20 +615,20 @@ async function cometRun(client, deadlineMs, signal) {
                     for (;;) {
                         const { done, value } = await reader.read();
                         if (done) break;
-                        if (ended) return;
+                        if (r.ended) return;
                         const piece = decoder.decode(value, { stream: true });
                         text += piece;
                         if (chunks) r.event('chunk', { length: value.byteLength, text: piece });
                     }
                     text += decoder.decode();
                 } catch (e) {
-                    if (ended) return;
+                    if (r.ended) return;
                     r.event('error', { name: errName(e), message: errMessage(e) });
                     r.complete();
                     return;
                 }
             }
-            if (ended) return;
+            if (r.ended) return;
             r.event('done');
             r.complete();
         })().catch((e) => r.fail(e));
@@ -399,9 +644,9 @@ async function cometRun(client, deadlineMs, signal) {
 
         r.snapshot = () => {
             if (!es) return;
-            obs.readyState = es.readyState;
-            obs.url = es.url;
-            obs.withCredentials = es.withCredentials;
+            r.obs.readyState = es.readyState;
+            r.obs.url = es.url;
+            r.obs.withCredentials = es.withCredentials;
         };
         r.cleanup = () => { if (es) es.close(); };
 
@@ -413,6 +658,8 @@ async function cometRun(client, deadlineMs, signal) {
             r.exception(e);
             return;
         }
+        r.object = es;
+        r.obs.initialReadyState = es.readyState;
 
         const counted = (isMessage) => {
             count += 1;
@@ -424,25 +671,31 @@ async function cometRun(client, deadlineMs, signal) {
             }
         };
         const onMessage = (e) => {
-            if (ended) {
+            if (r.ended) {
                 // Delivered after close(): a stray event, recorded but not counted.
-                r.event('message', messageFields(e));
+                r.event('message', messageFields(e), e);
                 return;
             }
-            r.event('message', messageFields(e));
+            r.event('message', messageFields(e), e);
             counted(true);
         };
-        es.addEventListener('open', () => {
-            r.event('open', { readyState: es.readyState });
-            if (!ended) counted(false);
+        es.addEventListener('open', (e) => {
+            r.event('open', { readyState: es.readyState }, e);
+            if (!r.ended) counted(false);
         });
         es.addEventListener('error', (e) => {
             const f = { readyState: es.readyState };
             // Non-browser EventSources may tell why (the eventsource package: code, message).
             if (typeof e.code === 'number') f.code = e.code;
             if (typeof e.message === 'string' && e.message) f.message = e.message;
-            r.event('error', f);
-            if (ended) return;
+            // An error event that is a MessageEvent (a stream's "event: error"): its data.
+            if (typeof e.data === 'string') {
+                f.data = e.data;
+                if (typeof e.lastEventId === 'string') f.lastEventId = e.lastEventId;
+                if (typeof e.origin === 'string') f.origin = e.origin;
+            }
+            r.event('error', f, e);
+            if (r.ended) return;
             if (es.readyState === 2) r.complete(); // the EventSource gave up
             else counted(false);
         });
@@ -455,7 +708,7 @@ async function cometRun(client, deadlineMs, signal) {
         }
         if (closeAfter.ms !== undefined) {
             setTimeout(() => {
-                if (ended) return;
+                if (r.ended) return;
                 es.close();
                 r.complete();
             }, ms(closeAfter.ms));
@@ -475,16 +728,18 @@ async function cometRun(client, deadlineMs, signal) {
 
         r.snapshot = () => {
             if (!ws) return;
-            obs.readyState = ws.readyState;
-            obs.protocol = ws.protocol;
-            obs.extensions = ws.extensions;
-            obs.binaryType = ws.binaryType;
-            obs.url = ws.url;
+            r.obs.readyState = ws.readyState;
+            r.obs.protocol = ws.protocol;
+            r.obs.extensions = ws.extensions;
+            r.obs.binaryType = ws.binaryType;
+            r.obs.url = ws.url;
         };
         r.cleanup = () => { if (ws && ws.readyState < 2) ws.close(); };
 
         try {
             ws = s.protocols !== undefined ? new WebSocket(s.url, s.protocols) : new WebSocket(s.url);
+            r.object = ws;
+            r.obs.initialReadyState = ws.readyState;
             ws.binaryType = s.binary_type || 'arraybuffer';
         } catch (e) {
             r.exception(e);
@@ -503,38 +758,38 @@ async function cometRun(client, deadlineMs, signal) {
             wakeWaiters();
         });
 
-        ws.addEventListener('open', () => {
-            r.event('open', { protocol: ws.protocol, extensions: ws.extensions });
-            runScript().catch((e) => r.fail(e));
+        ws.addEventListener('open', (e) => {
+            r.event('open', { protocol: ws.protocol, extensions: ws.extensions }, e);
+            runSendSteps().catch((e) => r.fail(e));
         });
         ws.addEventListener('message', (e) => {
             if (typeof e.data === 'string') {
-                r.event('message', { data: e.data, binary: false });
+                r.event('message', { data: e.data, binary: false }, e);
             } else if (e.data instanceof ArrayBuffer) {
-                r.event('message', { data_base64: bytesToBase64(new Uint8Array(e.data)), binary: true });
+                r.event('message', { data_base64: bytesToBase64(new Uint8Array(e.data)), binary: true }, e);
             } else {
                 // binaryType "blob": report the size only (reading it is asynchronous).
-                r.event('message', { binary: true, size: e.data.size });
+                r.event('message', { binary: true, size: e.data.size }, e);
             }
             messages += 1;
             wakeWaiters();
         });
-        ws.addEventListener('error', () => r.event('error'));
+        ws.addEventListener('error', (e) => r.event('error', {}, e));
         ws.addEventListener('close', (e) => {
-            r.event('close', { code: e.code, reason: e.reason, wasClean: e.wasClean });
+            r.event('close', { code: e.code, reason: e.reason, wasClean: e.wasClean }, e);
             wakeWaiters();
             r.complete();
         });
 
-        async function runScript() {
+        async function runSendSteps() {
             const steps = (s.send || []).slice();
             if (s.close) steps.push({ close: s.close });
             for (const raw of steps) {
-                if (ended || ws.readyState >= 2) return;
+                if (r.ended || ws.readyState >= 2) return;
                 const step = typeof raw === 'string' ? { text: raw } : raw;
                 if (step.wait !== undefined) await sleep(ms(step.wait));
                 if (step.wait_messages !== undefined) await waitMessages(Number(step.wait_messages));
-                if (ended || ws.readyState >= 2) return;
+                if (r.ended || ws.readyState >= 2) return;
                 try {
                     if (step.text !== undefined) ws.send(String(step.text));
                     if (step.binary_base64 !== undefined) ws.send(base64ToBytes(step.binary_base64).buffer);
@@ -569,8 +824,9 @@ async function cometRun(client, deadlineMs, signal) {
         const script = document.createElement('script');
         if (s.cross_origin !== undefined) script.crossOrigin = s.cross_origin;
         if (s.charset !== undefined) script.charset = s.charset;
-        script.addEventListener('load', () => { r.event('load'); r.complete(); });
-        script.addEventListener('error', () => { r.event('error'); r.complete(); });
+        r.object = script;
+        script.addEventListener('load', (e) => { r.event('load', {}, e); r.complete(); });
+        script.addEventListener('error', (e) => { r.event('error', {}, e); r.complete(); });
         script.src = s.url;
         document.head.appendChild(script);
     }
@@ -579,12 +835,18 @@ async function cometRun(client, deadlineMs, signal) {
 
     function runImage(s, r) {
         const img = new Image();
+        r.object = img;
         if (s.cross_origin !== undefined) img.crossOrigin = s.cross_origin;
-        img.addEventListener('load', () => {
-            r.event('load', { naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight });
+        img.addEventListener('load', (e) => {
+            r.event('load', { naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight }, e);
             r.complete();
         });
-        img.addEventListener('error', () => { r.event('error'); r.complete(); });
+        img.addEventListener('error', (e) => { r.event('error', {}, e); r.complete(); });
+        r.snapshot = () => {
+            r.obs.complete = img.complete;
+            r.obs.naturalWidth = img.naturalWidth;
+            r.obs.naturalHeight = img.naturalHeight;
+        };
         r.cleanup = () => { if (!img.complete) img.src = ''; };
         img.src = s.url;
     }
