@@ -13,7 +13,7 @@
 /* What the loader checks in code rather than in its tables (scenario*.c), by table id. */
 struct rule {
     const char *table;
-    enum { AT_MOST_ONE, EXACTLY_ONE, AT_LEAST_ONE, REQUIRED, ONE_KEY } kind;
+    enum { AT_MOST_ONE, EXACTLY_ONE, AT_LEAST_ONE, REQUIRED, ONE_KEY, ACTION_OR_SCRIPT } kind;
     const char *keys[10]; /* NULL-terminated */
 };
 
@@ -26,7 +26,7 @@ struct rule {
     }
 static const struct rule RULES[] = {
     {"scenario", REQUIRED, {"id", "title", "spec", "client", NULL}}, /* scenario.c */
-    {"client", ONE_KEY, {NULL}},                                     /* scenario_client.c */
+    {"client", ACTION_OR_SCRIPT, {NULL}}, /* scenario_client.c: one action, or steps */
     {"client.xhr", REQUIRED, {"url", NULL}},
     {"client.fetch", REQUIRED, {"url", NULL}},
     {"client.eventsource", REQUIRED, {"url", NULL}},
@@ -66,6 +66,10 @@ static json_t *rule_json(const struct rule *r)
     case ONE_KEY:
         json_decref(list);
         return json_pack("{s:i, s:i}", "minProperties", 1, "maxProperties", 1);
+    case ACTION_OR_SCRIPT: /* a single action, or a client script (steps, deadline) */
+        json_decref(list);
+        return json_pack("{s:[{s:i, s:i}, {s:[s]}]}", "anyOf", "minProperties", 1, "maxProperties",
+                         1, "required", "steps");
     case REQUIRED:
         for (const char *const *k = r->keys; *k; k++)
             json_array_append_new(list, json_string(*k));
