@@ -122,6 +122,8 @@ def needed_capabilities(client):
 
 
 def _prepare_action(action, body, instance, origins, where):
+    """One request (a single action, or a request step of a script) made ready: its origin
+    served, its URL absolute."""
     if not isinstance(body, dict):
         raise PrepareError("%s must be a mapping" % where)
     origin_name = body.get("origin", "main")
@@ -129,6 +131,9 @@ def _prepare_action(action, body, instance, origins, where):
     if origin_name not in served:
         raise NotServed("this server serves no %s origin (%s.origin; served: %s)"
                         % (origin_name, where, ", ".join(sorted(served))))
+    missing = [n for n in _PLACEHOLDER.findall(json.dumps(body)) if n.startswith("origin.")]
+    if missing:
+        raise NotServed("this server serves no %s origin" % missing[0][len("origin."):])
     if "url" not in body:
         raise PrepareError("%s has no url" % where)
     body["url"] = absolute_url(str(body["url"]), action, origin_name, instance, origins)
@@ -168,20 +173,7 @@ def prepare_client(client, instance, origins):
         return _prepare_script(client, instance, origins)
     ctx = template_context(origins, instance)
     body = expand(copy.deepcopy(client[action]) or {}, ctx)
-    if not isinstance(body, dict):
-        raise PrepareError("client.%s must be a mapping" % action)
-    origin_name = body.get("origin", "main")
-    served = origins_of(instance, origins)
-    if origin_name not in served:
-        raise NotServed("this server serves no %s origin (client.%s.origin; served: %s)"
-                        % (origin_name, action, ", ".join(sorted(served))))
-    unexpanded = _PLACEHOLDER.findall(json.dumps(body))
-    missing = [n for n in unexpanded if n.startswith("origin.")]
-    if missing:
-        raise NotServed("this server serves no %s origin" % missing[0][len("origin."):])
-    if "url" not in body:
-        raise PrepareError("client.%s has no url" % action)
-    body["url"] = absolute_url(str(body["url"]), action, origin_name, instance, origins)
+    body = _prepare_action(action, body, instance, origins, "client.%s" % action)
     deadline = body.get("deadline", DEFAULT_DEADLINE_MS)
     return action, {action: body}, deadline
 
