@@ -492,6 +492,25 @@ class AsyncRun(Run):
     async def aexecute(self):
         raise NotImplementedError
 
+    async def ws_drive(self):
+        """An open WebSocket's run: the scenario's script (self.script()) and the reader
+        (self.read()) side by side. A step that raises ends the run at once; otherwise, once
+        the script is over, the reader runs on until the close."""
+        script = asyncio.ensure_future(self.script())
+        reader = asyncio.ensure_future(self.read())
+        try:
+            await asyncio.wait({script, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if not reader.done():
+                if script.exception() is not None or "exception" in self.obs:
+                    reader.cancel()  # a step raised: the run ends there
+                else:
+                    await reader  # the script is over: wait for the close
+            if script.done() and script.exception() is not None:
+                raise script.exception()
+        finally:
+            for task in (script, reader):
+                task.cancel()
+
 
 # ------------------------------------------------------------------------ the loop
 

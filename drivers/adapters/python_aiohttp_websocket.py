@@ -88,20 +88,7 @@ class AiohttpWebSocketRun(AsyncRun):
                 return
             self.ws = ws
             self.ws_opened(ws.protocol, self.response_headers.get("Sec-WebSocket-Extensions", ""))
-            script = asyncio.ensure_future(self.script())
-            reader = asyncio.ensure_future(self.read())
-            try:
-                await asyncio.wait({script, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if not reader.done():
-                    if script.exception() is not None or "exception" in self.obs:
-                        reader.cancel()  # a step raised: the run ends there
-                    else:
-                        await reader  # the script is over: wait for the close
-                if script.done() and script.exception() is not None:
-                    raise script.exception()
-            finally:
-                for task in (script, reader):
-                    task.cancel()
+            await self.ws_drive()
 
     async def on_response(self, _session, _ctx, params):
         self.response_headers = params.response.headers

@@ -71,20 +71,9 @@ class WebsocketsRun(AsyncRun):
             return
         self.ws = ws
         self.ws_opened(ws.subprotocol, ws.response_headers.get("Sec-WebSocket-Extensions", ""))
-        script = asyncio.ensure_future(self.script())
-        reader = asyncio.ensure_future(self.read())
         try:
-            await asyncio.wait({script, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if not reader.done():
-                if script.exception() is not None or "exception" in self.obs:
-                    reader.cancel()  # a step raised: the run ends there
-                else:
-                    await reader  # the script is over: wait for the close
-            if script.done() and script.exception() is not None:
-                raise script.exception()
+            await self.ws_drive()
         finally:
-            for task in (script, reader):
-                task.cancel()
             ws.transport.abort()  # the connection is no longer needed
 
     async def read(self):
