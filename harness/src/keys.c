@@ -140,7 +140,8 @@ static const struct key_spec KEYS_RESPONSE_K[] = {
     {"fault", KT_ENUM, &KEYS_FAULT, FAULTS, "end the response badly", KF_MAP, KT_ANY, 0, 0, NULL},
     K("raw", KT_TEMPLATE, "the whole response as text, exact"),
     K("raw_base64", KT_BASE64, "the whole response as exact bytes"),
-    KL("chunks", KEYS_CHUNK, "the whole response as exact bytes, one write per chunk"),
+    {"chunks", KT_LIST, &KEYS_CHUNK, NULL, "the whole response as exact bytes, one write per chunk",
+     KF_SCALAR, KT_TEXT, 0, 0, NULL},
     KE("end", CONN_ENDS, "after the whole response: fin, rst (TCP reset) or hang"),
     KM("require", KEYS_REQUIRE, "conditions the journal records as met or not"),
     KM("jsonp", KEYS_JSONP, "a JSONP response: CALLBACK(DATA);"),
@@ -259,7 +260,8 @@ static const struct key_spec KEYS_WS_STEP_K[] = {
     KMF("close", KEYS_WS_CLOSE, KF_INT | KF_NULL, "a close frame (a code), then wait"),
     {"drop", KT_ENUM, NULL, CONN_ENDS, "end the TCP connection without a close frame", KF_BOOL,
      KT_ANY, 0, 0, NULL},
-    KL("raw", KEYS_CHUNK, "exact bytes, one write per chunk"),
+    {"raw", KT_LIST, &KEYS_CHUNK, NULL, "exact bytes, one write per chunk", KF_SCALAR, KT_TEXT, 0,
+     0, NULL},
 };
 TABLE(KEYS_WS_STEP, "websocket.step", "a websocket step", "one step of a script (one key)");
 
