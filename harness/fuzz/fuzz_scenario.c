@@ -23,7 +23,8 @@ static long max_lines(const unsigned char *s, size_t n)
 {
     long lines = 1;
     for (size_t i = 0; i < n; i++)
-        if (s[i] == '\n' || s[i] == '\r' || s[i] == 0x85 || s[i] == 0x28 || s[i] == 0x29)
+        if (s[i] == '\n' || s[i] == '\r' || s[i] == 0x85 || s[i] == 0x28 || s[i] == 0x29 ||
+            s[i] == 0xa8 || s[i] == 0xa9)
             lines++;
     return lines;
 }

@@ -62,6 +62,7 @@ static const struct tmpl_ctx CTX = {
     .method = "GET",
     .path = "/p",
     .target = "/p?q=1",
+    .full_target = "/s/i1/p?q=1",
     .body = BODY,
     .body_len = sizeof BODY - 1,
     .count = 18446744073709551615ul,
@@ -93,9 +94,30 @@ static void puts_(struct buf *b, const char *s)
 /* Expands name (n bytes, spaces trimmed) into b; false if it is no placeholder. */
 static bool ref_placeholder(struct buf *b, const char *name, size_t n)
 {
-    static const char *const FIXED[] = {"base", "instance", "request.method", "request.path",
-                                        "request.target"};
-    const char *values[] = {CTX.base, CTX.instance, CTX.method, CTX.path, CTX.target};
+    static const char *const FIXED[] = {"base",         "instance",       "request.method",
+                                        "request.path", "request.target", "request.full_target"};
+    const char *values[] = {CTX.base, CTX.instance, CTX.method,
+                            CTX.path, CTX.target,   CTX.full_target};
+    /* the forms of the first three origins, written out by hand from CTX above */
+    static const char *const FORMS[][2] = {
+        {"port.main", "8001"},
+        {"port.cross", "8002"},
+        {"port.alt", "8001"},
+        {"origin.main.upper", "HTTP://127.0.0.1:8001"},
+        {"origin.cross.upper", "HTTP://127.0.0.1:8002"},
+        {"origin.alt.upper", "HTTP://LOCALHOST:8001"},
+        {"origin.main.https", "https://127.0.0.1:8001"},
+        {"origin.cross.https", "https://127.0.0.1:8002"},
+        {"origin.alt.https", "https://localhost:8001"},
+        {"origin.main.userinfo", "http://user:pass@127.0.0.1:8001"},
+        {"origin.cross.userinfo", "http://user:pass@127.0.0.1:8002"},
+        {"origin.alt.userinfo", "http://user:pass@localhost:8001"},
+    };
+    for (size_t i = 0; i < sizeof FORMS / sizeof FORMS[0]; i++)
+        if (strlen(FORMS[i][0]) == n && !memcmp(FORMS[i][0], name, n)) {
+            puts_(b, FORMS[i][1]);
+            return true;
+        }
     /* origin.NAME: every name of the one table (origins.h), "" where CTX has none */
     for (size_t i = 0; ORIGIN_NAMES[i]; i++)
         if (n == 7 + strlen(ORIGIN_NAMES[i]) && !memcmp(name, "origin.", 7) &&
