@@ -14,6 +14,7 @@
 
 #define PROBE_EVERY_US 200000u
 #define RESPONSE_BLOCK (16 * 1024) /* the most one body callback writes */
+#define RESPONSE_BLOCK_STREAM 64   /* a chunked body: MHD reads it into its own buffer */
 
 static int conn_fd(struct exchange *ex)
 {
@@ -305,17 +306,43 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
     return (ssize_t)n;
 }
 
+/* A body that goes out whole, at once: no chunks, pacing, body delay or fault. */
+static bool sent_whole(const struct plan *p)
+{
+    return !p->chunked && !p->paced && !p->trickle_bytes && !p->body_delay_ms &&
+           p->fault == FAULT_NONE;
+}
+
+/* The response object of a plan. A body sent whole is a buffer response over the plan's
+ * bytes (borrowed from the scenario, or the plan's own: both outlive the request), which
+ * libmicrohttpd sends with the headers in one write when it fits its write buffer; a
+ * callback response would cost a second send. Anything paced or cut reads through reader().
+ * *whole says which. */
+static struct MHD_Response *response_of(struct exchange *ex, bool *whole)
+{
+    struct plan *p = &ex->plan;
+    *whole = sent_whole(p);
+    if (*whole)
+        return MHD_create_response_from_buffer(p->body_len, p->body ? (void *)p->body : "",
+                                               MHD_RESPMEM_PERSISTENT);
+    uint64_t size = (p->chunked || p->paced) ? MHD_SIZE_UNKNOWN : p->body_len;
+    /* MHD allocates (and zeroes) a buffer of block_size per response. A chunked body is
+     * read straight into the connection's write buffer, so the block is unused there: the
+     * smallest. A paced body of known size (trickle, fault, body delay) needs no more than
+     * its own length, up to 16 KiB. */
+    size_t block = RESPONSE_BLOCK;
+    if (size == MHD_SIZE_UNKNOWN)
+        block = RESPONSE_BLOCK_STREAM;
+    else if (p->body_len < block)
+        block = p->body_len > 64 ? p->body_len : 64;
+    return MHD_create_response_from_callback(size, block, reader, ex, NULL);
+}
+
 static enum MHD_Result queue_plan(struct exchange *ex)
 {
     struct plan *p = &ex->plan;
-    uint64_t size = (p->chunked || p->paced) ? MHD_SIZE_UNKNOWN : p->body_len;
-    /* MHD allocates (and zeroes) a buffer of block_size per response: a body sent whole
-     * needs no more than its own length, which keeps a burst of small answers cheap. A
-     * streamed or paced body keeps the full size (one chunk per piece up to 16 KiB). */
-    size_t block = RESPONSE_BLOCK;
-    if (size != MHD_SIZE_UNKNOWN && p->body_len < block)
-        block = p->body_len > 64 ? p->body_len : 64;
-    struct MHD_Response *resp = MHD_create_response_from_callback(size, block, reader, ex, NULL);
+    bool whole;
+    struct MHD_Response *resp = response_of(ex, &whole);
     if (!resp)
         return MHD_NO;
     json_t *warnings = NULL;
@@ -332,10 +359,12 @@ static enum MHD_Result queue_plan(struct exchange *ex)
         ex_entry_extra(ex, JOURNAL_WARNINGS, warnings);
     ex->headers_us = mono_us();
     ex->state = EX_QUEUED;
-    note_status(ex, p->status);
     enum MHD_Result ok = MHD_queue_response(ex->conn, (unsigned)p->status, resp);
     MHD_destroy_response(resp);
-    ex_phase(ex, JOURNAL_HEADERS_SENT, ex->headers_us);
+    /* a whole body is handed over with the headers: its first byte goes in the same write */
+    if (whole)
+        ex->sent = p->body_len;
+    ex_entry_queued(ex, p->status, ex->headers_us, whole && p->body_len);
     return ok;
 }
 
