@@ -389,7 +389,7 @@ def test_limits_documented_as_the_binary_says(harness_bin):
                          timeout=10).stdout
     limits = out.split("\nLimits", 1)[1].split("\n\n", 1)[0]
     helped = dict(re.findall(r"^  --([a-z-]+) \S+ .*\(default (\S+)\)$", limits, re.M))
-    assert len(helped) == 7, out
+    assert len(helped) == 8, out
     with open(os.path.join(ROOT, "docs/control-api.md")) as f:
         doc = f.read().split("## Limits", 1)[1]
     documented = dict(re.findall(r"^\| `--([a-z-]+)` \| `([^`]+)` \|", doc, re.M))

@@ -391,10 +391,11 @@ static struct MHD_Daemon *start_daemon(struct port_ctx *pc, const char *bind, ui
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, pc, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
         pc, MHD_OPTION_CONNECTION_LIMIT, lim->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         lim->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, lim->idle_timeout_s,
-        /* 32 KiB: a larger pool is mmap()ed, and munmap() per connection costs ~0.2 ms of the
-         * polling thread (it made 100 concurrent delays 36 ms late instead of 5); it bounds
-         * a request's line and headers too (431 beyond) */
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        /* --conn-memory (caps.h): zeroed at every request and held by every connection, idle
+         * or not; it bounds a request's line and headers too (431 beyond). Over 32 KiB it is
+         * mmap()ed, and munmap() per connection costs ~0.2 ms of the polling thread (it made
+         * 100 concurrent delays 36 ms late instead of 5) */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, lim->conn_memory, MHD_OPTION_LISTEN_BACKLOG_SIZE,
         (unsigned)4096, MHD_OPTION_END);
 }
 
