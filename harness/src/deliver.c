@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -306,6 +307,15 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
     return (ssize_t)n;
 }
 
+/* A response queued whole (headers and a body of len bytes): its body goes with the headers,
+ * in the same write, unless there is none to send (HEAD, 1xx, 204, 304). */
+static void queued_whole(struct exchange *ex, int status, size_t len)
+{
+    bool body = strcmp(ex->req.method, "HEAD") && status >= 200 && status != 204 && status != 304;
+    ex->sent = body ? len : 0;
+    ex_entry_queued(ex, status, ex->headers_us, ex->sent > 0);
+}
+
 /* A body that goes out whole, at once: no chunks, pacing, body delay or fault. */
 static bool sent_whole(const struct plan *p)
 {
@@ -361,11 +371,103 @@ static enum MHD_Result queue_plan(struct exchange *ex)
     ex->state = EX_QUEUED;
     enum MHD_Result ok = MHD_queue_response(ex->conn, (unsigned)p->status, resp);
     MHD_destroy_response(resp);
-    /* a whole body is handed over with the headers: its first byte goes in the same write */
     if (whole)
-        ex->sent = p->body_len;
-    ex_entry_queued(ex, p->status, ex->headers_us, whole && p->body_len);
+        queued_whole(ex, p->status, p->body_len);
+    else
+        ex_entry_queued(ex, p->status, ex->headers_us, false);
     return ok;
+}
+
+/* ---------------------------------------------------------------- shared responses */
+
+/* What reply holds when the response object could not be built: never try again. */
+static char NOT_SHARED;
+
+bool deliver_is_shared(const struct response *r)
+{
+    size_t len;
+    if (r->kind != RESP_PLAIN || r->reason || r->end != CONN_END_DEFAULT ||
+        r->transfer == TRANSFER_CHUNKED || r->body_delay_ms || r->trickle_bytes ||
+        r->fault != FAULT_NONE || r->reply == &NOT_SHARED)
+        return false;
+    if (r->body_kind == BODY_TEXT && !tmpl_constant_text(r->body_tmpl, &len))
+        return false;
+    for (size_t i = 0; i < r->headers.n; i++)
+        if (!tmpl_constant_text(r->headers.items[i].value, &len))
+            return false;
+    return true;
+}
+
+static void reply_free(void *reply)
+{
+    if (reply != &NOT_SHARED)
+        MHD_destroy_response(reply);
+}
+
+/* The response object of a shared response, as plan_base() and plan_content() would plan
+ * it: its headers in order, then the preset's Content-Type unless one is given. NULL if
+ * libmicrohttpd refuses a header. */
+static struct MHD_Response *shared_build(const struct response *r)
+{
+    size_t len = 0;
+    const void *body = "";
+    if (r->body_kind == BODY_TEXT)
+        body = tmpl_constant_text(r->body_tmpl, &len);
+    else if (r->body_kind == BODY_BYTES && r->body.data) {
+        body = r->body.data;
+        len = r->body.len;
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return NULL;
+    bool has_type = false;
+    for (size_t i = 0; i < r->headers.n; i++) {
+        const char *name = r->headers.items[i].name;
+        has_type |= !strcasecmp(name, "Content-Type");
+        if (MHD_add_response_header(
+                resp, name, tmpl_constant_text(r->headers.items[i].value, &len)) != MHD_YES) {
+            MHD_destroy_response(resp);
+            return NULL;
+        }
+    }
+    if (r->kind == RESP_PLAIN && r->preset_type && !has_type)
+        MHD_add_response_header(resp, "Content-Type", r->preset_type);
+    return resp;
+}
+
+bool deliver_shared(struct exchange *ex, const struct response *r, enum MHD_Result *result)
+{
+    void **slot = &((struct response *)r)->reply; /* the response's one cache */
+    struct MHD_Response *resp = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (!resp) {
+        /* two first requests at once may both build: one is kept, the other destroyed */
+        struct MHD_Response *mine = shared_build(r);
+        void *want = mine ? (void *)mine : (void *)&NOT_SHARED;
+        ((struct response *)r)->reply_free = reply_free;
+        void *seen = NULL;
+        if (__atomic_compare_exchange_n(slot, &seen, want, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            resp = mine;
+        else {
+            if (mine)
+                MHD_destroy_response(mine);
+            resp = seen;
+        }
+    }
+    if (!resp || (void *)resp == &NOT_SHARED)
+        return false;
+    int status = r->status ? r->status : 200;
+    ex->headers_us = mono_us();
+    ex->state = EX_QUEUED;
+    *result = MHD_queue_response(ex->conn, (unsigned)status, resp);
+    size_t len = 0;
+    if (r->body_kind == BODY_TEXT)
+        tmpl_constant_text(r->body_tmpl, &len);
+    else if (r->body_kind == BODY_BYTES)
+        len = r->body.len;
+    queued_whole(ex, status, len);
+    return true;
 }
 
 /* ---------------------------------------------------------------- written by hand */

@@ -295,6 +295,12 @@ struct response {
     enum stream_end stream_then; /* RESP_STREAM: after the last chunk */
     struct sse_spec *sse;        /* RESP_SSE */
     struct ws_spec *websocket;   /* RESP_WEBSOCKET */
+
+    /* The server's response object when this response is the same for every request
+     * (deliver.h: built by the first request, shared read-only by the others), released by
+     * reply_free when the response is freed; NULL until then. */
+    void *reply;
+    void (*reply_free)(void *reply);
 };
 
 enum after_last { AFTER_REPEAT, AFTER_CYCLE, AFTER_NOT_FOUND };
