@@ -170,7 +170,9 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
                                       const char *value)
 {
     (void)kind;
-    request_add_header(cls, key, value);
+    /* libmicrohttpd keeps them in the connection's pool until the request completes: after
+     * that only the journal's own copy is read */
+    request_borrow_header(cls, key, value);
     return MHD_YES;
 }
 
@@ -207,6 +209,8 @@ static void read_headers(struct exchange *ex, const char *method, const char *ve
     request_free(&ex->req);
     request_init(&ex->req, method, target);
     free(target);
+    int n = MHD_get_connection_values(ex->conn, MHD_HEADER_KIND, NULL, NULL);
+    request_reserve_headers(&ex->req, n > 0 ? (size_t)n : 0);
     MHD_get_connection_values(ex->conn, MHD_HEADER_KIND, collect_header, &ex->req);
     ex->version = xstrdup(version ? version : "");
     if (ex_port_tls(ex->port_index)) {
