@@ -343,7 +343,8 @@ struct scenario {
     json_t *client;        /* validated `client` part as JSON, or NULL */
     json_t *expect;        /* validated `expect` part as JSON, or NULL */
     json_t *doc;           /* the whole file as JSON (identity + client + expect + server) plus
-                            * "file": the path; durations as milliseconds */
+                            * "file": the path; durations as milliseconds (NULL when
+                            * loaded by scenario_load_lean) */
 };
 
 #endif
