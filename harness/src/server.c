@@ -38,6 +38,15 @@
 
 #define N_PORTS EX_N_PORTS
 
+/* libmicrohttpd's polling threads per port (0: one). Tried: 2 (MHD_OPTION_THREAD_POOL_SIZE,
+ * suspend/resume work with it) under make bench, whose server is pinned to one CPU: bursts of
+ * 1000 and 5000 resumed delays were 273 and 2733 ms late at p99 against 330 and 3223 ms with
+ * one thread, in one run at load 40 where nginx answering the same bursts without any delay
+ * took 312-314 and 1328-1398 ms: no gain beyond the noise, so one thread stays. */
+#ifndef SERVER_THREAD_POOL
+#define SERVER_THREAD_POOL 0
+#endif
+
 struct port_ctx {
     struct server *srv;
     int index;
@@ -422,8 +431,9 @@ static struct MHD_Daemon *start_daemon(struct port_ctx *pc, const char *bind, ui
          * or not; it bounds a request's line and headers too (431 beyond). Over 32 KiB it is
          * mmap()ed, and munmap() per connection costs ~0.2 ms of the polling thread (it made
          * 100 concurrent delays 36 ms late instead of 5) */
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, lim->conn_memory, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-        (unsigned)4096, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, lim->conn_memory, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)SERVER_THREAD_POOL, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
+        MHD_OPTION_END);
 }
 
 struct server *server_start(const struct server_config *cfg, char *err, size_t errlen)
