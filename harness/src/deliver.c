@@ -316,11 +316,13 @@ static void queued_whole(struct exchange *ex, int status, size_t len)
     ex_entry_queued(ex, status, ex->headers_us, ex->sent > 0);
 }
 
-/* A body that goes out whole, at once: no chunks, pacing, body delay or fault. */
+/* A body that goes out whole, at once: no chunks, pacing, body delay or fault, and no more
+ * than one block -- what the content reader would hand over in one call anyway, so that
+ * bytes_sent keeps following a large body as the socket takes it. */
 static bool sent_whole(const struct plan *p)
 {
     return !p->chunked && !p->paced && !p->trickle_bytes && !p->body_delay_ms &&
-           p->fault == FAULT_NONE;
+           p->fault == FAULT_NONE && p->body_len <= RESPONSE_BLOCK;
 }
 
 /* The response object of a plan. A body sent whole is a buffer response over the plan's
@@ -392,6 +394,9 @@ bool deliver_is_shared(const struct response *r)
         return false;
     if (r->body_kind == BODY_TEXT && !tmpl_constant_text(r->body_tmpl, &len))
         return false;
+    if ((r->body_kind == BODY_TEXT && len > RESPONSE_BLOCK) ||
+        (r->body_kind == BODY_BYTES && r->body.len > RESPONSE_BLOCK))
+        return false; /* as sent_whole(): a large body is read out as the socket drains */
     for (size_t i = 0; i < r->headers.n; i++)
         if (!tmpl_constant_text(r->headers.items[i].value, &len))
             return false;

@@ -18,7 +18,8 @@
 #include "exchange.h"
 
 /* A response that is the same bytes for every request: plain, its headers and body without
- * placeholders, sent whole (no pacing, fault, custom reason or `end`). Its route's CORS
+ * placeholders, sent whole (no pacing, fault, custom reason or `end`; a body of at most
+ * 16 KiB, as larger ones are read out as the socket drains for bytes_sent). Its route's CORS
  * headers are not part of it: the caller checks the route has none. */
 bool deliver_is_shared(const struct response *r);
 /* Queue the shared response object of such a response: built once on r (the first request),
