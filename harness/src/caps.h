@@ -35,7 +35,7 @@ struct caps {
 };
 
 /* libmicrohttpd's memory pool per connection (--conn-memory): see docs/control-api.md. */
-#define CAPS_CONN_MEMORY_DEFAULT (4u << 10)
+#define CAPS_CONN_MEMORY_DEFAULT (8u << 10)
 
 /* The defaults. */
 extern const struct caps CAPS_DEFAULT;
