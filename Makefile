@@ -143,7 +143,12 @@ $(BUILD)/bench/burst: bench/burst.c
 	mkdir -p $(BUILD)/bench
 	$(CC) -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o $@ $<
 
-bench: bench-deps $(BUILD)/harness $(BUILD)/bench/burst
+# libmicrohttpd alone with the harness's daemon options (bench/bare_mhd.c): what MHD can do.
+$(BUILD)/bench/bare_mhd: bench/bare_mhd.c
+	mkdir -p $(BUILD)/bench
+	$(CC) -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o $@ $< -lmicrohttpd
+
+bench: bench-deps $(BUILD)/harness $(BUILD)/bench/burst $(BUILD)/bench/bare_mhd
 	$(PYTHON) bench/bench.py --burst $(abspath $(BUILD)/bench/burst) \
 	    $(if $(filter all,$(BENCH_PEERS)),--peers all --peers-dir $(abspath $(BUILD)/bench-peers)) \
 	    $(BENCH_ARGS) $(abspath $(BUILD)/harness)

@@ -389,7 +389,7 @@ def test_limits_documented_as_the_binary_says(harness_bin):
                          timeout=10).stdout
     limits = out.split("\nLimits", 1)[1].split("\n\n", 1)[0]
     helped = dict(re.findall(r"^  --([a-z-]+) \S+ .*\(default (\S+)\)$", limits, re.M))
-    assert len(helped) == 7, out
+    assert len(helped) == 8, out
     with open(os.path.join(ROOT, "docs/control-api.md")) as f:
         doc = f.read().split("## Limits", 1)[1]
     documented = dict(re.findall(r"^\| `--([a-z-]+)` \| `([^`]+)` \|", doc, re.M))
@@ -400,3 +400,29 @@ def test_limits_documented_as_the_binary_says(harness_bin):
         flag = r"\\-\\-" + name.replace("-", r"\\-") + r"(?!\\-)"
         within = r"[^\n]*\n(?:[^\n]*\n){0,2}[^\n]*\(default %s\b" % re.escape(default)
         assert re.search(flag + within, man), name
+
+
+@pytest.mark.parametrize("memory, head, status", [
+    ("8K", 7000, 200),   # the default takes a head of 7 KB (long tokens, many cookies)
+    ("4K", 5000, 431),   # beyond the pool: 431, and the server goes on
+    ("4K", 3500, 200),
+])
+def test_conn_memory_bounds_the_request_head(harness_bin, scenario, memory, head, status):
+    """--conn-memory is libmicrohttpd's pool per connection: the request head must fit in it
+    (docs/control-api.md); a larger one gets 431, and the server goes on."""
+    args = [] if memory == "8K" else ["--conn-memory", memory]
+    s = start(harness_bin, scenario, *args)
+    try:
+        start_line = b"GET /s/lim.t/x HTTP/1.1\r\nHost: x\r\nX-Pad: "
+        pad = head - len(start_line) - 4
+        c = connect(s)
+        c.sendall(start_line + b"a" * pad + b"\r\n\r\n")
+        data = read_all(c, timeout=3)
+        c.close()
+        assert status_of(data) == status, data[:200]
+        c = connect(s)  # a small request still works afterwards
+        c.sendall(b"GET /s/lim.t/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert status_of(read_all(c)) == 200
+        c.close()
+    finally:
+        assert s.stop() == 0, s.stderr

@@ -13,6 +13,7 @@ const struct caps CAPS_DEFAULT = {
     .body_timeout_s = 120,
     .max_body = 64u << 20,
     .max_buffered = 256u << 20,
+    .conn_memory = CAPS_CONN_MEMORY_DEFAULT,
 };
 
 #define OPT(name, unit, field, help)                                                               \
@@ -28,6 +29,7 @@ const struct caps_option CAPS_OPTIONS[] = {
     OPT("body-timeout", CAPS_SECONDS, body_timeout_s, "to send the request body"),
     OPT("max-body", CAPS_BYTES, max_body, "the largest request body"),
     OPT("max-buffered", CAPS_BYTES, max_buffered, "bodies in memory, in all"),
+    OPT("conn-memory", CAPS_BYTES, conn_memory, "request head, per connection"),
 };
 const size_t CAPS_N_OPTIONS = sizeof CAPS_OPTIONS / sizeof CAPS_OPTIONS[0];
 

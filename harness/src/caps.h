@@ -30,7 +30,12 @@ struct caps {
     unsigned body_timeout_s;         /* the whole body, from the end of the headers (0: never) */
     size_t max_body;                 /* one request's body */
     size_t max_buffered;             /* all bodies held in memory at once, uploads and copies */
+    size_t conn_memory;              /* libmicrohttpd's pool per connection: the request line
+                                      * and headers (431 beyond), then the response's headers */
 };
+
+/* libmicrohttpd's memory pool per connection (--conn-memory): see docs/control-api.md. */
+#define CAPS_CONN_MEMORY_DEFAULT (8u << 10)
 
 /* The defaults. */
 extern const struct caps CAPS_DEFAULT;

@@ -74,7 +74,7 @@ int cmd_check(int argc, char **argv)
     json_t *ids = json_object();
     for (char **f = files; f && *f; f++) {
         n_files++;
-        struct scenario *s = scenario_load(*f, &diags);
+        struct scenario *s = json ? scenario_load(*f, &diags) : scenario_load_lean(*f, &diags);
         if (!s)
             continue;
         json_t *first = json_object_get(ids, s->id);
@@ -83,7 +83,8 @@ int cmd_check(int argc, char **argv)
                      s->id, json_string_value(first));
         } else {
             json_object_set_new(ids, s->id, json_string(*f));
-            json_array_append(scenarios, s->doc);
+            if (s->doc)
+                json_array_append(scenarios, s->doc);
         }
         scenario_free(s);
     }

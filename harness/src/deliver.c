@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -14,6 +15,7 @@
 
 #define PROBE_EVERY_US 200000u
 #define RESPONSE_BLOCK (16 * 1024) /* the most one body callback writes */
+#define RESPONSE_BLOCK_STREAM 64   /* a chunked body: MHD reads it into its own buffer */
 
 static int conn_fd(struct exchange *ex)
 {
@@ -305,17 +307,54 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
     return (ssize_t)n;
 }
 
+/* A response queued whole (headers and a body of len bytes): its body goes with the headers,
+ * in the same write, unless there is none to send (HEAD, 1xx, 204, 304). */
+static void queued_whole(struct exchange *ex, int status, size_t len)
+{
+    bool body = strcmp(ex->req.method, "HEAD") && status >= 200 && status != 204 && status != 304;
+    ex->sent = body ? len : 0;
+    ex_entry_queued(ex, status, ex->headers_us, ex->sent > 0);
+}
+
+/* A body that goes out whole, at once: no chunks, pacing, body delay or fault, and no more
+ * than one block -- what the content reader would hand over in one call anyway, so that
+ * bytes_sent keeps following a large body as the socket takes it. */
+static bool sent_whole(const struct plan *p)
+{
+    return !p->chunked && !p->paced && !p->trickle_bytes && !p->body_delay_ms &&
+           p->fault == FAULT_NONE && p->body_len <= RESPONSE_BLOCK;
+}
+
+/* The response object of a plan. A body sent whole is a buffer response over the plan's
+ * bytes (borrowed from the scenario, or the plan's own: both outlive the request), which
+ * libmicrohttpd sends with the headers in one write when it fits its write buffer; a
+ * callback response would cost a second send. Anything paced or cut reads through reader().
+ * *whole says which. */
+static struct MHD_Response *response_of(struct exchange *ex, bool *whole)
+{
+    struct plan *p = &ex->plan;
+    *whole = sent_whole(p);
+    if (*whole)
+        return MHD_create_response_from_buffer(p->body_len, p->body ? (void *)p->body : "",
+                                               MHD_RESPMEM_PERSISTENT);
+    uint64_t size = (p->chunked || p->paced) ? MHD_SIZE_UNKNOWN : p->body_len;
+    /* MHD allocates (and zeroes) a buffer of block_size per response. A chunked body is
+     * read straight into the connection's write buffer, so the block is unused there: the
+     * smallest. A paced body of known size (trickle, fault, body delay) needs no more than
+     * its own length, up to 16 KiB. */
+    size_t block = RESPONSE_BLOCK;
+    if (size == MHD_SIZE_UNKNOWN)
+        block = RESPONSE_BLOCK_STREAM;
+    else if (p->body_len < block)
+        block = p->body_len > 64 ? p->body_len : 64;
+    return MHD_create_response_from_callback(size, block, reader, ex, NULL);
+}
+
 static enum MHD_Result queue_plan(struct exchange *ex)
 {
     struct plan *p = &ex->plan;
-    uint64_t size = (p->chunked || p->paced) ? MHD_SIZE_UNKNOWN : p->body_len;
-    /* MHD allocates (and zeroes) a buffer of block_size per response: a body sent whole
-     * needs no more than its own length, which keeps a burst of small answers cheap. A
-     * streamed or paced body keeps the full size (one chunk per piece up to 16 KiB). */
-    size_t block = RESPONSE_BLOCK;
-    if (size != MHD_SIZE_UNKNOWN && p->body_len < block)
-        block = p->body_len > 64 ? p->body_len : 64;
-    struct MHD_Response *resp = MHD_create_response_from_callback(size, block, reader, ex, NULL);
+    bool whole;
+    struct MHD_Response *resp = response_of(ex, &whole);
     if (!resp)
         return MHD_NO;
     json_t *warnings = NULL;
@@ -332,11 +371,108 @@ static enum MHD_Result queue_plan(struct exchange *ex)
         ex_entry_extra(ex, JOURNAL_WARNINGS, warnings);
     ex->headers_us = mono_us();
     ex->state = EX_QUEUED;
-    note_status(ex, p->status);
     enum MHD_Result ok = MHD_queue_response(ex->conn, (unsigned)p->status, resp);
     MHD_destroy_response(resp);
-    ex_phase(ex, JOURNAL_HEADERS_SENT, ex->headers_us);
+    if (whole)
+        queued_whole(ex, p->status, p->body_len);
+    else
+        ex_entry_queued(ex, p->status, ex->headers_us, false);
     return ok;
+}
+
+/* ---------------------------------------------------------------- shared responses */
+
+/* What reply holds when the response object could not be built: never try again. */
+static char NOT_SHARED;
+
+bool deliver_is_shared(const struct response *r)
+{
+    size_t len;
+    if (r->kind != RESP_PLAIN || r->reason || r->end != CONN_END_DEFAULT ||
+        r->transfer == TRANSFER_CHUNKED || r->body_delay_ms || r->trickle_bytes ||
+        r->fault != FAULT_NONE || r->reply == &NOT_SHARED)
+        return false;
+    if (r->body_kind == BODY_TEXT && !tmpl_constant_text(r->body_tmpl, &len))
+        return false;
+    if ((r->body_kind == BODY_TEXT && len > RESPONSE_BLOCK) ||
+        (r->body_kind == BODY_BYTES && r->body.len > RESPONSE_BLOCK))
+        return false; /* as sent_whole(): a large body is read out as the socket drains */
+    for (size_t i = 0; i < r->headers.n; i++)
+        if (!tmpl_constant_text(r->headers.items[i].value, &len))
+            return false;
+    return true;
+}
+
+static void reply_free(void *reply)
+{
+    if (reply != &NOT_SHARED)
+        MHD_destroy_response(reply);
+}
+
+/* The response object of a shared response, as plan_base() and plan_content() would plan
+ * it: its headers in order, then the preset's Content-Type unless one is given. NULL if
+ * libmicrohttpd refuses a header. */
+static struct MHD_Response *shared_build(const struct response *r)
+{
+    size_t len = 0;
+    const void *body = "";
+    if (r->body_kind == BODY_TEXT)
+        body = tmpl_constant_text(r->body_tmpl, &len);
+    else if (r->body_kind == BODY_BYTES && r->body.data) {
+        body = r->body.data;
+        len = r->body.len;
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return NULL;
+    bool has_type = false;
+    for (size_t i = 0; i < r->headers.n; i++) {
+        const char *name = r->headers.items[i].name;
+        has_type |= !strcasecmp(name, "Content-Type");
+        if (MHD_add_response_header(
+                resp, name, tmpl_constant_text(r->headers.items[i].value, &len)) != MHD_YES) {
+            MHD_destroy_response(resp);
+            return NULL;
+        }
+    }
+    if (r->kind == RESP_PLAIN && r->preset_type && !has_type)
+        MHD_add_response_header(resp, "Content-Type", r->preset_type);
+    return resp;
+}
+
+bool deliver_shared(struct exchange *ex, const struct response *r, enum MHD_Result *result)
+{
+    void **slot = &((struct response *)r)->reply; /* the response's one cache */
+    struct MHD_Response *resp = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (!resp) {
+        /* two first requests at once may both build: one is kept, the other destroyed */
+        struct MHD_Response *mine = shared_build(r);
+        void *want = mine ? (void *)mine : (void *)&NOT_SHARED;
+        ((struct response *)r)->reply_free = reply_free;
+        void *seen = NULL;
+        if (__atomic_compare_exchange_n(slot, &seen, want, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            resp = mine;
+        else {
+            if (mine)
+                MHD_destroy_response(mine);
+            resp = seen;
+        }
+    }
+    if (!resp || (void *)resp == &NOT_SHARED)
+        return false;
+    int status = r->status ? r->status : 200;
+    ex->headers_us = mono_us();
+    ex->state = EX_QUEUED;
+    *result = MHD_queue_response(ex->conn, (unsigned)status, resp);
+    size_t len = 0;
+    if (r->body_kind == BODY_TEXT)
+        tmpl_constant_text(r->body_tmpl, &len);
+    else if (r->body_kind == BODY_BYTES)
+        len = r->body.len;
+    queued_whole(ex, status, len);
+    return true;
 }
 
 /* ---------------------------------------------------------------- written by hand */

@@ -17,6 +17,16 @@
 #include <stddef.h>
 #include "exchange.h"
 
+/* A response that is the same bytes for every request: plain, its headers and body without
+ * placeholders, sent whole (no pacing, fault, custom reason or `end`; a body of at most
+ * 16 KiB, as larger ones are read out as the socket drains for bytes_sent). Its route's CORS
+ * headers are not part of it: the caller checks the route has none. */
+bool deliver_is_shared(const struct response *r);
+/* Queue the shared response object of such a response: built once on r (the first request),
+ * then queued as is by every request -- no plan, no copy, one write with the headers. False
+ * if libmicrohttpd refused one of its headers (nothing queued: send a plan, which journals
+ * the warning). *result: what the access handler returns. */
+bool deliver_shared(struct exchange *ex, const struct response *r, enum MHD_Result *result);
 /* Send ex->plan. Returns what the access handler returns. */
 enum MHD_Result deliver_plan(struct exchange *ex);
 /* Write bytes as the whole response (by hand), then end the connection as `after` says

@@ -376,6 +376,18 @@ void ex_entry_extra(struct exchange *ex, enum journal_extra which, json_t *value
     entry_unlock(ex);
 }
 
+void ex_entry_queued(struct exchange *ex, int status, uint64_t t, bool body_too)
+{
+    if (!ex->entry)
+        return;
+    struct journal_entry *e = entry_lock(ex);
+    journal_set_status(e, status);
+    journal_set_phase(e, JOURNAL_HEADERS_SENT, t);
+    if (body_too)
+        journal_set_phase(e, JOURNAL_BODY_FIRST_BYTE, t);
+    entry_unlock(ex);
+}
+
 void ex_phase(struct exchange *ex, enum journal_phase phase, uint64_t t)
 {
     if (!ex->entry)

@@ -233,6 +233,9 @@ void ex_entry_status(struct exchange *ex, int status); /* <= 0: null */
 void ex_entry_extra(struct exchange *ex, enum journal_extra which, json_t *value);
 /* Record a phase at mono_us() time t, unless it is already recorded. */
 void ex_phase(struct exchange *ex, enum journal_phase phase, uint64_t t);
+/* A response queued at t with this status: its headers_sent phase, and body_first_byte too
+ * when the body goes out with the headers (one lock for all). */
+void ex_entry_queued(struct exchange *ex, int status, uint64_t t, bool body_too);
 /* Record how the exchange ended: "end", "ended", "bytes_sent" and, for a complete one, the
  * "body_done" phase if missing. */
 void ex_entry_end(struct exchange *ex, enum ex_end end, uint64_t now);

@@ -73,15 +73,33 @@ void request_init(struct request *r, const char *method, const char *target)
     split_query(r);
 }
 
-void request_add_header(struct request *r, const char *name, const char *value)
+void request_reserve_headers(struct request *r, size_t n)
 {
-    if (r->n_headers == r->cap_headers) {
-        r->cap_headers = r->cap_headers ? r->cap_headers * 2 : 16;
+    if (r->n_headers + n > r->cap_headers) {
+        r->cap_headers = r->n_headers + n;
         r->headers = xrealloc(r->headers, r->cap_headers * sizeof *r->headers);
     }
-    r->headers[r->n_headers].name = xstrndup(name, strlen(name));
-    r->headers[r->n_headers].value = xstrndup(value ? value : "", value ? strlen(value) : 0);
+}
+
+static void append_header(struct request *r, char *name, char *value)
+{
+    if (r->n_headers == r->cap_headers)
+        request_reserve_headers(r, r->cap_headers ? r->cap_headers : 16);
+    r->headers[r->n_headers].name = name;
+    r->headers[r->n_headers].value = value;
     r->n_headers++;
+}
+
+void request_add_header(struct request *r, const char *name, const char *value)
+{
+    append_header(r, xstrndup(name, strlen(name)),
+                  xstrndup(value ? value : "", value ? strlen(value) : 0));
+}
+
+void request_borrow_header(struct request *r, const char *name, const char *value)
+{
+    r->headers_borrowed = true;
+    append_header(r, (char *)name, (char *)(value ? value : ""));
 }
 
 void request_reserve_body(struct request *r, size_t n)
@@ -121,7 +139,7 @@ void request_free(struct request *r)
         free(r->params[i].value);
     }
     free(r->params);
-    for (size_t i = 0; i < r->n_headers; i++) {
+    for (size_t i = 0; i < r->n_headers && !r->headers_borrowed; i++) {
         free(r->headers[i].name);
         free(r->headers[i].value);
     }

@@ -24,6 +24,7 @@ struct request {
     size_t n_params;
     struct name_value *headers; /* in arrival order, duplicates kept */
     size_t n_headers, cap_headers;
+    bool headers_borrowed; /* names and values are borrowed (request_borrow_header) */
     unsigned char *body;
     size_t body_len, body_cap;
     bool tls;  /* it came over TLS (https, wss) */
@@ -36,6 +37,12 @@ struct request {
 /* Set method and target (copies them) and split the target into path and query. */
 void request_init(struct request *r, const char *method, const char *target);
 void request_add_header(struct request *r, const char *name, const char *value);
+/* Make room for n more headers at once. */
+void request_reserve_headers(struct request *r, size_t n);
+/* Append a header without copying it: name and value must outlive the request's use (the
+ * server's come from libmicrohttpd's connection pool, valid until the request completes).
+ * A request's headers are all copied or all borrowed. */
+void request_borrow_header(struct request *r, const char *name, const char *value);
 /* Make room for a body of n bytes at once (a Content-Length), instead of growing by
  * doubling as bytes come: one allocation, whose untouched pages cost nothing. */
 void request_reserve_body(struct request *r, size_t n);

@@ -242,6 +242,14 @@ enum MHD_Result respond_scenario(struct exchange *ex)
     }
     if (ex->resp && ex->resp->kind == RESP_WEBSOCKET && !ex->preflight)
         return ws_upgrade_respond(ex);
+    if (ex->resp && !ex->preflight && !ex->inst->scenario->routes[ex->route].cors &&
+        deliver_is_shared(ex->resp)) {
+        /* the same bytes for everyone: no plan, the response object built once */
+        enum MHD_Result result;
+        require_check(ex, ex->resp);
+        if (deliver_shared(ex, ex->resp, &result))
+            return result;
+    }
     if (!make_plan(ex))
         return MHD_YES; /* held */
     return deliver_plan(ex);

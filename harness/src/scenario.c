@@ -68,7 +68,7 @@ static void identity(struct ld *ld, const struct ynode *root)
     }
 }
 
-static void load_parts(struct ld *ld, const struct ynode *root)
+static void load_parts(struct ld *ld, const struct ynode *root, bool want_doc)
 {
     struct scenario *s = ld->s;
     ld_keys(ld, root, &KEYS_SCENARIO);
@@ -88,11 +88,12 @@ static void load_parts(struct ld *ld, const struct ynode *root)
         s->client = ld_to_json(ld, client);
     if (expect_ok && expect)
         s->expect = expect->kind == Y_MAP ? ld_to_json(ld, expect) : json_object();
-    s->doc = ld_to_json(ld, root);
+    if (want_doc)
+        s->doc = ld_to_json(ld, root);
 }
 
 static struct scenario *load_tree(struct ynode *root, const char *file, const char *dir,
-                                  struct diag_list *diags)
+                                  struct diag_list *diags, bool want_doc)
 {
     size_t before = diags->n;
     struct scenario *s = xcalloc(1, sizeof *s);
@@ -105,8 +106,9 @@ static struct scenario *load_tree(struct ynode *root, const char *file, const ch
                "expect; got %s",
                ynode_kind_name(root));
     } else {
-        load_parts(&ld, root);
-        json_object_set_new(s->doc, "file", json_string(file));
+        load_parts(&ld, root, want_doc);
+        if (s->doc)
+            json_object_set_new(s->doc, "file", json_string(file));
     }
     ld_done(&ld);
     if (diags->n > before) {
@@ -116,8 +118,8 @@ static struct scenario *load_tree(struct ynode *root, const char *file, const ch
     return s;
 }
 
-struct scenario *scenario_load_text(const char *text, size_t len, const char *name,
-                                    const char *base_dir, struct diag_list *diags)
+static struct scenario *load_text(const char *text, size_t len, const char *name,
+                                  const char *base_dir, struct diag_list *diags, bool want_doc)
 {
     /* the file name must outlive the tree for its locations: use the scenario's copy */
     char *file = xstrdup(name);
@@ -125,15 +127,21 @@ struct scenario *scenario_load_text(const char *text, size_t len, const char *na
     struct ynode *root = ydoc_parse(text, len, file, diags);
     struct scenario *s = NULL;
     if (root && diags->n == before)
-        s = load_tree(root, file, base_dir, diags);
+        s = load_tree(root, file, base_dir, diags, want_doc);
     else if (root)
-        scenario_free(load_tree(root, file, base_dir, diags)); /* report the rest too */
+        scenario_free(load_tree(root, file, base_dir, diags, false)); /* report the rest too */
     ynode_free(root);
     free(file);
     return s;
 }
 
-struct scenario *scenario_load(const char *path, struct diag_list *diags)
+struct scenario *scenario_load_text(const char *text, size_t len, const char *name,
+                                    const char *base_dir, struct diag_list *diags)
+{
+    return load_text(text, len, name, base_dir, diags, true);
+}
+
+static struct scenario *load_file(const char *path, struct diag_list *diags, bool want_doc)
 {
     char err[256];
     size_t len = 0;
@@ -158,12 +166,22 @@ struct scenario *scenario_load(const char *path, struct diag_list *diags)
         *slash = 0;
     else
         strcpy(dir, ".");
-    struct scenario *s = scenario_load_text(text, len, path, dir, diags);
-    if (s)
+    struct scenario *s = load_text(text, len, path, dir, diags, want_doc);
+    if (s && s->doc)
         json_object_set_new(s->doc, "file", json_string(abs));
     free(dir);
     free(text);
     return s;
+}
+
+struct scenario *scenario_load(const char *path, struct diag_list *diags)
+{
+    return load_file(path, diags, true);
+}
+
+struct scenario *scenario_load_lean(const char *path, struct diag_list *diags)
+{
+    return load_file(path, diags, false);
 }
 
 void scenario_free(struct scenario *s)

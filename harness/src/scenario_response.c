@@ -352,6 +352,8 @@ void scenario_response_free(struct response *r)
 {
     if (!r)
         return;
+    if (r->reply && r->reply_free)
+        r->reply_free(r->reply);
     free(r->reason);
     ld_free_headers(&r->headers);
     tmpl_free(r->body_tmpl);

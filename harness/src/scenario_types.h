@@ -295,6 +295,12 @@ struct response {
     enum stream_end stream_then; /* RESP_STREAM: after the last chunk */
     struct sse_spec *sse;        /* RESP_SSE */
     struct ws_spec *websocket;   /* RESP_WEBSOCKET */
+
+    /* The server's response object when this response is the same for every request
+     * (deliver.h: built by the first request, shared read-only by the others), released by
+     * reply_free when the response is freed; NULL until then. */
+    void *reply;
+    void (*reply_free)(void *reply);
 };
 
 enum after_last { AFTER_REPEAT, AFTER_CYCLE, AFTER_NOT_FOUND };
@@ -337,7 +343,8 @@ struct scenario {
     json_t *client;        /* validated `client` part as JSON, or NULL */
     json_t *expect;        /* validated `expect` part as JSON, or NULL */
     json_t *doc;           /* the whole file as JSON (identity + client + expect + server) plus
-                            * "file": the path; durations as milliseconds */
+                            * "file": the path; durations as milliseconds (NULL when
+                            * loaded by scenario_load_lean) */
 };
 
 #endif

@@ -455,7 +455,7 @@ static int serve(const struct server_config *cfg_in, struct caps *limits,
         n_files++;
     struct scenario **loaded = xcalloc(n_files + 1, sizeof *loaded);
     for (size_t i = 0; i < n_files; i++)
-        loaded[i] = scenario_load(files[i], &diags);
+        loaded[i] = scenario_load_lean(files[i], &diags);
     if (diags.n) {
         diag_print(&diags, stderr);
         fprintf(stderr, "harness serve: %zu error%s: not serving\n", diags.n,

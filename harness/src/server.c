@@ -38,6 +38,15 @@
 
 #define N_PORTS EX_N_PORTS
 
+/* libmicrohttpd's polling threads per port (0: one). Tried: 2 (MHD_OPTION_THREAD_POOL_SIZE,
+ * suspend/resume work with it) under make bench, whose server is pinned to one CPU: bursts of
+ * 1000 and 5000 resumed delays were 273 and 2733 ms late at p99 against 330 and 3223 ms with
+ * one thread, in one run at load 40 where nginx answering the same bursts without any delay
+ * took 312-314 and 1328-1398 ms: no gain beyond the noise, so one thread stays. */
+#ifndef SERVER_THREAD_POOL
+#define SERVER_THREAD_POOL 0
+#endif
+
 struct port_ctx {
     struct server *srv;
     int index;
@@ -170,8 +179,37 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
                                       const char *value)
 {
     (void)kind;
-    request_add_header(cls, key, value);
+    /* libmicrohttpd keeps them in the connection's pool until the request completes: after
+     * that only the journal's own copy is read */
+    request_borrow_header(cls, key, value);
     return MHD_YES;
+}
+
+/* Decimal digits of v at p; returns the end. */
+static char *put_uint(char *p, unsigned v)
+{
+    char tmp[10];
+    int n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while (v /= 10);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* "a.b.c.d:port" into out (at least 22 bytes): by hand, as inet_ntop() and snprintf() cost
+ * a tenth of a request's instructions. */
+static void format_remote(const struct sockaddr_in *sin, char *out)
+{
+    const unsigned char *a = (const unsigned char *)&sin->sin_addr;
+    char *p = out;
+    for (int i = 0; i < 4; i++) {
+        p = put_uint(p, a[i]);
+        *p++ = i < 3 ? '.' : ':';
+    }
+    p = put_uint(p, ntohs(sin->sin_port));
+    *p = 0;
 }
 
 static void read_headers(struct exchange *ex, const char *method, const char *version)
@@ -180,6 +218,8 @@ static void read_headers(struct exchange *ex, const char *method, const char *ve
     request_free(&ex->req);
     request_init(&ex->req, method, target);
     free(target);
+    int n = MHD_get_connection_values(ex->conn, MHD_HEADER_KIND, NULL, NULL);
+    request_reserve_headers(&ex->req, n > 0 ? (size_t)n : 0);
     MHD_get_connection_values(ex->conn, MHD_HEADER_KIND, collect_header, &ex->req);
     ex->version = xstrdup(version ? version : "");
     if (ex_port_tls(ex->port_index)) {
@@ -196,12 +236,8 @@ static void read_headers(struct exchange *ex, const char *method, const char *ve
     }
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)ci->client_addr;
-        char ip[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip);
-        snprintf(ex->remote, sizeof ex->remote, "%s:%u", ip, ntohs(sin->sin_port));
-    }
+    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+        format_remote((const struct sockaddr_in *)ci->client_addr, ex->remote);
     if (ex->port_index == EX_PORT_CONTROL) {
         /* the address served, for the Host check (ctlauth.h) */
         const union MHD_ConnectionInfo *fi =
@@ -391,11 +427,13 @@ static struct MHD_Daemon *start_daemon(struct port_ctx *pc, const char *bind, ui
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, pc, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
         pc, MHD_OPTION_CONNECTION_LIMIT, lim->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         lim->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, lim->idle_timeout_s,
-        /* 32 KiB: a larger pool is mmap()ed, and munmap() per connection costs ~0.2 ms of the
-         * polling thread (it made 100 concurrent delays 36 ms late instead of 5); it bounds
-         * a request's line and headers too (431 beyond) */
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
-        (unsigned)4096, MHD_OPTION_END);
+        /* --conn-memory (caps.h): zeroed at every request and held by every connection, idle
+         * or not; it bounds a request's line and headers too (431 beyond). Over 32 KiB it is
+         * mmap()ed, and munmap() per connection costs ~0.2 ms of the polling thread (it made
+         * 100 concurrent delays 36 ms late instead of 5) */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, lim->conn_memory, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)SERVER_THREAD_POOL, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
+        MHD_OPTION_END);
 }
 
 struct server *server_start(const struct server_config *cfg, char *err, size_t errlen)
