@@ -1166,6 +1166,7 @@ def check_script_xhr(obs):
                                   value="yes"), got
     second = [e["type"] for e in _step_events(obs, "step-4")]
     assert "abort" in second and second[-1] == "loadend", second
+    assert "wait_timeout" not in types(obs), obs["events"]  # the journal wait answered
     assert isinstance(obs["clock"]["epoch_ms"], (int, float))
     check_times(obs)
 
@@ -1189,6 +1190,7 @@ def check_script_websocket(obs):
 def check_script_fetch(obs):
     ev = _step_events(obs, "f")
     assert ev[-1]["type"] == "error" and ev[-1]["name"] == "AbortError", ev
+    assert "wait_timeout" not in types(obs), obs["events"]  # the journal wait answered
     assert "deadline" not in obs
 
 
@@ -1301,3 +1303,40 @@ def test_documented_examples_run(sessions, name, n):
     verdict = grader.grade(expect, answer["observations"], journal,
                            {"name": name, "kind": spec.kind, "capabilities": spec.capabilities})
     assert verdict.outcome == "pass", grader.format_failure(verdict, sc, journal=journal)
+
+
+# ---------------------------------------------------------------- journal waits in scripts
+
+JOURNAL_WAIT_SCENARIOS = ["scenarios/xhr/script-timeout-set-in-flight.yaml",
+                          "scenarios/xhr/script-timeout-set-already-elapsed.yaml"]
+
+
+def checked_scenario(path):
+    """A catalogue scenario as the driver reads it (harness check --json: durations in ms)."""
+    binary = os.environ.get("HARNESS_BIN") or os.path.join(ROOT, "build", "harness")
+    out = subprocess.run([binary, "check", "--json", os.path.join(ROOT, path)],
+                         capture_output=True, text=True, check=True).stdout
+    doc = json.loads(out)["scenarios"][0]
+    doc.pop("file", None)  # where it came from: not a scenario key
+    return doc
+
+
+@pytest.mark.parametrize("path", JOURNAL_WAIT_SCENARIOS)
+def test_journal_wait_scenarios_wait_for_the_entry(sessions, path):
+    """The scripts' wait_for: {journal} is the instance's journal wait
+    (/s/ID/_harness/wait): it answers once the entry arrived (no wait_timeout), and holds
+    until its timeout when the entry never comes -- so the scenario's ordering (the request
+    reached the server before the step after the wait) is the wait's doing."""
+    doc = checked_scenario(path)
+    waits = [st["wait_for"] for st in doc["client"]["steps"]
+             if "journal" in (st.get("wait_for") or {})]
+    assert waits, path
+    s = sessions("node-xhr2")
+    obs = s.run(json.dumps(doc), doc["client"], deadline_ms=6000)["observations"]
+    assert "wait_timeout" not in types(obs), obs["events"]
+    for w in waits:
+        w["journal"]["count"] = 9  # never reached
+    obs = s.run(json.dumps(doc), doc["client"], deadline_ms=6000)["observations"]
+    timed_out = [e for e in obs["events"] if e["type"] == "wait_timeout"]
+    assert len(timed_out) == len(waits), obs["events"]
+    assert timed_out[0]["t"] >= waits[0]["timeout"] - 20, (timed_out, waits)
