@@ -1297,8 +1297,8 @@ def _doc_examples():
 
 
 @pytest.mark.parametrize("name", ["chromium", "firefox", "webkit", "node-xhr2",
-                                  "node-eventsource", "node-ws", "python-websockets"])
-@pytest.mark.parametrize("n", range(3))
+                                  "node-eventsource", "node-ws", "python-websockets", "curl"])
+@pytest.mark.parametrize("n", range(len(_doc_examples())))
 def test_documented_examples_run(sessions, name, n):
     from comet_harness import grader
     block = _doc_examples()[n]
