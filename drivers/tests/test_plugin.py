@@ -88,8 +88,8 @@ def test_list_clients(cometrun):
     result.stdout.fnmatch_lines(["client *default *kind *capabilities *description",
                                  "fake-conforming *yes *program *http *conforming fake*",
                                  "*$ /usr/bin/python3 drivers/tests/fakes/conforming.py",
-                                 "python-requests *python *http *Python `requests`*",
-                                 "python-websocket-client *python *websocket *",
+                                 "python-requests *python *http,steps *Python `requests`*",
+                                 "python-websocket-client *python *websocket,steps *",
                                  "33 clients, 1 run by default"])
     # the columns line up, however long a name is
     rows = [l for l in result.outlines if l and not l.startswith(" ")][:-1]
