@@ -18,8 +18,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BAD = sorted(glob.glob(os.path.join(ROOT, "tests/fixtures/bad/*.yaml")))
 
 
+REGISTRY = os.path.join(ROOT, "drivers", "clients.yaml")
+
+
 def run(binary, *args):
     return subprocess.run([binary, "check", *args], capture_output=True, text=True, timeout=60)
+
+
+def run_with_registry(binary, *args):
+    """As the drivers check: with the client registry, so when.client names are checked."""
+    return run(binary, "--clients", REGISTRY, *args)
 
 
 def test_enough_bad_fixtures():
@@ -30,7 +38,7 @@ def test_enough_bad_fixtures():
 def test_bad_fixture_reports_each_error_at_its_place(harness_bin, path):
     expected = re.findall(r"^# expect-error: (\d+):(\d+): (.*)$", open(path).read(), re.M)
     assert expected, "the fixture lists no expect-error line"
-    proc = run(harness_bin, path)
+    proc = run_with_registry(harness_bin, path)
     assert proc.returncode == 1
     errors = [l for l in proc.stderr.splitlines() if l.startswith(path + ":")]
     assert len(errors) == len(expected), proc.stderr
@@ -41,7 +49,7 @@ def test_bad_fixture_reports_each_error_at_its_place(harness_bin, path):
 
 
 def test_all_errors_of_all_files_in_one_run(harness_bin):
-    proc = run(harness_bin, os.path.join(ROOT, "tests/fixtures/bad"))
+    proc = run_with_registry(harness_bin, os.path.join(ROOT, "tests/fixtures/bad"))
     assert proc.returncode == 1
     total = sum(len(re.findall(r"^# expect-error:", open(p).read(), re.M)) for p in BAD)
     assert "checked %d files: %d errors" % (len(BAD), total) in proc.stderr
@@ -49,8 +57,31 @@ def test_all_errors_of_all_files_in_one_run(harness_bin):
 
 def test_shipped_scenarios_are_valid(harness_bin):
     dirs = [d for d in ("scenarios", "drivers/tests/scenarios") if os.path.isdir(os.path.join(ROOT, d))]
-    proc = run(harness_bin, *[os.path.join(ROOT, d) for d in dirs])
+    proc = run_with_registry(harness_bin, *[os.path.join(ROOT, d) for d in dirs])
     assert proc.returncode == 0, proc.stderr
+
+
+def test_when_client_is_checked_against_the_registry_only_when_given(harness_bin, tmp_path):
+    """The registry is read from its file (no second list): without --clients a name is not
+    checked; with it, a typo is an error at the name; NAME@VERSION is the client NAME; a
+    --clients-file's clients count too; a file that is not a registry is an error."""
+    bad = os.path.join(ROOT, "tests/fixtures/bad/when-client-unknown.yaml")
+    assert run(harness_bin, bad).returncode == 0
+    proc = run_with_registry(harness_bin, bad)
+    assert proc.returncode == 1 and "no client 'chromuim'" in proc.stderr, proc.stderr
+    extra = tmp_path / "mine.yaml"
+    extra.write_text("clients:\n  chromuim:\n    command: [true]\n  node-ws-fork:\n"
+                     "    command: [true]\n")
+    proc = run(harness_bin, "--clients", REGISTRY, "--clients", str(extra), bad)
+    assert "chromuim" not in proc.stderr and proc.stderr.count(": when.client:") == 1, proc.stderr
+    assert "'pyhton-requests'" in proc.stderr
+    notreg = tmp_path / "not.yaml"
+    notreg.write_text("default: [a]\n")
+    proc = run(harness_bin, "--clients", str(notreg), bad)
+    assert proc.returncode == 1 and "%s:1:1: a client registry has a `clients` mapping" % notreg \
+        in proc.stderr, proc.stderr
+    proc = run(harness_bin, "--clients", str(tmp_path / "missing.yaml"), bad)
+    assert proc.returncode == 1 and "cannot read the client registry" in proc.stderr
 
 
 def doc_examples():

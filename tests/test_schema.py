@@ -19,6 +19,7 @@ BAD = sorted(glob.glob(os.path.join(ROOT, "tests/fixtures/bad/*.yaml")))
 # tabs, aliases, duplicate or non-scalar keys), or values only the loader can judge
 # (regexes, templates, base64, files, route and channel names, path prefixes).
 NOT_SHAPE = {
+    "when-client-unknown.yaml": "a name of the client registry (harness check --clients)",
     "alias.yaml": "YAML: aliases are expanded by a YAML parser",
     "bad-base64.yaml": "the base64 alphabet holds, the padding does not",
     "bad-regex.yaml": "a regex of the dialect",

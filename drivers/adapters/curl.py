@@ -305,7 +305,7 @@ def main():
         version, line = None, str(err)
     adapter = Adapter(
         name=NAME, version=version or "?",
-        implementation="%s (%s)" % (line, CURL), capabilities=["http"], run_class=CurlRun,
+        implementation="%s (%s)" % (line, CURL), capabilities=["http", "steps"], run_class=CurlRun,
         details={"curl": CURL, "python": "%s %s" % (platform.python_implementation(),
                                                     platform.python_version())})
     if version is None:

@@ -30,6 +30,10 @@ What it does, so that each adapter only has to make its library do one action:
   curl.py kills its process).
 - A failure of the adapter's own code in a run is answered `error` for that run; the
   library's failures are observations, recorded by each adapter as it sees fit.
+- Client scripts (`steps`): ScriptRun, the one step loop of every Python adapter, with
+  the in-page runner's semantics (browser/runner.js): each request step a run of the
+  adapter's Run class, waits, journal waits, do steps through Run.perform() (the verbs in
+  Run.do_verbs; others are unsupported), `on` bindings, events tagged by step.
 - What every HTTP adapter records alike: http_request_body(spec) (the body to send),
   Run.http_response() (the head of the response) and Run.http_body() (an HttpBody: the
   chunks and responseText). What every WebSocket adapter records alike: Run.ws_connecting,
@@ -39,6 +43,7 @@ What it does, so that each adapter only has to make its library do one action:
 import asyncio
 import base64
 import codecs
+import concurrent.futures
 import json
 import os
 import socket
@@ -46,6 +51,8 @@ import sys
 import threading
 import time
 import traceback
+import urllib.error
+import urllib.request
 
 PROTOCOL_VERSION = 1
 STOP_GRACE_S = 3.0
@@ -308,9 +315,28 @@ class Run:
     cancel(). self.spec is the action's part of the client part, self.action its key.
     """
 
-    def __init__(self, msg, adapter):
+    # The do verbs (docs/scenarios.md, "Client scripts") the library can perform on this
+    # run's object, through perform(): a script asking another one is unsupported.
+    do_verbs = ()
+    # True when the run carries out a whole script itself (a browser's page runs the
+    # in-page runner): pyproto's ScriptRun is not used.
+    runs_scripts = False
+    # True when the adapter calls object_ready() itself (once its library object exists, as
+    # a browser's constructor returns); else the object is "ready" as the action starts.
+    signals_ready = False
+
+    def __init__(self, msg, adapter, parent=None, step=None):
         self.msg = msg
         self.adapter = adapter
+        self.parent = parent  # the ScriptRun this run is a request step of, or None
+        self.step = step      # ... and the step's id
+        self.started = threading.Event()  # the object exists: a do may act on it
+        # a request step goes on (connects, sends) once its script yields (its next wait,
+        # or its end), as a page's request goes on only once the script awaits: a do right
+        # after the step acts on an object that is still CONNECTING
+        self.go = threading.Event()
+        if parent is None:
+            self.go.set()
         self.id = msg.get("id")
         script = "steps" in msg["client"]
         self.action = "steps" if script else next(iter(msg["client"]))
@@ -319,27 +345,64 @@ class Run:
         # no DOM events here: what a page would show of them is not observable
         self.obs = {"events": [], "unobserved": list(UNOBSERVED)}
         self.lock = threading.Lock()
-        self.frozen = False   # the deadline hit (or stop): nothing more is recorded
+        self._frozen = False  # the deadline hit (or stop): nothing more is recorded
         self.stopped = False  # the adapter is stopping: the run is answered as an error
         self.sockets = []
         self.done = threading.Event()
         self.failure = None   # an exception of the adapter's own code
         self.t0 = time.monotonic()
 
+    # A request step is frozen with its script.
+    @property
+    def frozen(self):
+        return self._frozen or (self.parent is not None and self.parent.frozen)
+
+    @frozen.setter
+    def frozen(self, value):
+        self._frozen = value
+
     # -- recording (from the worker thread)
 
     def now(self):
-        return round(max(0.0, (time.monotonic() - self.t0) * 1000.0), 3)
+        """ms since the run started; a request step's t counts from its script's start
+        (whatever the adapter sets its own t0 to)."""
+        t0 = self.parent.t0 if self.parent is not None else self.t0
+        return round(max(0.0, (time.monotonic() - t0) * 1000.0), 3)
 
     def event(self, type_, **fields):
+        if self.parent is not None:  # a request step: the script's one list, tagged
+            if not self._frozen:
+                self.parent.step_event(self, type_, fields)
+            return
         with self.lock:
             if not self.frozen:
                 self.obs["events"].append(dict({"type": type_, "t": self.now()}, **fields))
 
     def set(self, **fields):
         with self.lock:
-            if not self.frozen:
-                self.obs.update(fields)
+            if self.frozen:
+                return
+            self.obs.update(fields)
+        if self.parent is not None and isinstance(fields.get("exception"), dict):
+            # what the library threw ends this step: an event of the script too (the runner's)
+            self.parent.step_event(self, "exception", dict(fields["exception"]))
+
+    def object_ready(self):
+        """The library object exists (a do step may act on it now): adapters with
+        signals_ready call it as soon as they have one, before it connects. In a script it
+        returns once the script has yielded (self.go)."""
+        self.started.set()
+        while not self.go.wait(0.05):
+            if self.frozen:
+                return
+
+    def perform(self, verb, do, failed):
+        """A do step on this run's object (verb: abort, close, send, call, set; do: the
+        step's `do`). Returns a value to record (call) or None; raises what the library
+        raised (recorded as the do step's exception), or CannotDo when the library has no
+        way to do it now (the run is then unsupported). failed(err) is for a failure that
+        comes later (a do scheduled on an event loop)."""
+        raise CannotDo("%s cannot %s" % (self.adapter.name, verb))
 
     def library_failed(self, err, library_errors):
         """Record what the library call raised: its own failure (an instance of
@@ -422,8 +485,14 @@ class Run:
             err = self.failure
             return {"type": "error", "message": "%s: %s" % (type(err).__name__, err),
                     "stack": "".join(traceback.format_exception(err))}
+        cannot = getattr(self, "cannot", None)
+        if cannot:
+            return {"type": "unsupported", "reason": cannot}
         with self.lock:
-            return {"type": "result", "observations": json.loads(json.dumps(self.obs))}
+            return {"type": "result", "observations": json.loads(json.dumps(self.final_obs()))}
+
+    def final_obs(self):
+        return self.obs
 
     def abandon(self):
         """The adapter is stopping: record nothing more, unblock the worker, answer error."""
@@ -444,6 +513,10 @@ class Run:
     def work(self):
         _current.run = self
         try:
+            if not self.signals_ready:
+                self.object_ready()
+                if self.frozen:
+                    return
             self.execute()
         except BaseException as err:  # the adapter's own code failed
             if not self.frozen:
@@ -452,6 +525,7 @@ class Run:
                 log("run %s: after its end: %s: %s" % (self.id, type(err).__name__, err))
         finally:
             _current.run = None
+            self.started.set()
             self.done.set()
 
     def execute(self):
@@ -467,12 +541,15 @@ class AsyncRun(Run):
 
     def execute(self):
         self.loop = asyncio.new_event_loop()
+        self.loop_thread = threading.current_thread()
         try:
             self.task = self.loop.create_task(self.aexecute())
             try:
                 self.loop.run_until_complete(self.task)
             except asyncio.CancelledError:
                 pass
+            if self.parent is not None:  # a request step: its object stays for later do steps
+                self.loop.run_until_complete(self.linger())
         finally:
             try:
                 self.loop.run_until_complete(self.loop.shutdown_asyncgens())
@@ -492,6 +569,43 @@ class AsyncRun(Run):
     async def aexecute(self):
         raise NotImplementedError
 
+    async def linger(self):
+        """A request step's loop runs on until its script is over, so that a do step after
+        the connection closed still asks the library (which answers as it does)."""
+        while not (self.parent.script_over or self.frozen):
+            await asyncio.sleep(0.02)
+
+    def perform(self, verb, do, failed):
+        """A do step, carried out by aperform(verb, do) on the run's event loop: waited for
+        from another thread; from the loop's own thread (a do bound to an event, `on`) it
+        is scheduled, and what it raises is given to failed(err)."""
+        if verb not in self.do_verbs:
+            raise CannotDo("%s cannot %s" % (self.adapter.name, verb))
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            # not started yet: there is no library object before the handshake
+            raise CannotDo("%s has no object to %s before its connection starts"
+                           % (self.adapter.name, verb))
+        if threading.current_thread() is getattr(self, "loop_thread", None):
+            task = loop.create_task(self.aperform(verb, do))
+
+            def done(t):
+                if not t.cancelled() and t.exception() is not None:
+                    failed(t.exception())
+            task.add_done_callback(done)
+            return None
+        fut = asyncio.run_coroutine_threadsafe(self.aperform(verb, do), loop)
+        while True:  # until it is done, or the run is (its loop then drops the task)
+            try:
+                return fut.result(0.05)
+            except concurrent.futures.TimeoutError:
+                if self.done.is_set() or self.frozen:
+                    fut.cancel()
+                    return None
+
+    async def aperform(self, verb, do):
+        raise CannotDo("%s cannot %s" % (self.adapter.name, verb))
+
     async def ws_drive(self):
         """An open WebSocket's run: the scenario's script (self.script()) and the reader
         (self.read()) side by side. A step that raises ends the run at once; otherwise, once
@@ -510,6 +624,265 @@ class AsyncRun(Run):
         finally:
             for task in (script, reader):
                 task.cancel()
+
+
+# ------------------------------------------------------------------- client scripts
+
+class CannotDo(Exception):
+    """A do step the library has no way to perform (now): the run is unsupported."""
+
+
+SETTLE_S = 0.025  # the runner's SETTLE_MS: stray events after the end are seen too
+
+
+def step_id(step, i):
+    """A step's id: its own, or step-N (N from 1), as the loader names it."""
+    return step["id"] if isinstance(step.get("id"), str) else "step-%d" % (i + 1)
+
+
+def step_action(step):
+    return next((k for k in step if k in STEP_ACTIONS), None) if isinstance(step, dict) else None
+
+
+def do_verb(do):
+    """The verb of a do step: abort, close, send (a string or {send|close: ...}), call, set."""
+    if isinstance(do, str):
+        return do
+    return next((k for k in ("call", "set", "send", "close") if k in (do or {})), None)
+
+
+def do_send_data(do):
+    """What `do: {send: DATA}` sends: a string as it is, anything else as JSON (the
+    runner's rule); None for a bare `do: send`."""
+    if not isinstance(do, dict):
+        return None
+    return do["send"] if isinstance(do["send"], str) else json.dumps(do["send"])
+
+
+def do_close_args(do):
+    """`do: close` or {close: {code, reason}} → (code, reason), either None when not given."""
+    c = do.get("close") if isinstance(do, dict) else None
+    c = c if isinstance(c, dict) else {}
+    return (int(c["code"]) if c.get("code") is not None else None,
+            str(c["reason"]) if c.get("reason") is not None else None)
+
+
+class ScriptRun(Run):
+    """A client script (docs/scenarios.md, "Client scripts"), with the semantics of the
+    in-page runner's loop (browser/runner.js, runScript) and so of the Node libraries':
+
+    - a request step starts a run of the adapter's run_class in a thread of its own (its
+      parent is this script, its step id tags its events, its t counts from the script's
+      start) and the script goes on once the step's object exists (object_ready()); the
+      request itself goes on when the script next yields (a wait, a wait_for, its end),
+      so that do steps right after it meet the object before it connects, as in a page;
+    - `wait` sleeps; `wait_for: {event}` waits until that step fired the event (the nth,
+      with that readyState); `wait_for: {journal}` asks the instance's journal wait (the
+      driver gives its URL; docs/control-api.md); one that times out records wait_timeout;
+    - `do` calls the step run's perform(): what it raises is an event {type: exception,
+      step, target, name, message}, a value it returns {type: return, ...}; CannotDo ends
+      the run as unsupported;
+    - `do` with `on` is bound before anything runs and performed inside the recording of
+      that event (the thread that recorded it);
+    - the run ends when the script is over and every request step has ended, SETTLE_S
+      later; at the deadline every step is cancelled.
+    """
+
+    def __init__(self, msg, adapter):
+        super().__init__(msg, adapter)
+        self.obs = {"events": [], "steps": {}, "unobserved": list(UNOBSERVED)}
+        self.children = {}   # step id → its Run
+        self.handlers = {}   # step id → [{"step", "id", "count", "fired"}] (on)
+        self.changed = threading.Condition(self.lock)
+        self.cannot = None   # why the library cannot run this script (unsupported)
+        self.script_over = False
+        self.epoch_ms = time.time() * 1000.0
+
+    # -- events of the steps
+
+    def step_event(self, child, type_, fields):
+        fire = []
+        with self.lock:
+            if self.frozen:
+                return
+            e = dict({"type": type_, "t": self.now(), "step": child.step}, **fields)
+            self.obs["events"].append(e)
+            self.changed.notify_all()
+            for h in self.handlers.get(child.step, []):
+                if h["fired"] or not self.matches(child, e, h["step"]["on"]):
+                    continue
+                h["count"] += 1
+                if h["count"] >= (h["step"]["on"].get("nth") or 1):
+                    h["fired"] = True
+                    fire.append(h)
+        for h in fire:  # inside the "listener": the thread that recorded the event
+            target = h["step"].get("step", h["step"]["on"]["step"])
+            self.do_step(h["step"], h["id"], self.children.get(target))
+
+    def record(self, sid, type_, **fields):
+        with self.lock:
+            if not self.frozen:
+                self.obs["events"].append(dict({"type": type_, "t": self.now(), "step": sid},
+                                               **fields))
+
+    @staticmethod
+    def matches(child, e, cond):
+        if e["type"] != cond.get("event"):
+            return False
+        if cond.get("readyState") is not None:
+            rs = e.get("readyState", child.obs.get("readyState"))
+            if rs != cond["readyState"]:
+                return False
+        return True
+
+    # -- the loop
+
+    def execute(self):
+        steps = self.spec.get("steps") or []
+        for i, step in enumerate(steps):
+            if step.get("do") is not None and step.get("on"):
+                self.handlers.setdefault(step["on"]["step"], []).append(
+                    {"step": step, "id": step_id(step, i), "count": 0, "fired": False})
+        for i, step in enumerate(steps):
+            if self.frozen:
+                return
+            sid = step_id(step, i)
+            action = step_action(step)
+            if action:
+                self.start_step(sid, action, step[action])
+            elif step.get("wait") is not None:
+                self.yield_to_steps()
+                self.sleep(duration_ms(step["wait"]) / 1000.0)
+            elif step.get("wait_for") is not None:
+                self.yield_to_steps()
+                if not self.wait_for(step["wait_for"]) and not self.frozen:
+                    self.record(sid, "wait_timeout")
+            elif step.get("do") is not None and not step.get("on"):
+                self.do_step(step, sid, self.children.get(step.get("step")))
+        self.yield_to_steps()
+        self.script_over = True  # the steps' objects may go (AsyncRun.linger)
+        for child in list(self.children.values()):
+            while not child.done.wait(0.05):
+                if self.frozen:
+                    return
+        self.sleep(SETTLE_S)
+        for child in self.children.values():
+            if child.failure is not None and self.failure is None:
+                raise child.failure
+
+    def start_step(self, sid, action, spec):
+        msg = {"id": "%s/%s" % (self.id, sid), "client": {action: spec},
+               "deadline_ms": self.deadline_s * 1000.0}
+        child = self.adapter.run_class(msg, self.adapter, parent=self, step=sid)
+        with self.lock:
+            self.children[sid] = child
+            self.obs["steps"][sid] = child.obs
+        threading.Thread(target=child.work, name="run-%s-%s" % (self.id, sid),
+                         daemon=True).start()
+        # the script goes on once the object exists (after send(), new WebSocket(), ...)
+        while not child.started.wait(0.05):
+            if self.frozen:
+                return
+
+    def yield_to_steps(self):
+        """The script awaits: the request steps started since go on (Run.go)."""
+        for child in list(self.children.values()):
+            child.go.set()
+
+    def sleep(self, seconds):
+        end = time.monotonic() + seconds
+        with self.lock:
+            while not self.frozen:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return
+                self.changed.wait(left)
+
+    def wait_for(self, w):
+        limit = duration_ms(w["timeout"]) / 1000.0 if w.get("timeout") is not None else None
+        if w.get("journal") is not None:
+            return self.journal_wait(w["journal"], limit)
+        cond = w.get("event") or {}
+        child = self.children.get(cond.get("step"))
+        if child is None:
+            raise ValueError('wait_for: no request step "%s" has run' % cond.get("step"))
+        end = time.monotonic() + (limit if limit is not None else self.deadline_s)
+        with self.lock:
+            while not self.frozen:
+                seen = [e for e in self.obs["events"]
+                        if e.get("step") == child.step and self.matches(child, e, cond)]
+                if len(seen) >= (cond.get("nth") or 1):
+                    return True
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self.changed.wait(left)
+        return False
+
+    def journal_wait(self, j, limit):
+        """The instance's journal wait (/s/ID/_harness/wait, its URL from the driver):
+        200 once the journal has the entries, 408 at the timeout."""
+        timeout_ms = max(1, round((limit if limit is not None else self.deadline_s) * 1000))
+        url = j["url"] + ("&" if "?" in j["url"] else "?") + "timeout=%d" % timeout_ms
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                             urllib.request.HTTPSHandler(context=ssl_context()))
+        try:
+            with opener.open(url, timeout=timeout_ms / 1000.0 + 5) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, OSError, ValueError):
+            return False  # 408 (an HTTPError), or the server is gone
+
+    def do_step(self, step, sid, child):
+        if child is None or self.frozen:
+            return
+        do = step["do"]
+        verb = do_verb(do)
+
+        def failed(err):
+            if isinstance(err, CannotDo):
+                self.cannot_do(str(err))
+            else:
+                self.record(sid, "exception", target=child.step, **error_info(err))
+        try:
+            value = child.perform(verb, do, failed)
+        except CannotDo as err:
+            self.cannot_do(str(err))
+            return
+        except Exception as err:  # noqa: BLE001 - what the library threw: an observation
+            failed(err)
+            return
+        if value is not None:
+            self.record(sid, "return", target=child.step, method=do.get("call"), value=value)
+
+    def cannot_do(self, reason):
+        """The library cannot do what the script asks: the run is unsupported."""
+        with self.lock:
+            if self.cannot is None:
+                self.cannot = reason
+            self.frozen = True
+            self.changed.notify_all()
+        self.cancel()
+
+    def cancel(self):
+        with self.lock:
+            self.changed.notify_all()
+        for child in list(self.children.values()):
+            try:
+                child.cancel()
+            except Exception as err:  # noqa: BLE001 - stopping is best effort
+                log("run %s: cancel %s: %s" % (self.id, child.step, err))
+        super().cancel()
+
+    def final_obs(self):
+        out = dict(self.obs)
+        steps = {}
+        for sid, child in self.children.items():
+            with child.lock:
+                steps[sid] = {k: v for k, v in child.obs.items()
+                              if k not in ("events", "unobserved")}
+        out["steps"] = steps
+        out["clock"] = {"epoch_ms": round(self.epoch_ms, 3)}
+        return out
 
 
 # ------------------------------------------------------------------------ the loop
@@ -574,11 +947,30 @@ class Adapter:
             if reason:
                 write({"id": rid, "type": "unsupported", "reason": reason})
                 return
-        run = self.run_class(msg, self)
+        own_loop = script and not getattr(self.run_class, "runs_scripts", False)
+        if own_loop:
+            reason = self.script_lack(client)
+            if reason:
+                write({"id": rid, "type": "unsupported", "reason": reason})
+                return
+        run = (ScriptRun if own_loop else self.run_class)(msg, self)
         with self.lock:
             self.inflight[rid] = run
         threading.Thread(target=self.finish_run, args=(run,), name="answer-%s" % rid,
                          daemon=True).start()
+
+    def script_lack(self, client):
+        """Why a script asks what this library cannot do (a do verb it has no operation
+        for), or None."""
+        verbs = self.run_class.do_verbs
+        for step in client.get("steps") or []:
+            if not isinstance(step, dict) or step.get("do") is None:
+                continue
+            verb = do_verb(step["do"])
+            if verb not in verbs:
+                return ("%s has no operation for a script's `do: %s` (it can: %s)"
+                        % (self.name, verb, ", ".join(verbs) or "none"))
+        return None
 
     def finish_run(self, run):
         try:

@@ -115,7 +115,7 @@ def main():
         implementation="aiohttp %s (multidict %s, yarl %s) on %s %s" % (
             aiohttp.__version__, multidict.__version__, yarl.__version__,
             platform.python_implementation(), platform.python_version()),
-        capabilities=["http"], run_class=AiohttpRun, lacks=lacks,
+        capabilities=["http", "steps"], run_class=AiohttpRun, lacks=lacks,
         details={"python": sys.executable}))
 
 

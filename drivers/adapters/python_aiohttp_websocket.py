@@ -51,8 +51,9 @@ import time
 
 import aiohttp
 
-from pyproto import (Adapter, AsyncRun, duration_ms, error_info, log, serve, ssl_context,
-                     ws_lacks, ws_close_request, ws_protocols, ws_step_messages, ws_steps)
+from pyproto import (Adapter, AsyncRun, CannotDo, do_close_args, do_send_data, duration_ms,
+                     error_info, log, serve, ssl_context, ws_lacks, ws_close_request,
+                     ws_protocols, ws_step_messages, ws_steps)
 
 NAME = "python-aiohttp-websocket"
 NO_STATUS = 1005      # the close event's code for a close frame without one
@@ -60,6 +61,32 @@ ABNORMAL = 1006       # aiohttp's WSCloseCode.ABNORMAL_CLOSURE: no close frame
 
 
 class AiohttpWebSocketRun(AsyncRun):
+    do_verbs = ("send", "close")
+
+    async def aperform(self, verb, do):
+        """A script's do step: ws.send_str(DATA), ws.close(code=, message=). Before the
+        handshake there is no ClientWebSocketResponse to ask."""
+        ws = getattr(self, "ws", None)
+        if ws is None:
+            raise CannotDo("aiohttp has no WebSocket object before its handshake completes:"
+                           " a %s() while CONNECTING cannot be asked of it" % verb)
+        if verb == "send":
+            data = do_send_data(do)
+            await (ws.send_str() if data is None else ws.send_str(data))
+            return
+        code, reason = do_close_args(do)
+        args = {}
+        if code is not None:
+            args["code"] = code
+        if reason is not None:
+            args["message"] = reason.encode("utf-8")
+        self.set(readyState=2)
+        self.closing = True
+        try:
+            await ws.close(**args)
+        finally:
+            self.close_done.set()
+
     async def aexecute(self):
         s = self.spec
         self.messages = 0
@@ -175,7 +202,7 @@ def main():
         name=NAME, version=aiohttp.__version__,
         implementation="aiohttp %s (ClientSession.ws_connect) on %s %s" % (
             aiohttp.__version__, platform.python_implementation(), platform.python_version()),
-        capabilities=["websocket"], run_class=AiohttpWebSocketRun, lacks=ws_lacks,
+        capabilities=["websocket", "steps"], run_class=AiohttpWebSocketRun, lacks=ws_lacks,
         details={"python": sys.executable}))
 
 

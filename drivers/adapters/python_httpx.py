@@ -103,7 +103,7 @@ def main():
         implementation="httpx %s (httpcore %s) on %s %s" % (
             httpx.__version__, httpcore.__version__, platform.python_implementation(),
             platform.python_version()),
-        capabilities=["http"], run_class=HttpxRun,
+        capabilities=["http", "steps"], run_class=HttpxRun,
         details={"python": sys.executable, "httpcore": httpcore.__version__}))
 
 

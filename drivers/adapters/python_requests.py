@@ -119,7 +119,7 @@ def main():
         implementation="requests %s (urllib3 %s) on %s %s" % (
             requests.__version__, urllib3.__version__,
             platform.python_implementation(), platform.python_version()),
-        capabilities=["http"], run_class=RequestsRun, lacks=lacks,
+        capabilities=["http", "steps"], run_class=RequestsRun, lacks=lacks,
         details={"python": sys.executable, "urllib3": urllib3.__version__}))
 
 

@@ -43,9 +43,9 @@ import time
 import websocket
 from websocket import ABNF
 
-from pyproto import (Adapter, Run, close_payload_fields, error_info, serve, ws_lacks,
-                     ws_close_request, ws_protocols, ws_step_messages, ws_steps, duration_ms,
-                     tls_ca)
+from pyproto import (Adapter, CannotDo, Run, close_payload_fields, do_close_args, do_send_data,
+                     error_info, serve, ws_lacks, ws_close_request, ws_protocols,
+                     ws_step_messages, ws_steps, duration_ms, tls_ca)
 
 NAME = "python-websocket-client"
 PROTOCOL_ERRORS = (websocket.WebSocketProtocolException, websocket.WebSocketPayloadException,
@@ -53,6 +53,28 @@ PROTOCOL_ERRORS = (websocket.WebSocketProtocolException, websocket.WebSocketPayl
 
 
 class WSClientRun(Run):
+    do_verbs = ("send", "close")
+    signals_ready = True  # the WebSocket object exists before connect(): do may act on it
+
+    def perform(self, verb, do, failed):
+        """A script's do step on the WebSocket object, from any thread (the library's
+        enable_multithread): ws.send(DATA) / send_binary, ws.send_close(status, reason)."""
+        ws = self.ws
+        if verb == "send":
+            data = do_send_data(do)
+            ws.send() if data is None else ws.send(data)
+        elif verb == "close":
+            code, reason = do_close_args(do)
+            args = {}
+            if code is not None:
+                args["status"] = code
+            if reason is not None:
+                args["reason"] = reason.encode("utf-8")
+            ws.send_close(**args)
+            self.set(readyState=2)
+        else:
+            raise CannotDo("websocket-client cannot %s" % verb)
+
     def execute(self):
         s = self.spec
         self.cond = threading.Condition()
@@ -64,6 +86,7 @@ class WSClientRun(Run):
         ws = websocket.WebSocket(enable_multithread=True, sslopt=sslopt)
         self.ws = ws
         self.ws_connecting(s["url"])
+        self.object_ready()
         self.t0 = time.monotonic()
         try:
             ws.connect(s["url"], subprotocols=ws_protocols(s))
@@ -183,7 +206,7 @@ def main():
         name=NAME, version=websocket.__version__,
         implementation="websocket-client %s on %s %s" % (
             websocket.__version__, platform.python_implementation(), platform.python_version()),
-        capabilities=["websocket"], run_class=WSClientRun, lacks=ws_lacks,
+        capabilities=["websocket", "steps"], run_class=WSClientRun, lacks=ws_lacks,
         details={"python": sys.executable}))
 
 

@@ -41,14 +41,32 @@ import time
 import websockets
 import websockets.exceptions
 
-from pyproto import (Adapter, AsyncRun, duration_ms, error_info, log, serve, ws_lacks,
-                     ws_close_request, ws_protocols, ws_step_messages, ws_steps,
-                     ssl_context)
+from pyproto import (Adapter, AsyncRun, CannotDo, do_close_args, do_send_data, duration_ms,
+                     error_info, log, serve, ws_lacks, ws_close_request, ws_protocols,
+                     ws_step_messages, ws_steps, ssl_context)
 
 NAME = "python-websockets"
 
 
 class WebsocketsRun(AsyncRun):
+    do_verbs = ("send", "close")
+
+    async def aperform(self, verb, do):
+        """A script's do step: ws.send(DATA), ws.close(code, reason). Before the handshake
+        there is no connection object to ask (websockets.connect() returns it open)."""
+        ws = getattr(self, "ws", None)
+        if ws is None:
+            raise CannotDo("websockets has no connection object before its handshake completes:"
+                           " a %s() while CONNECTING cannot be asked of it" % verb)
+        if verb == "send":
+            data = do_send_data(do)
+            await (ws.send() if data is None else ws.send(data))
+        else:
+            code, reason = do_close_args(do)
+            args = {k: v for k, v in (("code", code), ("reason", reason)) if v is not None}
+            self.set(readyState=2)
+            await ws.close(**args)
+
     async def aexecute(self):
         s = self.spec
         self.messages = 0
@@ -138,7 +156,7 @@ def main():
         implementation="websockets %s (asyncio client) on %s %s" % (
             websockets.__version__, platform.python_implementation(),
             platform.python_version()),
-        capabilities=["websocket"], run_class=WebsocketsRun, lacks=ws_lacks,
+        capabilities=["websocket", "steps"], run_class=WebsocketsRun, lacks=ws_lacks,
         details={"python": sys.executable}))
 
 

@@ -227,6 +227,7 @@ class BrowserRun(Run):
 
     browser = None
     what = "the browser"   # in "… did not answer the run"
+    runs_scripts = True    # the in-page runner carries out client scripts (runner.js)
 
     def answer(self):
         browser = self.browser

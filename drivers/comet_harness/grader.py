@@ -61,8 +61,9 @@ CLOCK_SLACK_MS = 2.0
 EVENT_MODES = ("exact", "subsequence", "contains")
 # expect.server and its parts (`strict` is allowed wherever a mapping is a check)
 SERVER_KEYS = frozenset({"requests", "preflights", "order", "websocket", "strict"})
-REQUEST_FIELDS = ("method", "path", "target", "query", "body", "status", "tls", "sni")  # journal fields
-REQUEST_KEYS = frozenset({"route", "count", "preflight", "kind", "headers",
+REQUEST_FIELDS = ("method", "path", "target", "query", "body", "status", "tls", "sni",
+                  "request_line", "header_names")  # journal fields
+REQUEST_KEYS = frozenset({"route", "count", "preflight", "kind", "headers", "header_order",
                           *REQUEST_FIELDS}) | MODIFIER_KEYS
 ORDER_KEYS = frozenset({"routes"}) | MODIFIER_KEYS
 WEBSOCKET_KEYS = frozenset({"pongs", "messages", "close_code", "masked", "violations",
@@ -799,6 +800,22 @@ def _request_checks(label, selected, spec, path, ctx=None):
                                     match(exp, bad[0].get(field_name, MISSING))) or "",
                                 detail="\n".join(journal_line(e) for e in bad), kind="server",
                                 level=level_of(spec, exp, default=ctx.level)))
+    if spec.get("header_order") is not None:
+        # the header names as the client sent them begin with these: case and order count
+        want = list(spec["header_order"])
+
+        def begins(names):
+            return len(names) >= len(want) and all(match(w, n) is None
+                                                   for w, n in zip(want, names))
+        bad = [e for e in selected if not begins(list(e.get("header_names") or []))]
+        checks.append(Check(
+            path + ".header_order", not bad, True, want,
+            [e.get("header_names") for e in selected],
+            bad and "%d of %d %s requests: expected the header names to begin with %s, "
+            "observed %s" % (len(bad), len(selected), label, render(want),
+                             render(bad[0].get("header_names", MISSING))) or "",
+            detail="\n".join(journal_line(e) for e in bad), kind="server",
+            level=level_of(spec, default=ctx.level)))
     for name in names:
         exp = spec["headers"][name]
         bad = [e for e in selected if match(exp, header_values(e, name)) is not None]

@@ -19,6 +19,8 @@ import urllib.parse
 
 DEFAULT_DEADLINE_MS = 10000
 PAGE_PATH = "/_harness/page"
+# An instance's journal wait, under its prefix on the scenario ports (harness/src/jwait.h)
+INSTANCE_WAIT_PATH = "/_harness/wait"
 ACTIONS = ("xhr", "fetch", "eventsource", "websocket", "jsonp", "image", "http")
 
 # Placeholders the driver can expand (the others depend on a request: the server's).
@@ -142,10 +144,10 @@ def _prepare_action(action, body, instance, origins, where):
 
 def _prepare_script(client, instance, origins):
     """A client script: every request step's URL absolute, every journal wait given the
-    control API's wait URL (docs/control-api.md) for this instance."""
+    URL of the instance's own journal wait (docs/control-api.md, "Waiting for the
+    journal")."""
     ctx = template_context(origins, instance)
     body = expand(copy.deepcopy(client), ctx)
-    main = origins["main"].rstrip("/")
     for n, step in enumerate(body.get("steps") or []):
         action = step_action(step)
         if action:
@@ -156,9 +158,11 @@ def _prepare_script(client, instance, origins):
             query = {"count": journal.get("count", 1)}
             if journal.get("route") is not None:
                 query["route"] = journal["route"]
-            journal["url"] = "%s/_harness/instances/%s/wait?%s" % (
-                main, urllib.parse.quote(instance["instance"], safe=""),
-                urllib.parse.urlencode(query))
+            # the instance's own wait on its main origin (the page's origin: no CORS, no
+            # token): /s/ID/_harness/wait (harness/src/jwait.h)
+            journal["url"] = absolute_url("%s?%s" % (INSTANCE_WAIT_PATH,
+                                                     urllib.parse.urlencode(query)),
+                                          "http", "main", instance, origins)
     deadline = body.get("deadline", DEFAULT_DEADLINE_MS)
     return "steps", body, deadline
 

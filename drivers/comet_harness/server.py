@@ -1,6 +1,7 @@
 """The `harness` binary: scenario validation and the server with its control API.
 
-    check(binary, paths)          `harness check --json`: the valid scenarios and the errors
+    check(binary, paths, clients) `harness check --json [--clients REGISTRY]`: the valid
+                                  scenarios and the errors
     HarnessServer(binary, roots)  `harness serve --port 0 --quiet --root DIR...`, started and
                                   stopped; its control API (the ready line's `control` port,
                                   with the ready line's `token` in X-Harness-Token)
@@ -37,13 +38,16 @@ def default_binary():
     return os.environ.get("HARNESS_BIN") or os.path.join(ROOT, "build", "harness")
 
 
-def check(binary, paths, timeout=120):
-    """Validate scenario files: {"scenarios": [...], "errors": [{file, line, col, message}]}."""
+def check(binary, paths, timeout=120, clients=()):
+    """Validate scenario files: {"scenarios": [...], "errors": [{file, line, col, message}]}.
+    clients: the client registry files; a `when: {client: NAME}` naming none of their
+    clients is an error (harness check --clients)."""
     if not os.path.exists(binary):
         raise HarnessError("the harness binary %s does not exist (make harness, or "
                            "--harness-bin / HARNESS_BIN)" % binary)
     try:
-        proc = subprocess.run([binary, "check", "--json"] + [str(p) for p in paths],
+        registries = [a for f in clients for a in ("--clients", str(f))]
+        proc = subprocess.run([binary, "check", "--json"] + registries + [str(p) for p in paths],
                               stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as err:
         raise HarnessError("harness check failed: %s" % err) from None

@@ -19,7 +19,8 @@ import pytest
 
 from . import expectations as expectations_mod
 from . import shard as shard_mod
-from .clients import AdapterPool, ROOT, RegistryError, add_versioned, load_registry
+from .clients import (MANIFEST, AdapterPool, ROOT, RegistryError, add_versioned,
+                      load_registry)
 from .server import HarnessServer, check, default_binary, default_roots
 
 YAML = (".yaml", ".yml")
@@ -53,6 +54,9 @@ class SessionState:
     shard: Optional[tuple] = None          # (K, N) of --shard K/N
     durations: dict = field(default_factory=dict)  # {(id, client): s} of --shard-durations
     shard_meta: Optional[dict] = None      # this shard's part (results.json "shard")
+    # the registry files (drivers/clients.yaml, --clients-file): `harness check --clients`
+    # rejects a `when: {client: NAME}` naming none of their clients
+    registry_files: List[str] = field(default_factory=lambda: [MANIFEST])
 
     # -- collection ----------------------------------------------------------------------
 
@@ -78,9 +82,9 @@ class SessionState:
         root = self.root_of(path)
         if path not in self.check_cache and root is not None and root not in self.roots_checked:
             self.roots_checked.add(root)
-            self._fill(check(self.harness_bin, [root]))
+            self._fill(check(self.harness_bin, [root], clients=self.registry_files))
         if path not in self.check_cache:
-            self._fill(check(self.harness_bin, [path]), also=[path])
+            self._fill(check(self.harness_bin, [path], clients=self.registry_files), also=[path])
         return self.check_cache[path]
 
     def _fill(self, doc, also=()):
@@ -99,10 +103,11 @@ class SessionState:
         for root in self.roots:
             if os.path.isdir(root) and root not in self.roots_checked:
                 self.roots_checked.add(root)
-                self._fill(check(self.harness_bin, [root]))
+                self._fill(check(self.harness_bin, [root], clients=self.registry_files))
         for path in self.explicit_files:
             if path not in self.check_cache:
-                self._fill(check(self.harness_bin, [path]), also=[path])
+                self._fill(check(self.harness_bin, [path], clients=self.registry_files),
+                           also=[path])
         return {s.get("id") for scenarios, _ in self.check_cache.values() for s in scenarios}
 
     # -- running -------------------------------------------------------------------------
@@ -192,7 +197,8 @@ def from_config(config):
         clients=clients, registry=registry, default=default,
         grace_s=config.getoption("adapter_grace"),
         worker=workerinput["workerid"] if workerinput else "w",
-        explicit_files=files, explicit_dirs=dirs)
+        explicit_files=files, explicit_dirs=dirs,
+        registry_files=[MANIFEST] + ([clients_file] if clients_file else []))
     expectations_dir = os.path.join(invocation, config.getoption("expectations")
                                     or expectations_mod.DIR)
     try:

@@ -423,7 +423,8 @@ def test_expect_client_keys_are_the_protocols_observations(harness_bin):
 @pytest.mark.parametrize("field", grader.REQUEST_FIELDS)
 def test_every_request_field_is_graded(field):
     entry = {"seq": 1, "route": "r", "method": "GET", "path": "/p", "target": "/p?a=1",
-             "query": "a=1", "body": "", "status": 200, "tls": True, "sni": "a.localhost"}
+             "query": "a=1", "body": "", "status": 200, "tls": True, "sni": "a.localhost",
+             "request_line": "GET /p?a=1 HTTP/1.1", "header_names": ["Host", "Accept"]}
     spec = {"route": "r", field: entry[field]}
     assert grade({"server": {"requests": [spec]}}, {}, {"entries": [entry]}).outcome == "pass"
     spec[field] = {"regex": "^nothing-like-it$"}
@@ -631,3 +632,19 @@ def test_points_select_preflights_or_actual_requests():
     gap = {"from": {"journal": {"route": "r", "kind": "preflight"}},
            "to": {"journal": {"route": "r", "kind": "actual"}}, "approx": 4, "tolerance": 0}
     assert grade({"gaps": [gap]}, {}, journal).outcome == "pass"
+
+
+def test_header_order_is_a_prefix_with_case():
+    entry = {"seq": 1, "route": "r", "header_names": ["Host", "User-Agent", "Accept"]}
+
+    def outcome(order):
+        spec = {"route": "r", "header_order": order}
+        return grade({"server": {"requests": [spec]}}, {}, {"entries": [entry]}).outcome
+    assert outcome(["Host"]) == "pass"
+    assert outcome(["Host", "User-Agent", "Accept"]) == "pass"
+    assert outcome(["host"]) == "fail"                    # case counts
+    assert outcome(["User-Agent"]) == "fail"              # a prefix, not anywhere
+    assert outcome(["Host", "Accept"]) == "fail"          # in this order, nothing between
+    assert outcome(["Host", "User-Agent", "Accept", "X"]) == "fail"
+    assert outcome([{"regex": "^(?i:host)$"}, "User-Agent"]) == "pass"  # a matcher per name
+    assert outcome([{"regex": "^(?i:accept)$"}]) == "fail"

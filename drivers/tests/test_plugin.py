@@ -88,8 +88,8 @@ def test_list_clients(cometrun):
     result.stdout.fnmatch_lines(["client *default *kind *capabilities *description",
                                  "fake-conforming *yes *program *http *conforming fake*",
                                  "*$ /usr/bin/python3 drivers/tests/fakes/conforming.py",
-                                 "python-requests *python *http *Python `requests`*",
-                                 "python-websocket-client *python *websocket *",
+                                 "python-requests *python *http,steps *Python `requests`*",
+                                 "python-websocket-client *python *websocket,steps *",
                                  "33 clients, 1 run by default"])
     # the columns line up, however long a name is
     rows = [l for l in result.outlines if l and not l.startswith(" ")][:-1]
@@ -102,6 +102,29 @@ def test_list_clients(cometrun):
         assert cells[1] in ("yes", "") and cells[2] in ("browser", "node", "python", "program")
         assert cells[3] and " " not in cells[3], line
     assert len(rows) == 1 + 33  # the built-in clients and the fakes
+
+
+def test_when_client_names_a_client_of_the_registry(cometrun, pytester):
+    """when: {client: NAME} is checked against the registry the run uses (clients.yaml and
+    --clients-file, through harness check --clients): a typo is a collection error at its
+    file:line:column; a client of the --clients-file is known."""
+    bad = pytester.path / "scenarios" / "http" / "typo.yaml"
+    bad.write_text(textwrap.dedent("""\
+        id: http.typo.when
+        title: A typo in when.client
+        spec: https://example.org/spec
+        client:
+          http: {url: /x}
+        expect:
+          client:
+            status: {equals: 404, when: {client: [fake-conforming, fake-conformnig]}}
+        """))
+    result, _ = cometrun("-q")
+    out = "\n".join(result.outlines)
+    assert re.search(r"scenarios/http/typo\.yaml:8:60: when\.client: no client "
+                     r"'fake-conformnig'", out), out
+    assert "'fake-conforming'" not in out
+    assert result.ret == 2
 
 
 def test_invalid_scenario_is_a_collection_error(cometrun, pytester):

@@ -5,19 +5,22 @@
  * the files checked together. With --json, stdout gets one JSON object:
  *   {"scenarios": [the valid scenarios as JSON, each with "file"], "errors": [{file, line,
  *    col, message}]}
- * which is how the drivers read scenarios (one parser for everyone).
+ * which is how the drivers read scenarios (one parser for everyone). --clients REGISTRY (the
+ * client registry, drivers/clients.yaml, read as it is: clientreg.h) makes a
+ * `when: {client: NAME}` naming no client of it an error at the name.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "clientreg.h"
 #include "commands.h"
 #include "scenario.h"
 #include "version.h"
 
 static void usage(FILE *out)
 {
-    fputs("usage: harness check [--json] [--quiet] FILES|DIRS\n"
+    fputs("usage: harness check [--json] [--quiet] [--clients REGISTRY]... FILES|DIRS\n"
           "\n"
           "Validate scenario files (every *.yaml / *.yml under a folder) without serving them:\n"
           "YAML syntax, unknown keys, wrong types, duplicate keys, bad values, missing files.\n"
@@ -25,24 +28,33 @@ static void usage(FILE *out)
           "error, 0 otherwise.\n"
           "\n"
           "  --json    print {\"scenarios\": [...], \"errors\": [...]} on stdout\n"
-          "  --quiet   no summary line\n",
+          "  --quiet   no summary line\n"
+          "  --clients REGISTRY\n"
+          "            a client registry (drivers/clients.yaml; repeatable): every\n"
+          "            `when: {client: NAME}` must name one of its clients\n",
           out);
 }
 
 int cmd_check(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        {"json", no_argument, NULL, 'j'},          {"quiet", no_argument, NULL, 'q'},
+        {"clients", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
     };
-    bool json = false, quiet = false;
+    bool json = false, quiet = false, use_clients = false;
+    struct clientreg clients;
+    clientreg_init(&clients);
+    struct diag_list diags;
+    diag_init(&diags);
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "jqhV", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "jqhVc:", opts, NULL)) != -1) {
         switch (c) {
+        case 'c':
+            clientreg_load(&clients, optarg, &diags);
+            use_clients = true;
+            break;
         case 'j':
             json = true;
             break;
@@ -65,8 +77,8 @@ int cmd_check(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    struct diag_list diags;
-    diag_init(&diags);
+    if (use_clients)
+        scenario_use_clients(&clients);
     char **files = scenario_find_files(argv + optind, argc - optind, &diags);
     json_t *scenarios = json_array();
     size_t n_files = 0;
@@ -111,5 +123,7 @@ int cmd_check(int argc, char **argv)
     int status = diags.n ? 1 : 0;
     diag_free(&diags);
     scenario_free_files(files);
+    scenario_use_clients(NULL);
+    clientreg_free(&clients);
     return status;
 }

@@ -17,8 +17,8 @@
  *
  * JSON in and out (jansson). Errors are {"error": TEXT} (and "errors": [{file, line, col,
  * message}] for a scenario that does not load), with 400, 404, 405, 409 or 408 (a wait that
- * timed out). A wait is answered as soon as the journal holds enough entries: the request
- * is suspended with a waiter on the instance and a timer for its timeout.
+ * timed out). The wait is jwait.h's, shared with the instance's own door on the scenario
+ * ports.
  */
 #include "control.h"
 
@@ -31,6 +31,7 @@
 #include <time.h>
 #include "ctlauth.h"
 #include "fsroot.h"
+#include "jwait.h"
 #include "scenario.h"
 #include "version.h"
 #include "xalloc.h"
@@ -202,58 +203,6 @@ static enum MHD_Result load(struct exchange *ex)
     return MHD_YES;
 }
 
-/* How many kept journal entries have this route (NULL: every entry; an unknown name: 0). */
-static size_t wait_count(const struct instance *in, const char *route)
-{
-    if (!route)
-        return journal_count(&in->journal, -1);
-    const struct scenario *s = in->scenario;
-    for (size_t i = 0; i < s->n_routes; i++)
-        if (!strcmp(s->routes[i].name, route))
-            return journal_count(&in->journal, (long)i);
-    return 0;
-}
-
-static enum MHD_Result wait_for(struct exchange *ex, struct instance *in)
-{
-    if (ex->state != EX_HOLDING) {
-        const char *c = request_param(&ex->req, "count");
-        const char *t = request_param(&ex->req, "timeout");
-        const char *r = request_param(&ex->req, "route");
-        ex->wait_count = c ? (size_t)strtoull(c, NULL, 10) : 1;
-        uint64_t timeout = t ? strtoull(t, NULL, 10) : 5000;
-        ex->hold_until_us = ex->arrived_us + timeout * 1000u;
-        ex->wait_route = r ? xstrdup(r) : NULL;
-        ex->inst = in; /* our reference now */
-    } else {
-        in = ex->inst; /* a wait coming back: it holds its instance */
-    }
-    pthread_mutex_lock(&in->lock);
-    if (ex->waiting) {
-        instance_remove_waiter_locked(in, &ex->waiter);
-        ex->waiting = false;
-    }
-    size_t n = wait_count(in, ex->wait_route);
-    bool unloaded = in->unloaded;
-    if (n >= ex->wait_count || mono_us() >= ex->hold_until_us || unloaded || ex_stopping(ex)) {
-        pthread_mutex_unlock(&in->lock);
-        if (unloaded)
-            return error(ex, 404, "the instance %s was unloaded", in->id);
-        return ex_queue_json(
-            ex, n >= ex->wait_count ? 200 : 408,
-            json_pack("{s:I, s:I}", "count", (json_int_t)n, "wanted", (json_int_t)ex->wait_count));
-    }
-    ex->waiter.channel = -1;
-    ex->waiter.wake = ex_wake;
-    ex->waiter.arg = ex;
-    instance_add_waiter_locked(in, &ex->waiter);
-    ex->waiting = true;
-    pthread_mutex_unlock(&in->lock);
-    ex->state = EX_HOLDING;
-    ex_sleep_until(ex, ex->hold_until_us);
-    return MHD_YES;
-}
-
 static enum MHD_Result publish(struct exchange *ex, struct instance *in)
 {
     json_error_t jerr;
@@ -296,7 +245,7 @@ static enum MHD_Result one_instance(struct exchange *ex, const char *rest)
     struct registry *reg = ex_registry(ex);
     if (ex->state == EX_HOLDING) {
         free(id);
-        return wait_for(ex, NULL);
+        return jwait_control(ex, NULL);
     }
     struct instance *in = registry_get(reg, id);
     if (!in) {
@@ -325,7 +274,7 @@ static enum MHD_Result one_instance(struct exchange *ex, const char *rest)
         json_object_set_new(doc, "clock", clock_json(base_us));
         r = ex_queue_json(ex, 200, doc);
     } else if (!strcmp(action, "wait") && !strcmp(method, "GET")) {
-        return wait_for(ex, in); /* keeps the reference */
+        return jwait_control(ex, in); /* keeps the reference */
     } else if (!strcmp(action, "reset") && !strcmp(method, "POST")) {
         pthread_mutex_lock(&in->lock);
         instance_reset_locked(in);

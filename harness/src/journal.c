@@ -306,10 +306,21 @@ json_t *journal_entry_json(const struct journal *j, const struct journal_entry *
     json_object_set_new(o, "path", json_string(e->path));
     json_object_set_new(o, "query", json_string(e->query));
     json_object_set_new(o, "http_version", json_string(e->http_version));
-    json_t *headers = json_array();
-    for (size_t i = 0; i < e->n_headers; i++)
+    /* the request head as the client put it on the wire, as far as libmicrohttpd keeps it
+     * (docs/control-api.md, "Journal entries"): the request line rebuilt from its three
+     * tokens, and the header names with their case, in arrival order */
+    size_t line_len = strlen(e->method) + strlen(e->target) + strlen(e->http_version) + 3;
+    char *line = xmalloc(line_len);
+    snprintf(line, line_len, "%s %s %s", e->method, e->target, e->http_version);
+    json_object_set_new(o, "request_line", json_string(line));
+    free(line);
+    json_t *headers = json_array(), *names = json_array();
+    for (size_t i = 0; i < e->n_headers; i++) {
         json_array_append_new(headers, json_pack("[s,s]", e->headers[i].name, e->headers[i].value));
+        json_array_append_new(names, json_string(e->headers[i].name));
+    }
     json_object_set_new(o, "headers", headers);
+    json_object_set_new(o, "header_names", names);
     const char *body_key;
     json_t *body = body_json(e, &body_key);
     json_object_set_new(o, body_key, body);

@@ -24,6 +24,8 @@
 #include "strmap.h"
 #include "yamldoc.h"
 
+struct clientreg;
+
 /* The largest body_file: a response body is read once and shared by every connection that
  * sends it (the default --max-body of a request body is the same size). Scenario files
  * themselves are capped at FSROOT_MAX_BYTES. */
@@ -46,8 +48,9 @@ struct ld {
     struct ld_value *values; /* sorted by node when ld_to_json needs them */
     size_t n_values, cap_values;
     bool values_sorted;
-    struct strmap route_names;   /* name -> struct route *, as routes are read */
-    struct strmap channel_names; /* name -> struct channel * */
+    struct strmap route_names;       /* name -> struct route *, as routes are read */
+    struct strmap channel_names;     /* name -> struct channel * */
+    const struct clientreg *clients; /* borrowed: the names when.client may use; NULL: any */
 };
 
 void ld_err(struct ld *ld, const struct ynode *n, const char *fmt, ...)

@@ -92,6 +92,14 @@ static void load_parts(struct ld *ld, const struct ynode *root, bool want_doc)
         s->doc = ld_to_json(ld, root);
 }
 
+/* scenario_use_clients(): set by `harness check --clients`, read by every load after it */
+static const struct clientreg *use_clients;
+
+void scenario_use_clients(const struct clientreg *clients)
+{
+    use_clients = clients;
+}
+
 static struct scenario *load_tree(struct ynode *root, const char *file, const char *dir,
                                   struct diag_list *diags, bool want_doc)
 {
@@ -99,7 +107,7 @@ static struct scenario *load_tree(struct ynode *root, const char *file, const ch
     struct scenario *s = xcalloc(1, sizeof *s);
     s->file = xstrdup(file);
     s->dir = dir ? xstrdup(dir) : NULL;
-    struct ld ld = {.d = diags, .file = s->file, .dir = dir, .s = s};
+    struct ld ld = {.d = diags, .file = s->file, .dir = dir, .s = s, .clients = use_clients};
     if (root->kind != Y_MAP) {
         ld_err(&ld, root,
                "a scenario is a mapping with id, title, spec, server, client and "

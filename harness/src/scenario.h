@@ -30,6 +30,12 @@ struct scenario *scenario_load_text(const char *text, size_t len, const char *na
                                     const char *base_dir, struct diag_list *diags);
 void scenario_free(struct scenario *s);
 
+struct clientreg;
+/* The client registry the loads that follow check `when: {client: NAME}` against
+ * (borrowed; `harness check --clients FILE`); NULL (the default): names are not checked.
+ * Set it before loading, from one thread. */
+void scenario_use_clients(const struct clientreg *clients);
+
 /* Collect scenario files: each argument is a file, or a folder searched recursively for
  * *.yaml / *.yml (sorted, so runs are reproducible). Returns a NULL-terminated malloc'd
  * array of malloc'd paths; problems (a missing path) go to diags. */

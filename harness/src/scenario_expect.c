@@ -6,6 +6,7 @@
  * timelines, expect.client.steps.ID); kept as JSON.
  */
 #include <string.h>
+#include "clientreg.h"
 #include "ld_table.h"
 #include "scenario_load.h"
 
@@ -255,6 +256,37 @@ static void check_block(struct ctx *c, const struct ynode *block)
     check_points(c, ymap_get(block, "gaps"), ymap_get(block, "timeline"));
 }
 
+/* Every `when: {client: ...}` under n names a client of the registry (ld->clients). The
+ * values of `equals` and `json` are data, not checks: not walked. */
+static void check_when_clients(struct ld *ld, const struct ynode *n)
+{
+    if (n->kind == Y_SEQ) {
+        for (size_t i = 0; i < n->n; i++)
+            check_when_clients(ld, n->values[i]);
+        return;
+    }
+    if (n->kind != Y_MAP)
+        return;
+    for (size_t i = 0; i < n->n; i++) {
+        const char *key = n->keys[i]->str;
+        const struct ynode *v = n->values[i];
+        if (!strcmp(key, "equals") || !strcmp(key, "json"))
+            continue;
+        const struct ynode *names = !strcmp(key, "when") ? ymap_get(v, "client") : NULL;
+        if (!names) {
+            check_when_clients(ld, v);
+            continue;
+        }
+        size_t count = names->kind == Y_SEQ ? names->n : 1;
+        for (size_t j = 0; j < count; j++) {
+            const struct ynode *name = names->kind == Y_SEQ ? names->values[j] : names;
+            if (name->kind == Y_SCALAR && name->str && !clientreg_has(ld->clients, name->str))
+                ld_err(ld, name, "when.client: no client '%s' in the client registry (%s)",
+                       name->str, ld->clients->files ? ld->clients->files : "none read");
+        }
+    }
+}
+
 bool scenario_expect_load(struct ld *ld, const struct ynode *expect, const struct ynode *client)
 {
     if (expect->kind == Y_SCALAR && expect->type == YS_NULL)
@@ -273,5 +305,7 @@ bool scenario_expect_load(struct ld *ld, const struct ynode *expect, const struc
                     ld_err(ld, cases->values[i], "cases: each case says when (which clients)");
                 check_block(&c, cases->values[i]);
             }
+    if (ld->clients)
+        check_when_clients(ld, expect);
     return ld->d->n == before;
 }

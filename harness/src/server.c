@@ -32,6 +32,7 @@
 #include "conns.h"
 #include "control.h"
 #include "exchange.h"
+#include "jwait.h"
 #include "respond.h"
 #include "timer.h"
 #include "xalloc.h"
@@ -148,6 +149,9 @@ static enum MHD_Result dispatch(struct exchange *ex)
         static const char nf[] = "not found: this is the control port (/_harness/)\n";
         return ex_queue_simple(ex, 404, "text/plain", nf, sizeof nf - 1);
     }
+    /* an instance's journal wait (jwait.h): never journaled, never a route's */
+    if (!ex->entry && jwait_is_instance_path(path))
+        return jwait_instance(ex);
     /* a scenario request stays one once journaled, whatever its state */
     if (ex->entry || !strncmp(path, "/s/", 3))
         return respond_scenario(ex);

@@ -39,10 +39,16 @@ static json_t *ref_new(const struct journal_request *r, uint64_t base)
     json_object_set_new(e, "path", json_string(r->path));
     json_object_set_new(e, "query", json_string(r->query));
     json_object_set_new(e, "http_version", json_string(r->http_version));
-    json_t *list = json_array();
-    for (size_t i = 0; i < r->n_headers; i++)
+    /* the request head as sent (docs/control-api.md) */
+    json_object_set_new(e, "request_line",
+                        json_sprintf("%s %s %s", r->method, r->target, r->http_version));
+    json_t *list = json_array(), *names = json_array();
+    for (size_t i = 0; i < r->n_headers; i++) {
         json_array_append_new(list, json_pack("[s,s]", r->headers[i].name, r->headers[i].value));
+        json_array_append_new(names, json_string(r->headers[i].name));
+    }
     json_object_set_new(e, "headers", list);
+    json_object_set_new(e, "header_names", names);
     json_t *body =
         json_stringn((const char *)(r->body ? r->body : (const unsigned char *)""), r->body_len);
     if (body) {

@@ -269,7 +269,7 @@ async function cometRun(client, deadlineMs, signal) {
     /*
      * A client script: steps run in order. A request step starts its request (send() is
      * called) and the script goes on; wait pauses; wait_for pauses until an event of a step
-     * (or journal entries, through the control API's wait); do acts on a step's object.
+     * (or journal entries, through the instance's journal wait); do acts on a step's object.
      * Do steps with `on` are bound before anything runs: they run inside the listener of
      * their event, when the step's object fires it.
      */
@@ -360,7 +360,9 @@ async function cometRun(client, deadlineMs, signal) {
         return Promise.race([wait, sleep(limit).then(() => false)]);
     }
 
-    // The control API's wait (docs/control-api.md): held until the journal has the entries.
+    // The instance's own journal wait, /s/ID/_harness/wait on its main origin (the driver
+    // gives its URL; docs/control-api.md, "Waiting for the journal"): held until the
+    // journal has the entries; 200 then, 408 at the timeout.
     async function journalWait(j, limit) {
         const sep = j.url.indexOf('?') >= 0 ? '&' : '?';
         const timeout = Math.max(1, Math.round(limit !== null ? limit : ms(deadlineMs) || 10000));
