@@ -565,7 +565,10 @@ class AdapterProcess:
         self.kill()
 
     def kill(self):
-        """Kill the adapter and everything it started (its process group)."""
+        """Kill the adapter and everything it started: its process group, and the
+        processes under it in groups of their own (puppeteer starts a browser so, and a
+        killed adapter left that browser running)."""
+        below = descendants(self.proc.pid) if self.proc.poll() is None else []
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -576,6 +579,11 @@ class AdapterProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+        for pid in below:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
@@ -585,6 +593,27 @@ class AdapterProcess:
                 stream.close()
             except OSError:
                 pass
+
+
+def descendants(pid):
+    """The pids of the processes under pid (children, theirs...), from /proc."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry, "rb") as f:
+                stat = f.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
 
 
 class AdapterPool:

@@ -394,6 +394,35 @@ def test_pool_gives_up_on_an_adapter_that_cannot_start():
     pool.close()
 
 
+def test_kill_reaches_a_child_in_a_session_of_its_own():
+    """puppeteer starts its browser in a process group of its own: killing the adapter's
+    group alone left the browser running, so kill() also kills every descendant."""
+    code = ("import subprocess, sys, time; c = subprocess.Popen(['sleep', '600'], "
+            "start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+            "print('child', c.pid, file=sys.stderr, flush=True); "
+            "time.sleep(600)")
+    p = registry.AdapterProcess(registry.ClientSpec("detaching", [PY, "-c", code]))
+    try:
+        deadline = time.monotonic() + 10
+        while "child" not in p.stderr_since(0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child = int(p.stderr_since(0).split("child", 1)[1].split()[0])
+        assert os.getpgid(child) != os.getpgid(p.proc.pid)
+    finally:
+        p.kill()
+
+    def gone():
+        try:
+            with open("/proc/%d/stat" % child) as f:
+                return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except OSError:
+            return True
+    deadline = time.monotonic() + 10
+    while not gone() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone()
+
+
 def test_missing_program_is_a_start_error():
     spec = registry.ClientSpec("ghost", ["/nonexistent/program"])
     with pytest.raises(registry.AdapterError) as err:
