@@ -391,7 +391,9 @@ def main():
                  "load": load, "versions": versions(args, kinds)},
         "params": p, "servers": kinds, "runs": runs, "errors": errors,
     }
-    result["goals"] = report.goals(runs, p, cores)
+    # the limit of a burst divides by the cores the server may use: it is pinned to one
+    # (SERVER_CPU), as the issue's own figures (7 ms for 1000, 34 ms for 5000) assume
+    result["goals"] = report.goals(runs, p, len(S.SERVER_CPU.split(",")))
     result["summary"] = {g: {k: {m: report.spread(report.metric(runs, g, k, m))
                                  for m in ("rps", "cpu_us", "p99_ms", "failed_pct", "lost",
                                            "hwm_mib", "bytes_per_conn", "ready_ms", "rss_mib",

@@ -74,8 +74,8 @@ def goals(runs, params, cores):
             limit = n * at("get", "nginx", "cpu_us", i) / cores / 1000  # ms
             p99 = at(g, "harness", "p99_ms", i)
             return p99, 2 * limit, p99 <= 2 * limit
-        goal(g, "%d concurrent 1 s delays: p99 lateness <= 2 x (N x nginx CPU us/req / %d cores)"
-             % (n, cores), judge, " ms")
+        goal(g, "%d concurrent 1 s delays: p99 lateness <= 2 x (N x nginx CPU us/req / %d server core%s)"
+             % (n, cores, "" if cores == 1 else "s"), judge, " ms")
     goal("sse.lost", "%d SSE streams: 0 events lost" % params["sse_streams"],
          lambda i: (at("sse", "harness", "lost", i), 0, at("sse", "harness", "lost", i) == 0))
     goal("sse.rss", "%d SSE streams: peak RSS <= 64 MiB" % params["sse_streams"],

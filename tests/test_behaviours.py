@@ -1,9 +1,11 @@
 """Protocol behaviours of the server, checked byte by byte with real clients: CORS and
 preflights, cookies, image pings, JSONP, long polling, HTTP streaming and Server-Sent Events
 (including malformed streams and reconnection)."""
+import socket
 import subprocess
 import threading
 import time
+import urllib.parse
 
 import pytest
 
@@ -400,3 +402,56 @@ def test_curl_sees_the_stream_incrementally(server):
                        text=True, timeout=10)
     assert p.stdout.startswith("data: a\n\ndata: b\n\n")
     assert float(p.stdout.rsplit("\n", 1)[1]) >= 0.28
+
+
+# ------------------------------------------------- a stream's pieces written by the timer
+
+def test_stream_over_http10_is_close_delimited_and_on_schedule(server):
+    """Between pieces the timer thread writes a stream by hand (deliver.c): over HTTP/1.0
+    the pieces go out bare, each on its schedule, and the connection's close ends them."""
+    base = server.load("""
+        server:
+          routes:
+            - match: {path: /s}
+              response: {stream: [{data: "a;"}, {after: 200, data: "bb;"}, {after: 200, data: "c;"}]}
+    """)
+    u = urllib.parse.urlsplit(base + "/s")
+    c = socket.create_connection((u.hostname, u.port), timeout=5)
+    c.sendall(("GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" % (u.path, u.netloc)).encode())
+    t0 = time.monotonic()
+    pieces = []
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        pieces.append((time.monotonic() - t0, d))
+    c.close()
+    data = b"".join(p for _, p in pieces)
+    assert b"Transfer-Encoding" not in data
+    assert body_of(pieces) == b"a;bb;c;"
+    times = [t for t, p in pieces for _ in range(p.count(b";"))]
+    assert all(on_schedule(t, due) for t, due in zip(times, (0.0, 0.2, 0.4))), times
+    e = server.entries()[0]
+    assert e["bytes_sent"] == 7 and e["end"] == "complete", e
+
+
+def test_stream_client_leaving_between_pieces_is_noticed_at_the_next_piece(server):
+    """A client gone while its stream waits (suspended, no thread reads it) is found when
+    the next piece is written: the journal says client_closed, and what was sent."""
+    base = server.load("""
+        server:
+          routes:
+            - match: {path: /s}
+              response: {sse: {events: [{data: x}, {after: 300, data: y}, {after: 300, data: z}]}}
+    """)
+    u = urllib.parse.urlsplit(base + "/s")
+    c = socket.create_connection((u.hostname, u.port), timeout=5)
+    c.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (u.path, u.netloc)).encode())
+    got = b""
+    while b"data: x" not in got:
+        got += c.recv(65536)
+    c.close()
+    # the next piece (due at 0.3 s) meets the closed socket; the one after it, a reset
+    assert wait_until(lambda: server.entries()[0].get("end") == "client_closed", 5), \
+        server.entries()[0]
+    assert server.entries()[0]["bytes_sent"] >= len(b"data: x\n\n")

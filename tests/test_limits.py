@@ -426,3 +426,27 @@ def test_conn_memory_bounds_the_request_head(harness_bin, scenario, memory, head
         c.close()
     finally:
         assert s.stop() == 0, s.stderr
+
+
+def test_request_and_fin_together_end_the_connection(harness_bin, scenario):
+    """A whole request and the client's FIN in one go: the answer comes, and the server
+    closes its side soon after -- under epoll libmicrohttpd 0.9.75 would never look at that
+    socket again; the sweep (every 0.25 s) finds the FIN. Judged against the absolute time
+    since the FIN, with a tolerance for a loaded machine."""
+    s = start(harness_bin, scenario)
+    try:
+        base = fds(s)
+        for keep in (True, False):
+            c = connect(s)
+            c.sendall(b"GET /s/lim.t/x HTTP/1.1\r\nHost: x\r\n"
+                      + (b"" if keep else b"Connection: close\r\n") + b"\r\n")
+            c.shutdown(socket.SHUT_WR)
+            t0 = time.monotonic()
+            data = read_all(c, timeout=5.0)
+            ended = time.monotonic() - t0
+            c.close()
+            assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"\r\n\r\nok"), data
+            assert ended <= 0.25 * 2 + 1.0, ended  # two sweep periods at most, plus slack
+        assert wait_until(lambda: fds(s) <= base, timeout=5), (base, fds(s))
+    finally:
+        assert s.stop() == 0, s.stderr

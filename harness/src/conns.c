@@ -12,6 +12,7 @@ struct conn {
     int fd;
     enum phase phase;
     uint64_t deadline_us; /* 0: none */
+    uint64_t since_us;    /* when the phase began */
     bool timed_out;
     struct conn *prev, *next;
 };
@@ -39,11 +40,9 @@ struct conns *conns_new(struct timers *t, const struct caps *lim)
     cs->timers = t;
     cs->lim = lim;
     pthread_mutex_init(&cs->lock, NULL);
-    if (lim->header_timeout_s || lim->body_timeout_s) {
-        pthread_mutex_lock(&cs->lock);
-        schedule_locked(cs);
-        pthread_mutex_unlock(&cs->lock);
-    }
+    pthread_mutex_lock(&cs->lock);
+    schedule_locked(cs);
+    pthread_mutex_unlock(&cs->lock);
     return cs;
 }
 
@@ -86,6 +85,15 @@ static void end_connection(struct conn *k)
     k->deadline_us = 0;
 }
 
+/* The client's FIN is waiting unread behind no data: libmicrohttpd under edge-triggered
+ * epoll took the short read before it as "nothing more to read" and will not look again.
+ * Peeking consumes nothing, so it never races with libmicrohttpd's own reads. */
+static bool peer_gone(int fd)
+{
+    char b;
+    return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 static void sweep(void *arg)
 {
     struct conns *cs = arg;
@@ -95,9 +103,13 @@ static void sweep(void *arg)
         pthread_mutex_unlock(&cs->lock);
         return;
     }
-    for (struct conn *k = cs->head; k; k = k->next)
+    for (struct conn *k = cs->head; k; k = k->next) {
         if (k->deadline_us && now >= k->deadline_us)
             end_connection(k);
+        else if (k->phase != PH_ANSWERING && !k->timed_out &&
+                 now - k->since_us >= CONNS_SWEEP_MS * 1000u && peer_gone(k->fd))
+            shutdown(k->fd, SHUT_RDWR); /* the event libmicrohttpd missed: it closes now */
+    }
     schedule_locked(cs);
     pthread_mutex_unlock(&cs->lock);
 }
@@ -110,7 +122,8 @@ static void enter_locked(struct conns *cs, struct conn *k, enum phase ph)
                  : ph == PH_BODY  ? cs->lim->body_timeout_s
                                   : 0;
     k->phase = ph;
-    k->deadline_us = s ? mono_us() + (uint64_t)s * 1000000u : 0;
+    k->since_us = mono_us();
+    k->deadline_us = s ? k->since_us + (uint64_t)s * 1000000u : 0;
 }
 
 bool conns_admit(struct conns *cs)

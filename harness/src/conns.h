@@ -13,7 +13,10 @@
  *
  * A sweep on the timer thread, every CONNS_SWEEP_MS, ends each connection past its deadline:
  * it writes "408 Request Timeout" (best effort) and shuts the socket down both ways, which
- * libmicrohttpd then sees as the end of the connection and cleans up as usual.
+ * libmicrohttpd then sees as the end of the connection and cleans up as usual. The same sweep
+ * covers libmicrohttpd's blind spot under epoll (server.c): a connection that has waited for
+ * its client a whole sweep period and whose socket holds a FIN behind no data (a peek, which
+ * reads nothing) is shut down the same way, without the 408.
  *
  * server.c reports each connection's life from libmicrohttpd's callbacks. Locking: one mutex
  * guards the list and every phase; conns_closed() unlists a connection before

@@ -133,7 +133,9 @@ struct exchange {
     enum ex_end end; /* how it ended, if decided by us */
     bool probing;    /* a hang: the peer is probed from a timer */
 
-    /* manual writing */
+    bool direct; /* a stream's pieces written by hand while suspended (deliver.c) */
+
+    /* manual writing (and a piece written by hand that the socket did not take whole) */
     unsigned char *out;
     size_t out_len, out_off;
     size_t tls_again; /* over TLS: the length of a write to repeat (GNUTLS_E_AGAIN), or 0 */
