@@ -254,6 +254,7 @@ static void count_sent(struct exchange *ex, size_t n, uint64_t now)
  * whole waits in ex->out and goes first on the next tick. */
 
 #define DIRECT_RETRY_US 5000u
+#define DIRECT_IOV 64 /* pieces in one write, with the chunk's head and tail */
 
 static bool direct_possible(struct exchange *ex)
 {
@@ -317,19 +318,30 @@ static int direct_write(struct exchange *ex, uint64_t now, uint64_t *next_us)
             *next_us = ex->piece_due_us;
             return 1;
         }
-        const struct piece *pc = &p->pieces[ex->piece];
-        const unsigned char *data = pc->data + ex->piece_off;
-        size_t len = pc->len - ex->piece_off;
-        ex->piece++;
-        ex->piece_off = 0;
-        if (ex->piece < p->n_pieces)
-            ex->piece_due_us += p->pieces[ex->piece].after_ms * 1000u;
-        if (!len) /* an empty piece: nothing to send */
+        /* the due piece in one chunk (one write); with `together`, every due piece */
+        struct iovec iov[DIRECT_IOV];
+        size_t niov = 1, len = 0;
+        while (ex->piece < p->n_pieces && ex->piece_due_us <= now && niov < DIRECT_IOV - 1) {
+            const struct piece *pc = &p->pieces[ex->piece];
+            if (pc->len > ex->piece_off) {
+                iov[niov].iov_base = pc->data + ex->piece_off;
+                iov[niov++].iov_len = pc->len - ex->piece_off;
+                len += pc->len - ex->piece_off;
+            }
+            ex->piece++;
+            ex->piece_off = 0;
+            if (ex->piece < p->n_pieces)
+                ex->piece_due_us += p->pieces[ex->piece].after_ms * 1000u;
+            if (!p->together && len)
+                break; /* a stream: one chunk per piece */
+        }
+        if (!len) /* only empty pieces: nothing to send */
             continue;
         char head[24];
         int hl = chunked ? snprintf(head, sizeof head, "%zX\r\n", len) : 0;
-        struct iovec iov[3] = {{head, (size_t)hl}, {(void *)data, len}, {"\r\n", chunked ? 2 : 0}};
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 3};
+        iov[0] = (struct iovec){head, (size_t)hl};
+        iov[niov++] = (struct iovec){"\r\n", chunked ? 2 : 0};
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = niov};
         size_t total = (size_t)hl + len + (chunked ? 2 : 0);
         ssize_t n;
         do
@@ -343,10 +355,10 @@ static int direct_write(struct exchange *ex, uint64_t now, uint64_t *next_us)
             ex->out = xmalloc(total - done);
             ex->out_len = total - done;
             ex->out_off = 0;
-            for (size_t i = 0, at = 0, o = 0; i < 3; at += iov[i].iov_len, i++)
-                for (size_t b = 0; b < iov[i].iov_len; b++)
-                    if (at + b >= done)
-                        ex->out[o++] = ((const unsigned char *)iov[i].iov_base)[b];
+            for (size_t i = 0, at = 0, o = 0; i < niov; at += iov[i].iov_len, i++)
+                for (size_t k = 0; k < iov[i].iov_len; k++)
+                    if (at + k >= done)
+                        ex->out[o++] = ((const unsigned char *)iov[i].iov_base)[k];
         }
     }
 }
@@ -415,20 +427,27 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
                 ex_sleep_until(ex, ex->piece_due_us);
             return 0;
         }
-        const struct piece *pc = &p->pieces[ex->piece];
-        size_t n = pc->len - ex->piece_off;
-        if (n > max)
-            n = max;
-        memcpy(buf, pc->data + ex->piece_off, n);
-        ex->piece_off += n;
-        if (ex->piece_off >= pc->len) {
+        /* the piece due now; with `together` (SSE), every piece due by now in one chunk */
+        size_t n = 0;
+        while (ex->piece < p->n_pieces && ex->piece_due_us <= now && n < max) {
+            const struct piece *pc = &p->pieces[ex->piece];
+            size_t k = pc->len - ex->piece_off;
+            if (k > max - n)
+                k = max - n;
+            memcpy(buf + n, pc->data + ex->piece_off, k);
+            n += k;
+            ex->piece_off += k;
+            if (ex->piece_off < pc->len)
+                break; /* the buffer is full */
             ex->piece++;
             ex->piece_off = 0;
             if (ex->piece < p->n_pieces)
                 ex->piece_due_us += p->pieces[ex->piece].after_ms * 1000u;
+            if (!p->together)
+                break; /* a stream: one chunk per piece */
         }
         count_sent(ex, n, now);
-        if (n == 0) /* an empty piece: nothing to send, go on */
+        if (n == 0) /* only empty pieces: nothing to send, go on */
             return reader(cls, pos, buf, max);
         return (ssize_t)n;
     }

@@ -210,6 +210,7 @@ void plan_content(const struct response *r, const struct tmpl_ctx *ctx, struct p
     case RESP_SSE: {
         const struct sse_spec *sse = r->sse;
         p->paced = true;
+        p->together = true;
         p->chunked = true;
         p->then = sse->then;
         const struct sse_wire *w = sse_wire(sse);

@@ -42,8 +42,10 @@ struct plan {
     enum fault_action fault;
     bool fault_has_after;
     size_t fault_after;
-    /* paced pieces (stream, sse) instead of body: one chunk each */
+    /* paced pieces (stream, sse) instead of body: one chunk each, except that with
+     * `together` (sse) the pieces due at the same moment go out in one chunk, one write */
     bool paced;
+    bool together;
     struct piece *pieces;
     size_t n_pieces;
     bool pieces_borrowed; /* the response's own (an SSE stream's): never written or freed */
