@@ -28,6 +28,7 @@ import json
 import os
 import queue
 import re
+import select
 import shlex
 import shutil
 import signal
@@ -47,7 +48,7 @@ TLS_CA_ENV = "COMET_TLS_CA"
 ANSWER_TYPES = {"started", "result", "unsupported", "error", "stopped"}
 KINDS = ("browser", "node", "python", "program")
 FIELDS = {"command", "description", "capabilities", "kind", "default", "start_timeout", "needs",
-          "library"}
+          "library", "parallel", "per_process"}
 NODE_LIB = ["node", "drivers/adapters/node-lib.mjs"]  # the command of a `library` client
 PACKAGE_JSON = os.path.join(ROOT, "drivers", "package.json")
 CACHE = os.environ.get("COMET_CLIENTS_CACHE") or os.path.join(ROOT, "build", "clients-cache")
@@ -67,6 +68,8 @@ class ClientSpec:
     needs: List[str] = field(default_factory=list)
     library: Optional[dict] = None    # a Node library client: its declaration (see library_argument)
     library_root: Optional[str] = None  # the folder whose node_modules holds its package
+    parallel: int = 1      # runs of it at once in one pytest process (runahead.py)
+    per_process: int = 1   # of those, how many one adapter process takes at once
 
     def argv(self, root=ROOT):
         """The command with its program found on PATH (as `node`) when not a path; a
@@ -342,11 +345,19 @@ def _read(path):
             if not isinstance(value, list):
                 raise RegistryError("%s: %s must be a list" % (where, key))
             lists[key] = [str(v) for v in value]
+        counts = {}
+        for key in ("parallel", "per_process"):
+            value = entry.get(key, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise RegistryError("%s: %s must be a whole number of runs, at least 1"
+                                    % (where, key))
+            counts[key] = value
         clients[str(name)] = ClientSpec(
             str(name), [str(c) for c in command], bool(entry.get("default", False)),
             float(entry.get("start_timeout", 60)), str(entry.get("description", "")),
             lists["capabilities"], kind, lists["needs"],
-            _check_library(where, entry["library"]) if "library" in entry else None)
+            _check_library(where, entry["library"]) if "library" in entry else None,
+            parallel=counts["parallel"], per_process=counts["per_process"])
     default = None
     if "default" in doc:
         default = [str(n) for n in doc["default"] or []]
@@ -402,15 +413,21 @@ class AdapterError(Exception):
 
 
 class AdapterProcess:
-    """One running adapter process."""
+    """One running adapter process. Several runs may be in flight at once (each answer is
+    handed to the run that waits for its id); `inflight` counts them for the pool."""
 
     def __init__(self, spec, root=ROOT, env=None):
         self.spec = spec
         self.started = None       # the `started` answer
+        self.inflight = 0         # runs leased to it (AdapterPool)
         self._ids = itertools.count(1)
-        self._answers = queue.Queue()
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._waiting = {}        # message id → the queue its answer goes to
+        self._broken = None       # (kind, payload): the process can answer no more
         self._stderr = collections.deque(maxlen=4000)
         self._stderr_count = 0
+        self._stderr_partial = b""
         self._stderr_lock = threading.Lock()
         try:
             self.proc = subprocess.Popen(
@@ -419,6 +436,7 @@ class AdapterProcess:
         except OSError as err:
             raise AdapterError("cannot start the %s adapter (%s): %s"
                                % (spec.name, " ".join(spec.command), err), "start", fatal=True)
+        os.set_blocking(self.proc.stderr.fileno(), False)
         threading.Thread(target=self._read_stdout, daemon=True,
                          name="adapter-%s-out" % spec.name).start()
         threading.Thread(target=self._read_stderr, daemon=True,
@@ -436,28 +454,85 @@ class AdapterProcess:
             except ValueError:
                 msg = None
             if not isinstance(msg, dict) or msg.get("type") not in ANSWER_TYPES:
-                self._answers.put(("garbage", line))
+                self._deliver("garbage", line)
+            elif msg.get("id") is None and msg.get("type") == "error":
+                self._deliver("unreadable", msg)
             else:
-                self._answers.put(("message", msg))
-        self._answers.put(("eof", None))
+                self._deliver("message", msg)
+        self._deliver("eof", None)
+
+    def _deliver(self, kind, payload):
+        """An answer to the run waiting for its id (one nobody waits for any more is
+        dropped); anything else makes the process unusable, for every run in flight."""
+        with self._lock:
+            if kind == "message":
+                waiting = self._waiting.get(payload.get("id"))
+                if waiting is not None:
+                    waiting.put((kind, payload))
+                return
+            if self._broken is None:  # the first failure is the one every later run sees
+                self._broken = (kind, payload)
+            for waiting in self._waiting.values():
+                waiting.put((kind, payload))
 
     def _read_stderr(self):
-        for raw in self.proc.stderr:
+        """Reads what the adapter writes to stderr as it comes (stderr_since reads the
+        rest itself: no sleep, no line missed)."""
+        fd = self.proc.stderr.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+        while True:
+            try:
+                poller.poll(1000)
+            except OSError:
+                pass
             with self._stderr_lock:
-                self._stderr.append(raw.decode("utf-8", "replace").rstrip("\n"))
-                self._stderr_count += 1
+                if not self._drain_stderr():
+                    return
+
+    def _drain_stderr(self):
+        """Read stderr up to what is written so far (the stderr lock held). False at its
+        end."""
+        while True:
+            if self.proc.stderr.closed:
+                return False
+            try:
+                data = os.read(self.proc.stderr.fileno(), 65536)
+            except BlockingIOError:
+                return True
+            except OSError:
+                data = b""
+            if not data:
+                if self._stderr_partial:
+                    self._add_stderr(self._stderr_partial)
+                    self._stderr_partial = b""
+                return False
+            lines = (self._stderr_partial + data).split(b"\n")
+            self._stderr_partial = lines.pop()
+            for line in lines:
+                self._add_stderr(line)
+
+    def _add_stderr(self, raw):
+        self._stderr.append(raw.decode("utf-8", "replace").rstrip("\r"))
+        self._stderr_count += 1
 
     def stderr_mark(self):
         """A position in the stderr log (for stderr_since)."""
         with self._stderr_lock:
+            self._drain_stderr()
             return self._stderr_count
 
-    def stderr_since(self, mark, limit=60):
-        """The stderr lines written since mark (the last `limit` of them)."""
-        time.sleep(0.05)  # let the reader catch up with the last lines
+    def stderr_since(self, mark, limit=60, run=None):
+        """The stderr lines written since mark (the last `limit` of them). With run (a run
+        message's id), not the lines tagged `[run ID]` with another run's id: a process
+        taking several runs at once tags its lines so."""
         with self._stderr_lock:
+            self._drain_stderr()  # all that the adapter wrote before its answer
             n = self._stderr_count - mark
             lines = list(self._stderr)[-n:] if n > 0 else []
+        if run is not None:
+            lines = [l for l in lines if _RUN_TAG.match(l) is None
+                     or _RUN_TAG.match(l).group(1) == str(run)]
         return "\n".join(lines[-limit:])
 
     # -- writing -----------------------------------------------------------------------
@@ -475,8 +550,27 @@ class AdapterProcess:
         code = self.proc.poll()
         return "" if code is None else "; it exited with status %s" % code
 
-    def _await(self, msg_id, timeout, what):
-        """The answer to msg_id; AdapterError on crash, garbage or timeout."""
+    def _ask(self, msg, timeout, what):
+        """Send msg (given a new id) and return its answer; AdapterError on crash, garbage
+        or timeout."""
+        msg_id = msg["id"] = msg.get("id") or self.new_id()
+        answers = queue.Queue()
+        with self._lock:
+            self._waiting[msg_id] = answers
+            if self._broken is not None:
+                answers.put(self._broken)
+        try:
+            with self._write_lock:  # one writer at a time: a line is never split
+                self._send(msg)
+            return self._await(answers, timeout, what)
+        finally:
+            with self._lock:
+                self._waiting.pop(msg_id, None)
+
+    def new_id(self):
+        return next(self._ids)
+
+    def _await(self, answers, timeout, what):
         end = time.monotonic() + timeout
         while True:
             left = end - time.monotonic()
@@ -484,7 +578,7 @@ class AdapterProcess:
                 raise AdapterError("the %s adapter did not answer %s within %.1f s (hung)"
                                    % (self.spec.name, what, timeout), "hang", fatal=True)
             try:
-                kind, payload = self._answers.get(timeout=left)
+                kind, payload = answers.get(timeout=left)
             except queue.Empty:
                 continue
             if kind == "eof":
@@ -499,21 +593,17 @@ class AdapterProcess:
                 raise AdapterError("the %s adapter wrote a line that is not the protocol "
                                    "during %s: %.300r" % (self.spec.name, what, payload),
                                    "protocol", fatal=True)
-            if payload.get("id") is None and payload.get("type") == "error":
+            if kind == "unreadable":
                 raise AdapterError("the %s adapter could not read a message: %s"
                                    % (self.spec.name, payload.get("message")), "protocol",
                                    fatal=True)
-            if payload.get("id") == msg_id:
-                return payload
-            # an answer to something earlier (not waited for any more): ignore it
+            return payload
 
     # -- the protocol --------------------------------------------------------------------
 
     def start(self, timeout=None):
         """The start handshake; returns the `started` answer."""
-        msg_id = next(self._ids)
-        self._send({"id": msg_id, "type": "start"})
-        answer = self._await(msg_id, timeout or self.spec.start_timeout, "start")
+        answer = self._ask({"type": "start"}, timeout or self.spec.start_timeout, "start")
         if answer.get("type") == "error":
             raise AdapterError("the %s adapter could not start: %s" % (
                 self.spec.name, answer.get("message")), "start", fatal=True)
@@ -523,15 +613,18 @@ class AdapterProcess:
         self.started = answer
         return answer
 
-    def run(self, scenario_id, client, origins, page, deadline_ms, grace_s=DEFAULT_GRACE_S):
-        """One run. Returns ("result", observations) or ("unsupported", reason).
+    def run(self, scenario_id, client, origins, page, deadline_ms, grace_s=DEFAULT_GRACE_S,
+            run_id=None):
+        """One run (its message id: run_id, else a new one). Returns ("result",
+        observations) or ("unsupported", reason).
 
         Raises AdapterError when the adapter answers `error`, crashes, hangs or babbles.
         """
-        msg_id = next(self._ids)
-        self._send({"id": msg_id, "type": "run", "scenario": scenario_id, "client": client,
-                    "origins": origins, "page": page, "deadline_ms": deadline_ms})
-        answer = self._await(msg_id, deadline_ms / 1000.0 + grace_s, "run %s" % scenario_id)
+        answer = self._ask({"id": run_id, "type": "run", "scenario": scenario_id,
+                            "client": client, "origins": origins, "page": page,
+                            "deadline_ms": deadline_ms},
+                           deadline_ms / 1000.0 + grace_s + self.page_allowance(),
+                           "run %s" % scenario_id)
         kind = answer.get("type")
         if kind == "result":
             obs = answer.get("observations")
@@ -549,16 +642,20 @@ class AdapterProcess:
         raise AdapterError("the %s adapter answered a run with %.300r" % (self.spec.name, answer),
                            "protocol", fatal=True)
 
+    def page_allowance(self):
+        """What a run may take besides its deadline and grace: a browser makes each run's
+        page first (its deadline counts from there), which a loaded machine can make take
+        as long as a start, so its start_timeout."""
+        return self.spec.start_timeout if self.spec.kind == "browser" else 0.0
+
     def alive(self):
-        return self.proc.poll() is None
+        return self.proc.poll() is None and self._broken is None
 
     def stop(self, timeout=15.0):
         """Ask the adapter to stop; kill it if it does not exit in time."""
         if self.alive():
             try:
-                msg_id = next(self._ids)
-                self._send({"id": msg_id, "type": "stop"})
-                self._await(msg_id, timeout, "stop")
+                self._ask({"type": "stop"}, timeout, "stop")
                 self.proc.wait(timeout)
             except (AdapterError, subprocess.TimeoutExpired):
                 pass
@@ -588,11 +685,21 @@ class AdapterProcess:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             pass
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+        for stream in (self.proc.stdin, self.proc.stdout):
             try:
                 stream.close()
             except OSError:
                 pass
+        with self._stderr_lock:  # never while the reader reads it
+            self._drain_stderr()  # its last lines
+            try:
+                self.proc.stderr.close()
+            except OSError:
+                pass
+
+
+
+_RUN_TAG = re.compile(r"^\[run ([^\]]+)\]")
 
 
 
@@ -614,7 +721,13 @@ _procs = None
 
 
 class AdapterPool:
-    """The adapter processes of one pytest process (one per client, started lazily)."""
+    """The adapter processes of one pytest process, started lazily: for each client, as
+    many as its runs in flight need, each taking up to the client's `per_process` runs at
+    once (a browser adapter takes several, each in a browsing context of its own; a
+    library adapter one, so that a crash fails no other run).
+
+    acquire(name) leases a process for one run (a free one, else a new one, else the least
+    busy), release(proc) gives it back; discard_process(proc) kills one that failed."""
 
     MAX_START_FAILURES = 2
 
@@ -622,7 +735,9 @@ class AdapterPool:
         self.clients = clients
         self.root = root
         self.grace_s = grace_s
-        self._procs = {}
+        self._procs = {}        # name → [AdapterProcess]
+        self._lock = threading.Lock()
+        self._starting = collections.defaultdict(threading.Lock)  # name → one start at a time
         self._start_failures = collections.Counter()
         self._last_start_error = {}
         self.info = {}  # name → the last `started` answer
@@ -646,19 +761,49 @@ class AdapterPool:
             env[TLS_CA_ENV] = self.tls_ca
         return env
 
-    def get(self, name):
-        """The running adapter of a client, started if need be."""
-        proc = self._procs.get(name)
-        if proc is not None and proc.alive():
+    def _max_processes(self, spec):
+        return max(1, -(-spec.parallel // spec.per_process))
+
+    def _lease(self, name, spec, may_start):
+        """A running process of the client with room for a run, its count taken (the pool
+        lock held); None when a new one is to be started."""
+        procs = self._procs.setdefault(name, [])
+        for proc in [p for p in procs if not p.alive()]:
+            procs.remove(proc)
+            proc.kill()
+        free = [p for p in procs if p.inflight < spec.per_process]
+        if not free and (may_start or not procs):
+            return None
+        proc = min(free or procs, key=lambda p: p.inflight)
+        proc.inflight += 1
+        return proc
+
+    def acquire(self, name):
+        """A running adapter of a client for one run (release() it after), started if need
+        be. AdapterError when it cannot be started."""
+        spec = self.clients[name]
+        with self._starting[name]:
+            with self._lock:
+                may_start = len(self._procs.get(name, [])) < self._max_processes(spec)
+                proc = self._lease(name, spec, may_start)
+            if proc is not None:
+                return proc
+            proc = self._start(name, spec)
+            with self._lock:
+                proc.inflight = 1
+                self._procs.setdefault(name, []).append(proc)
             return proc
-        if proc is not None:
-            self.discard(name)
+
+    def release(self, proc):
+        with self._lock:
+            proc.inflight = max(0, proc.inflight - 1)
+
+    def _start(self, name, spec):
         if self._start_failures[name] >= self.MAX_START_FAILURES:
             err = self._last_start_error[name]
             raise AdapterError("the %s adapter could not be started (%d tries); last: %s"
                                % (name, self._start_failures[name], err.message), "start",
                                stderr=err.stderr)
-        spec = self.clients[name]
         proc = None
         try:
             proc = AdapterProcess(spec, self.root, env=self.env())
@@ -671,23 +816,41 @@ class AdapterPool:
             self._last_start_error[name] = err
             raise
         self._start_failures[name] = 0
-        self._procs[name] = proc
         self.info[name] = proc.started
         return proc
 
+    def get(self, name):
+        """A running adapter of a client (the one process when it takes runs one at a
+        time), started if need be."""
+        proc = self.acquire(name)
+        self.release(proc)
+        return proc
+
+    def discard_process(self, proc):
+        """Kill one adapter process (after a crash, a hang or garbage): the runs in flight
+        on it fail with it, the next runs get another."""
+        with self._lock:
+            for procs in self._procs.values():
+                if proc in procs:
+                    procs.remove(proc)
+        proc.kill()
+
     def discard(self, name):
-        """Kill a client's adapter (after a crash, a hang or garbage)."""
-        proc = self._procs.pop(name, None)
-        if proc is not None:
+        """Kill every adapter process of a client."""
+        with self._lock:
+            procs = self._procs.pop(name, [])
+        for proc in procs:
             proc.kill()
 
     def close(self):
         """Stop every adapter (in parallel: a browser takes a while to close)."""
-        threads = [threading.Thread(target=p.stop) for p in self._procs.values()]
+        with self._lock:
+            procs = [p for ps in self._procs.values() for p in ps]
+            self._procs.clear()
+        threads = [threading.Thread(target=p.stop) for p in procs]
         for t in threads:
             t.start()
         for t in threads:
             t.join(30)
-        for proc in self._procs.values():
+        for proc in procs:
             proc.kill()
-        self._procs.clear()

@@ -2,9 +2,10 @@
 client.
 
 A ScenarioItem's setup is the run: load the scenario as an instance of its own, prepare the
-client part, send `run` to the client's adapter, read the journal, unload. A failing
-adapter or harness raises there, so pytest reports an *error*; an unsupported action is a
-*skip*. Its call is the grading (grader.py): a failed strict check raises ScenarioFailure.
+client part, send `run` to the client's adapter, read the journal, unload (carry_out; done
+ahead of pytest, in a thread, when runahead.py runs this process's items concurrently, and
+then setup takes its outcome). A failing adapter or harness raises there, so pytest
+reports an *error*; an unsupported action is a *skip*. Its call is the grading (grader.py): a failed strict check raises ScenarioFailure.
 """
 import os
 import re
@@ -14,6 +15,7 @@ import pytest
 from . import expectations as expectations_mod
 from . import grader, prepare, report
 from .clients import AdapterError
+from .runahead import perform
 from .server import HarnessError
 from .session import state_of
 
@@ -103,17 +105,34 @@ class ScenarioItem(pytest.Item):
 
     def setup(self):
         state = state_of(self.config)
+        done = state.runahead.take(self) if state.runahead is not None else None
+        if done is None:  # not run ahead (runahead.py): now
+            done = perform(self)
+        self.run_duration = done.duration
+        if done.error is not None:
+            raise done.error
+
+    def carry_out(self):
+        """The run (in a thread of runahead.py, or in setup): sets this item's facts, raises
+        what setup must raise (an error, a skip)."""
+        state = state_of(self.config)
         try:
             server = state.get_server()
         except HarnessError:
             self.error_kind = "harness"
             raise
         try:
-            adapter = state.pool.get(self.client)
+            adapter = state.pool.acquire(self.client)
         except AdapterError as err:
             self.error_kind = "adapter " + err.kind
             self.stderr_tail = err.stderr
             raise
+        try:
+            self._with_adapter(state, server, adapter)
+        finally:
+            state.pool.release(adapter)
+
+    def _with_adapter(self, state, server, adapter):
         self.client_info = dict(adapter.started or {})
         client_part = self.scenario.get("client") or {}
         action = prepare.action_of(client_part)
@@ -149,18 +168,21 @@ class ScenarioItem(pytest.Item):
             self.error_kind = "scenario"
             raise
         mark = adapter.stderr_mark()
+        run_id = adapter.new_id()
         try:
             origins = prepare.origins_of(self.instance, server.origins)
             kind, payload = adapter.run(self.scenario["id"], client_part, origins,
                                         prepare.page_of(self.instance, server.origins),
-                                        deadline_ms, state.grace_s)
+                                        deadline_ms, state.grace_s, run_id=run_id)
         except AdapterError as err:
             self.error_kind = "adapter " + err.kind
             if err.fatal:
-                state.pool.discard(self.client)
+                state.pool.discard_process(adapter)
             raise
         finally:
-            self.stderr_tail = adapter.stderr_since(mark)
+            # a process that takes several runs at once tags their lines with the run's id
+            self.stderr_tail = adapter.stderr_since(
+                mark, run=run_id if adapter.spec.per_process > 1 else None)
         if kind == "unsupported":
             self.unsupported = payload
             pytest.skip("unsupported: " + payload)

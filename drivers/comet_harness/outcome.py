@@ -62,7 +62,6 @@ def decorate(item, rep, call):
     rep.comet_classname = "%s.%s" % (item.client, item.scenario["id"].split(".")[0])
     comet = comet_outcome(item, rep, call)
     if rep.when == "setup":
-        item.run_duration = call.duration
         if rep.failed and call.excinfo is not None and call.excinfo.errisinstance(
                 (AdapterError, HarnessError, prepare.PrepareError)):
             # pytest shows a traceback for errors outside the call phase: show the facts
@@ -70,7 +69,8 @@ def decorate(item, rep, call):
     if comet is None:
         return
     message = message_of(item, rep, call, comet)
-    duration = call.duration + (item.run_duration if rep.when == "call" else 0.0)
+    # the run's own time (not pytest's wait for a run done ahead), and the grading's
+    duration = item.run_duration + (call.duration if rep.when == "call" else 0.0)
     rec = item.record(comet, message.splitlines()[0][:500] if message else "", duration)
     if comet == report.ERROR:
         rec["details"] = item.error_text(call.excinfo.value) if call.excinfo else message

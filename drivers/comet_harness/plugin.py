@@ -27,13 +27,15 @@ import sys
 
 import pytest
 
-from . import prepare, session
+from . import plan, session
 from . import shard as shard_mod
 from .clients import DEFAULT_GRACE_S
 from .items import ScenarioFile, ScenarioItem
 from .junit import JunitSuites
 from .outcome import decorate
 from .recorder import Recorder
+from .runahead import DEFAULT_LIMIT, RunAhead
+from .session import state_of
 
 # Exit statuses (pytest's, but for a usage error): documented in README.md.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -83,6 +85,10 @@ def pytest_addoption(parser, pluginmanager):
                     help="the results.json whose run durations balance the shards (default: "
                          "%s when it exists; every shard must read the same file)"
                          % shard_mod.DURATIONS_DEFAULT)
+    group.addoption("--parallel", type=int, default=DEFAULT_LIMIT, metavar="N",
+                    help="runs at once in one pytest process (each client's own limit is its "
+                         "`parallel` in the registry); 1: one at a time, in pytest's order "
+                         "(default: %(default)s)")
     group.addoption("--list-clients", action="store_true",
                     help="list the known clients and exit")
 
@@ -163,39 +169,81 @@ def pytest_collect_file(file_path, parent):
 @pytest.hookimpl(trylast=True)  # after -k and -m deselected theirs
 def pytest_collection_modifyitems(config, items):
     """--shard K/N: keep this shard's runs (in every xdist worker alike), in their order.
+    Then, in a process that runs them all (no xdist) and runs them ahead: costliest first
+    (plan.py; under xdist the controller's scheduler gives the order).
 
-    (Not reordered, costliest first: xdist hands each worker a first chunk of a quarter
-    of its share, so one worker would get the long runs, the other the short ones and then
-    everything else, and be left alone at the end. In the collection's order every chunk
-    is a mix.)"""
+    (The shard is not reordered itself: xdist's own scheduler, under another --dist, hands
+    each worker a first chunk of a quarter of its share, so one worker would get the long
+    runs, the other the short ones and then everything else, and be left alone at the
+    end. In the collection's order every chunk is a mix.)"""
     state = session.state_of(config)
-    if state.shard is None:
-        return
-    runs = []
-    for item in items:
-        if isinstance(item, ScenarioItem):
-            spec = state.registry.get(item.client)
-            try:
-                supported = spec is None or \
-                    prepare.action_of(item.scenario.get("client") or {}) in spec.capabilities
-            except prepare.PrepareError:
-                supported = True
-            runs.append((item.nodeid, item.scenario.get("id"), item.client, supported))
-        else:
-            runs.append((item.nodeid, None, None, True))
-    cost = shard_mod.costs(runs, state.durations)
-    k, n = state.shard
-    where = shard_mod.partition(cost, n)
-    keep = [item for item in items if where[item.nodeid] == k - 1]
-    dropped = [item for item in items if where[item.nodeid] != k - 1]
-    state.shard_meta = {
-        "index": k, "count": n, "runs": len(keep), "of": len(items),
-        "partition": shard_mod.fingerprint(where, n),
-        "balanced_by": "durations" if state.durations else "count",
-        "cost": round(sum(cost[i.nodeid] for i in keep), 3)}
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-    items[:] = keep
+    if state.shard is not None:
+        runs = plan.runs_of(state, [item.nodeid for item in items], config.rootpath)
+        cost = shard_mod.costs(runs, state.durations)
+        k, n = state.shard
+        where = shard_mod.partition(cost, n)
+        keep = [item for item in items if where[item.nodeid] == k - 1]
+        dropped = [item for item in items if where[item.nodeid] != k - 1]
+        state.shard_meta = {
+            "index": k, "count": n, "runs": len(keep), "of": len(items),
+            "partition": shard_mod.fingerprint(where, n),
+            "balanced_by": "durations" if state.durations else "count",
+            "cost": round(sum(cost[i.nodeid] for i in keep), 3)}
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+    if run_ahead(config) and not hasattr(config, "workerinput"):
+        order = plan.part_of(state, [item.nodeid for item in items], config.rootpath, 0, 1)
+        items[:] = [items[i] for i in order]
+
+
+# ------------------------------------------------------------------------------ running
+
+def run_ahead(config):
+    """Whether runs are carried out ahead, several at once (--parallel above 1)."""
+    return config.getoption("parallel") > 1
+
+
+def planned(config):
+    """Whether the xdist controller hands out the plan (plan.py): under --dist load."""
+    return run_ahead(config) and config.getoption("dist", default="no") == "load"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    if planned(node.config):
+        node.workerinput[plan.PLAN_KEY] = True
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if planned(config):
+        return plan.make_scheduler(config, log, session.state_of(config))
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session):
+    """The runs this process will be asked for, to run ahead (runahead.py)."""
+    config = session.config
+    if not run_ahead(config) or config.pluginmanager.has_plugin("dsession") or \
+            config.getoption("collectonly"):
+        return None  # one at a time; or the xdist controller, which runs nothing
+    state = state_of(config)
+    items = session.items
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        if not workerinput.get(plan.PLAN_KEY):
+            return None  # xdist's own scheduler: which runs will come is not known
+        number = plan.worker_number(workerinput.get("workerid"))
+        order = plan.part_of(state, [item.nodeid for item in items], config.rootpath,
+                             -1 if number is None else number, workerinput["workercount"])
+        items = [items[i] for i in order]
+    state.runahead = RunAhead(
+        [item for item in items if isinstance(item, ScenarioItem)],
+        lambda client: state.registry[client].parallel if client in state.registry else 1,
+        config.getoption("parallel"))
+    return None
 
 
 # ------------------------------------------------------------------------------ reports

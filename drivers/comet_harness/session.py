@@ -11,6 +11,7 @@ the first time one of its files is collected.
 import itertools
 import os
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -57,6 +58,8 @@ class SessionState:
     # the registry files (drivers/clients.yaml, --clients-file): `harness check --clients`
     # rejects a `when: {client: NAME}` naming none of their clients
     registry_files: List[str] = field(default_factory=lambda: [MANIFEST])
+    runahead: Optional[object] = None      # runahead.RunAhead: the runs done ahead
+    server_lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- collection ----------------------------------------------------------------------
 
@@ -113,6 +116,10 @@ class SessionState:
     # -- running -------------------------------------------------------------------------
 
     def get_server(self):
+        with self.server_lock:  # runs ahead ask from their threads
+            return self._get_server()
+
+    def _get_server(self):
         if self.server is not None and not self.server.alive():
             self.server = None  # it died: the next test gets a new one
         if self.server is None:
@@ -131,6 +138,8 @@ class SessionState:
         return "%s-%d-%s-%s" % (self.worker, next(self.counter), safe, secrets.token_hex(3))
 
     def close(self):
+        if self.runahead is not None:
+            self.runahead.close()
         if self.pool is not None:
             self.pool.close()
         if self.server is not None:
