@@ -1421,3 +1421,40 @@ def test_python_script_do_after_close_asks_the_library(sessions, name):
     assert "wait_timeout" not in types(obs), obs["events"]
     late = [e for e in obs["events"] if e.get("step") == "late"]
     assert all(e["type"] == "exception" for e in late), late  # raised, or nothing at all
+
+
+# A response that sets a cookie and may be cached for an hour: a run after it (or beside it)
+# in the same adapter process must neither send the cookie nor be served from that cache.
+ISOLATION = [route("c", "/c", headers={"Set-Cookie": "comet-leak=1; Path=/",
+                                       "Cache-Control": "public, max-age=3600",
+                                       "Content-Type": "text/plain"}, body="cacheable")]
+
+
+@pytest.mark.parametrize("name", sorted(n for n in BROWSERS if n in ("chromium", "firefox")))
+def test_runs_share_no_cookie_or_cache(sessions, name):
+    """Runs of one browser adapter, one after the other and then two at once, GET the same
+    URL of one instance: every request reaches the server (no run was served from another's
+    HTTP cache) and none carries the cookie another run was given (each run's browsing
+    context is its own, however the adapter makes pages ahead or runs them together)."""
+    session = sessions(name)
+    adapter = session.get()
+    client = {"xhr": {"url": "/c"}}
+    instance = session.harness.load(scenario(ISOLATION, client))
+    try:
+        for batch in (1, 1, 2):
+            ids = []
+            for _ in range(batch):
+                msg = session.run_message(instance, client)
+                msg["id"] = adapter.new_id()
+                ids.append(msg["id"])
+                adapter.send(msg)
+            for msg_id in ids:
+                answer = adapter.answer(msg_id, 60)
+                assert answer["type"] == "result", answer
+                assert answer["observations"]["status"] == 200, answer
+        entries = [e for e in session.harness.journal(instance)["entries"] if e.get("route") == "c"]
+    finally:
+        session.harness.unload(instance)
+    assert len(entries) == 4, [e.get("headers") for e in entries]
+    for e in entries:
+        assert not [v for k, v in e["headers"] if k.lower() == "cookie"], e["headers"]
