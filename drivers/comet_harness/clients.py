@@ -21,6 +21,7 @@ installed with npm into a cache of its own (build/clients-cache) and reused from
 (The adapter programs themselves are in drivers/adapters/.)
 """
 import collections
+import contextlib
 import copy
 import fcntl
 import itertools
@@ -738,6 +739,9 @@ class AdapterPool:
         self._procs = {}        # name → [AdapterProcess]
         self._lock = threading.Lock()
         self._starting = collections.defaultdict(threading.Lock)  # name → one start at a time
+        # and one browser start at a time: three browsers starting at once beside the other
+        # adapters on a loaded machine missed their start_timeout (Firefox: 90 s)
+        self._browser_start = threading.Lock()
         self._start_failures = collections.Counter()
         self._last_start_error = {}
         self.info = {}  # name → the last `started` answer
@@ -806,8 +810,9 @@ class AdapterPool:
                                stderr=err.stderr)
         proc = None
         try:
-            proc = AdapterProcess(spec, self.root, env=self.env())
-            proc.start()
+            with self._browser_start if spec.kind == "browser" else contextlib.nullcontext():
+                proc = AdapterProcess(spec, self.root, env=self.env())
+                proc.start()
         except AdapterError as err:
             if proc is not None:
                 err.stderr = proc.stderr_since(0)
