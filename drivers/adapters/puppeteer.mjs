@@ -259,14 +259,25 @@ function watchPage(page, id) {
     });
 }
 
-/* A fresh context whose page shows the run's harness page with the runner loaded. */
-async function newPage(pageUrl, id) {
+let inflight = 0; // runs going on in this adapter
+
+/* A fresh context whose page shows the run's harness page with the runner loaded.
+ * Firefox hides the tabs that are not in front and throttles a hidden page's timers to one a
+ * second, so a page must stay in front while its run goes on. When no other run goes on (a
+ * spare: when none goes on at all), the page is a new tab in front of the one window: Firefox
+ * makes one in 130-145 ms against 240-260 ms for a window (and a tab made in the background
+ * waits a throttled second). When runs go on at once, each page has a window of its own. */
+async function newPage(pageUrl, id, { forSpare = false } = {}) {
     const b = await getBrowser();
     const context = await b.createBrowserContext();
     try {
-        // A window of its own: Firefox hides the tabs that are not in front, and throttles
-        // a hidden page's timers to one a second; a window per page keeps each visible.
-        const page = await context.newPage({ type: 'window' });
+        const tab = inflight <= (forSpare ? 0 : 1);
+        // Firefox can fail a new tab while the tab in front is being closed (the last
+        // run's context, closing in the background: "BrowsingContext does no longer
+        // exist"); a window does not depend on it
+        const page = tab
+            ? await context.newPage({ type: 'tab' }).catch(() => context.newPage({ type: 'window' }))
+            : await context.newPage({ type: 'window' });
         watchPage(page, id);
         const response = await page.goto(pageUrl, { waitUntil: 'load', timeout: NAVIGATION_TIMEOUT_MS });
         if (response && !response.ok()) {
@@ -287,7 +298,7 @@ let spares = 0;
 let stopping = false;
 
 function makeSpare(pageUrl) {
-    const ready = newPage(pageUrl, `spare ${++spares}`);
+    const ready = newPage(pageUrl, `spare ${++spares}`, { forSpare: true });
     ready.catch(() => {});  // a spare that failed is not used: its run makes its own page
     spare = { url: pageUrl, ready };
 }
@@ -337,7 +348,15 @@ async function runOne(msg) {
     if (typeof msg.page !== 'string') throw new Error('run.page must be the harness page URL');
     const deadline = runDeadline(msg);
     const t0 = Date.now();
-    const { context, page } = await pageFor(msg.page, msg.id);
+    inflight++;
+    let context;
+    let page;
+    try {
+        ({ context, page } = await pageFor(msg.page, msg.id));
+    } catch (err) {
+        inflight--;
+        throw err;
+    }
     try {
         log(`[run ${msg.id}] ${msg.scenario}: page ready in ${Date.now() - t0} ms`);
         const json = await withTimeout(
@@ -356,6 +375,7 @@ async function runOne(msg) {
     } finally {
         // The runner has already stopped what it started; closing the context (which
         // also ends anything left, such as a blocked page) need not delay the answer.
+        inflight--;
         closeInBackground(context);
         if (!spare && !stopping) setImmediate(() => { if (!spare && !stopping) makeSpare(msg.page); });
     }

@@ -952,6 +952,13 @@ def needed_counts(expect):
     return out
 
 
+def needs_settled(expect):
+    """Whether `expect.server` grades a WebSocket session (its end, close code, messages):
+    the server records them as the session ends, a moment after the client saw the close,
+    so the driver waits (briefly) for every entry to have ended before reading the journal."""
+    return "websocket" in ((expect or {}).get("server") or {})
+
+
 # --------------------------------------------------------------------------- time
 
 def _nth(items, nth):

@@ -9,6 +9,7 @@ reports an *error*; an unsupported action is a *skip*. Its call is the grading (
 """
 import os
 import re
+import time
 
 import pytest
 
@@ -21,6 +22,7 @@ from .session import state_of
 
 
 _LINES = {}
+SETTLE_S = 1.0  # the longest wait for a WebSocket session's entry to end (grader.needs_settled)
 
 
 def scenario_line(path, scenario_id):
@@ -209,6 +211,12 @@ class ScenarioItem(pytest.Item):
                 except HarnessError:
                     pass
             journal = server.journal(instance_id)
+        if grader.needs_settled(self.expect):
+            end = time.monotonic() + SETTLE_S
+            while any(e.get("ended") is None for e in journal.get("entries") or []) and \
+                    time.monotonic() < end:
+                time.sleep(0.02)
+                journal = server.journal(instance_id)
         return journal
 
     # -- grading (call) ----------------------------------------------------------------
