@@ -13,6 +13,7 @@
 #include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
+#include "arena.h"
 #include "scenario_load.h"
 #include "xalloc.h"
 #include "yamldoc.h"
@@ -132,13 +133,15 @@ static struct scenario *load_text(const char *text, size_t len, const char *name
     /* the file name must outlive the tree for its locations: use the scenario's copy */
     char *file = xstrdup(name);
     size_t before = diags->n;
-    struct ynode *root = ydoc_parse(text, len, file, diags);
+    struct arena tree; /* the YAML tree: nothing of it is kept past the load */
+    arena_init(&tree);
+    struct ynode *root = ydoc_parse(text, len, file, &tree, diags);
     struct scenario *s = NULL;
     if (root && diags->n == before)
         s = load_tree(root, file, base_dir, diags, want_doc);
     else if (root)
         scenario_free(load_tree(root, file, base_dir, diags, false)); /* report the rest too */
-    ynode_free(root);
+    arena_free(&tree);
     free(file);
     return s;
 }
