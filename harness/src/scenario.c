@@ -7,12 +7,17 @@
  */
 #include "scenario.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "arena.h"
 #include "scenario_load.h"
 #include "xalloc.h"
@@ -152,25 +157,68 @@ struct scenario *scenario_load_text(const char *text, size_t len, const char *na
     return load_text(text, len, name, base_dir, diags, true);
 }
 
+/* The folder whose realpath() was taken last, and that real path ("" if it failed): the
+ * files of a folder are loaded one after another. */
+static pthread_mutex_t real_lock = PTHREAD_MUTEX_INITIALIZER;
+static char real_dir_of[PATH_MAX], real_dir[PATH_MAX];
+
+/* realpath(path, out), with the folder resolved once for all its files: when the last
+ * component of path is a file that is not a symbolic link (readlink() says EINVAL), its real
+ * path is its folder's followed by its name. Anything else is left to realpath(). */
+static bool real_path(const char *path, char out[PATH_MAX])
+{
+    const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
+    size_t dir_len = slash ? (size_t)(slash - path) + (slash == path) : 1;
+    char link;
+    if (!*name || !strcmp(name, ".") || !strcmp(name, "..") || dir_len >= PATH_MAX ||
+        readlink(path, &link, 1) >= 0 || errno != EINVAL)
+        return realpath(path, out) != NULL;
+    pthread_mutex_lock(&real_lock);
+    if (strlen(real_dir_of) != dir_len || memcmp(real_dir_of, slash ? path : ".", dir_len)) {
+        memcpy(real_dir_of, slash ? path : ".", dir_len);
+        real_dir_of[dir_len] = 0;
+        if (!realpath(real_dir_of, real_dir))
+            real_dir[0] = 0;
+    }
+    size_t real_len = strlen(real_dir), name_len = strlen(name);
+    bool root = real_len == 1; /* "/" */
+    bool ok = real_len && real_len + !root + name_len < PATH_MAX;
+    if (ok) {
+        memcpy(out, real_dir, real_len);
+        out[real_len] = '/';
+        memcpy(out + real_len + !root, name, name_len + 1);
+    }
+    pthread_mutex_unlock(&real_lock);
+    return ok || realpath(path, out) != NULL;
+}
+
 static struct scenario *load_file(const char *path, struct diag_list *diags, bool want_doc)
 {
     char err[256];
     size_t len = 0;
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (uintmax_t)st.st_size > YDOC_MAX_BYTES) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC), open_err = errno;
+    bool regular = (fd >= 0 ? fstat(fd, &st) : stat(path, &st)) == 0 && S_ISREG(st.st_mode);
+    if (regular && (uintmax_t)st.st_size > YDOC_MAX_BYTES) {
         /* not read at all: yamldoc would refuse it */
+        if (fd >= 0)
+            close(fd);
         diag_add(diags, (struct src_loc){path, 1, 1},
                  "the file is %ju bytes: a scenario is at most %u bytes (16 MiB)",
                  (uintmax_t)st.st_size, YDOC_MAX_BYTES);
         return NULL;
     }
-    char *text = ld_read_file(path, &len, err, sizeof err);
+    char *text = NULL;
+    if (fd < 0)
+        snprintf(err, sizeof err, "%s", strerror(open_err));
+    else
+        text = ld_read_fd(fd, regular ? (size_t)st.st_size : 0, &len, err, sizeof err);
     if (!text) {
         diag_add(diags, (struct src_loc){path, 0, 0}, "cannot read the file: %s", err);
         return NULL;
     }
     char real[PATH_MAX];
-    const char *abs = realpath(path, real) ? real : path;
+    const char *abs = real_path(path, real) ? real : path;
     char *dir = xstrdup(abs);
     char *slash = strrchr(dir, '/');
     if (slash)
