@@ -256,6 +256,8 @@ static struct ynode *parse_scalar(struct parser *p, yaml_event_t *ev, struct src
 static const struct ynode *first_key(const struct parser *p, size_t base, size_t n,
                                      struct strmap *seen, const struct ynode *key)
 {
+    if (!n)
+        return NULL; /* the first key (and the stack may not be allocated yet) */
     struct ynode *const *keys = p->stack + base;
     if (n < SMALL_MAP) {
         for (size_t i = 0; i < n; i++)
