@@ -158,7 +158,9 @@ struct scenario *scenario_load_text(const char *text, size_t len, const char *na
 }
 
 /* The folder whose realpath() was taken last, and that real path ("" if it failed): the
- * files of a folder are loaded one after another. */
+ * files of a folder are loaded one after another. (Files are loaded by path only when
+ * check and serve start; a folder renamed or a link changed later in the same process
+ * would be seen late. The control API reads its files through fsroot, not here.) */
 static pthread_mutex_t real_lock = PTHREAD_MUTEX_INITIALIZER;
 static char real_dir_of[PATH_MAX], real_dir[PATH_MAX];
 
