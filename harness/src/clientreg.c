@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "arena.h"
 #include "ld.h"
 #include "xalloc.h"
 #include "yamldoc.h"
@@ -31,7 +32,9 @@ bool clientreg_load(struct clientreg *r, const char *path, struct diag_list *dia
         return false;
     }
     size_t before = diags->n;
-    struct ynode *root = ydoc_parse(text, len, path, diags);
+    struct arena tree;
+    arena_init(&tree);
+    struct ynode *root = ydoc_parse(text, len, path, &tree, diags);
     free(text);
     const struct ynode *clients = root ? ymap_get(root, "clients") : NULL;
     bool ok = clients && clients->kind == Y_MAP && diags->n == before;
@@ -44,7 +47,7 @@ bool clientreg_load(struct clientreg *r, const char *path, struct diag_list *dia
             r->names[r->n++] = xstrdup(clients->keys[i]->str);
         add_file(r, path);
     }
-    ynode_free(root);
+    arena_free(&tree);
     return ok;
 }
 

@@ -1,5 +1,6 @@
-/* instance — see instance.h. The registry is a plain array: tens of instances at a time,
- * looked up once per request. */
+/* instance — see instance.h. The registry is an array in the order of loading, for its list,
+ * and a hash map of ids, for the lookup of every request and every load (thousands of
+ * instances at once, with serve's start). */
 #include "instance.h"
 
 #include <stdio.h>
@@ -68,15 +69,13 @@ void registry_free(struct registry *reg)
     for (size_t i = 0; i < reg->n; i++)
         instance_free(reg->items[i]);
     free(reg->items);
+    strmap_free(&reg->by_id);
     pthread_mutex_destroy(&reg->lock);
 }
 
 static struct instance *find_locked(struct registry *reg, const char *id)
 {
-    for (size_t i = 0; i < reg->n; i++)
-        if (!strcmp(reg->items[i]->id, id))
-            return reg->items[i];
-    return NULL;
+    return strmap_get(&reg->by_id, id, strlen(id));
 }
 
 static bool id_ok(const char *id)
@@ -135,6 +134,7 @@ enum registry_status registry_add(struct registry *reg, struct scenario *s, cons
         reg->items = xrealloc(reg->items, reg->cap * sizeof *reg->items);
     }
     reg->items[reg->n++] = in;
+    strmap_put(&reg->by_id, in->id, strlen(in->id), in);
     pthread_mutex_unlock(&reg->lock);
     *out = in;
     return REG_OK;
@@ -162,10 +162,9 @@ void instance_unref(struct registry *reg, struct instance *in)
 bool registry_remove(struct registry *reg, const char *id)
 {
     pthread_mutex_lock(&reg->lock);
-    struct instance *in = NULL;
-    for (size_t i = 0; i < reg->n; i++) {
-        if (!strcmp(reg->items[i]->id, id)) {
-            in = reg->items[i];
+    struct instance *in = strmap_del(&reg->by_id, id, strlen(id));
+    for (size_t i = 0; in && i < reg->n; i++) {
+        if (reg->items[i] == in) {
             memmove(&reg->items[i], &reg->items[i + 1], (reg->n - i - 1) * sizeof *reg->items);
             reg->n--;
             break;

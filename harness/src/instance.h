@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include "journal.h"
 #include "scenario.h"
+#include "strmap.h"
 
 /* Something suspended until the instance changes: the wait API (journal grew) or a held
  * long poll (a channel got an event). wake() is called without the instance lock held. */
@@ -54,8 +55,9 @@ struct instance {
 
 struct registry {
     pthread_mutex_t lock;
-    struct instance **items;
+    struct instance **items; /* in the order they were added */
     size_t n, cap;
+    struct strmap by_id; /* id -> instance (keys borrowed from the instances) */
     unsigned long loads; /* for generated ids */
     size_t journal_limit;
     size_t journal_bytes; /* per instance; 0: no bound */

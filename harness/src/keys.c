@@ -992,7 +992,7 @@ static const struct key_table *const ALL[] = {
 const struct key_spec *keys_find(const struct key_table *t, const char *key)
 {
     for (size_t i = 0; i < t->n; i++)
-        if (!strcmp(t->keys[i].key, key))
+        if (t->keys[i].key[0] == key[0] && !strcmp(t->keys[i].key, key))
             return &t->keys[i];
     return NULL;
 }

@@ -2,6 +2,7 @@
 #include "ld.h"
 
 #include <ctype.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <limits.h>
 #include <nettle/base64.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "fsroot.h"
 #include "xalloc.h"
 
@@ -542,25 +544,35 @@ bool ld_conn_end(struct ld *ld, const struct ynode *n, enum conn_end *out, const
 
 char *ld_read_file(const char *path, size_t *len, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
         snprintf(err, errlen, "%s", strerror(errno));
         return NULL;
     }
-    size_t cap = 4096, n = 0;
+    return ld_read_fd(fd, 0, len, err, errlen);
+}
+
+char *ld_read_fd(int fd, size_t size, size_t *len, char *err, size_t errlen)
+{
+    /* room for size bytes, the NUL and one more: the second read() finds the end */
+    size_t cap = size < 4096 - 2 ? 4096 : size + 2, n = 0;
     char *buf = xmalloc(cap);
+    bool bad = false;
     for (;;) {
         if (n + 1 >= cap) {
             cap *= 2;
             buf = xrealloc(buf, cap);
         }
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        if (r == 0)
+        ssize_t r = read(fd, buf + n, cap - n - 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            bad = r < 0;
             break;
-        n += r;
+        }
+        n += (size_t)r;
     }
-    bool bad = ferror(f);
-    fclose(f);
+    close(fd);
     if (bad) {
         free(buf);
         snprintf(err, errlen, "read error");

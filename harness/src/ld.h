@@ -107,6 +107,9 @@ bool ld_conn_end(struct ld *ld, const struct ynode *n, enum conn_end *out, const
 bool ld_body_file(struct ld *ld, const struct ynode *n, struct bytes *out);
 /* A whole file into a malloc'd NUL-terminated buffer; NULL with a reason in err. */
 char *ld_read_file(const char *path, size_t *len, char *err, size_t errlen);
+/* The same from an open file descriptor, read to its end and closed (steals fd); size is
+ * what the file is expected to hold (fstat), so that one buffer is enough, or 0. */
+char *ld_read_fd(int fd, size_t size, size_t *len, char *err, size_t errlen);
 
 /* The tree as JSON, with every duration read so far as a number of milliseconds. New
  * reference. */

@@ -7,12 +7,18 @@
  */
 #include "scenario.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include "arena.h"
 #include "scenario_load.h"
 #include "xalloc.h"
 #include "yamldoc.h"
@@ -132,13 +138,15 @@ static struct scenario *load_text(const char *text, size_t len, const char *name
     /* the file name must outlive the tree for its locations: use the scenario's copy */
     char *file = xstrdup(name);
     size_t before = diags->n;
-    struct ynode *root = ydoc_parse(text, len, file, diags);
+    struct arena tree; /* the YAML tree: nothing of it is kept past the load */
+    arena_init(&tree);
+    struct ynode *root = ydoc_parse(text, len, file, &tree, diags);
     struct scenario *s = NULL;
     if (root && diags->n == before)
         s = load_tree(root, file, base_dir, diags, want_doc);
     else if (root)
         scenario_free(load_tree(root, file, base_dir, diags, false)); /* report the rest too */
-    ynode_free(root);
+    arena_free(&tree);
     free(file);
     return s;
 }
@@ -149,25 +157,70 @@ struct scenario *scenario_load_text(const char *text, size_t len, const char *na
     return load_text(text, len, name, base_dir, diags, true);
 }
 
+/* The folder whose realpath() was taken last, and that real path ("" if it failed): the
+ * files of a folder are loaded one after another. (Files are loaded by path only when
+ * check and serve start; a folder renamed or a link changed later in the same process
+ * would be seen late. The control API reads its files through fsroot, not here.) */
+static pthread_mutex_t real_lock = PTHREAD_MUTEX_INITIALIZER;
+static char real_dir_of[PATH_MAX], real_dir[PATH_MAX];
+
+/* realpath(path, out), with the folder resolved once for all its files: when the last
+ * component of path is a file that is not a symbolic link (readlink() says EINVAL), its real
+ * path is its folder's followed by its name. Anything else is left to realpath(). */
+static bool real_path(const char *path, char out[PATH_MAX])
+{
+    const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
+    size_t dir_len = slash ? (size_t)(slash - path) + (slash == path) : 1;
+    char link;
+    if (!*name || !strcmp(name, ".") || !strcmp(name, "..") || dir_len >= PATH_MAX ||
+        readlink(path, &link, 1) >= 0 || errno != EINVAL)
+        return realpath(path, out) != NULL;
+    pthread_mutex_lock(&real_lock);
+    if (strlen(real_dir_of) != dir_len || memcmp(real_dir_of, slash ? path : ".", dir_len)) {
+        memcpy(real_dir_of, slash ? path : ".", dir_len);
+        real_dir_of[dir_len] = 0;
+        if (!realpath(real_dir_of, real_dir))
+            real_dir[0] = 0;
+    }
+    size_t real_len = strlen(real_dir), name_len = strlen(name);
+    bool root = real_len == 1; /* "/" */
+    bool ok = real_len && real_len + !root + name_len < PATH_MAX;
+    if (ok) {
+        memcpy(out, real_dir, real_len);
+        out[real_len] = '/';
+        memcpy(out + real_len + !root, name, name_len + 1);
+    }
+    pthread_mutex_unlock(&real_lock);
+    return ok || realpath(path, out) != NULL;
+}
+
 static struct scenario *load_file(const char *path, struct diag_list *diags, bool want_doc)
 {
     char err[256];
     size_t len = 0;
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (uintmax_t)st.st_size > YDOC_MAX_BYTES) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC), open_err = errno;
+    bool regular = (fd >= 0 ? fstat(fd, &st) : stat(path, &st)) == 0 && S_ISREG(st.st_mode);
+    if (regular && (uintmax_t)st.st_size > YDOC_MAX_BYTES) {
         /* not read at all: yamldoc would refuse it */
+        if (fd >= 0)
+            close(fd);
         diag_add(diags, (struct src_loc){path, 1, 1},
                  "the file is %ju bytes: a scenario is at most %u bytes (16 MiB)",
                  (uintmax_t)st.st_size, YDOC_MAX_BYTES);
         return NULL;
     }
-    char *text = ld_read_file(path, &len, err, sizeof err);
+    char *text = NULL;
+    if (fd < 0)
+        snprintf(err, sizeof err, "%s", strerror(open_err));
+    else
+        text = ld_read_fd(fd, regular ? (size_t)st.st_size : 0, &len, err, sizeof err);
     if (!text) {
         diag_add(diags, (struct src_loc){path, 0, 0}, "cannot read the file: %s", err);
         return NULL;
     }
     char real[PATH_MAX];
-    const char *abs = realpath(path, real) ? real : path;
+    const char *abs = real_path(path, real) ? real : path;
     char *dir = xstrdup(abs);
     char *slash = strrchr(dir, '/');
     if (slash)

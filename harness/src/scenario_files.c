@@ -47,12 +47,19 @@ static void walk(struct file_list *l, const char *dir)
             continue;
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        /* the entry's type as stat() would tell it, without a stat() when readdir() knows it
+         * (not for a symbolic link: stat() follows it) */
+        bool dir = e->d_type == DT_DIR, reg = e->d_type == DT_REG;
         struct stat st;
-        if (stat(path, &st))
-            continue;
-        if (S_ISDIR(st.st_mode))
+        if (!dir && !reg) {
+            if (stat(path, &st))
+                continue;
+            dir = S_ISDIR(st.st_mode);
+            reg = S_ISREG(st.st_mode);
+        }
+        if (dir)
             walk(l, path);
-        else if (S_ISREG(st.st_mode) && yaml_name(e->d_name))
+        else if (reg && yaml_name(e->d_name))
             push(l, path);
     }
     closedir(d);

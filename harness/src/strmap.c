@@ -1,7 +1,9 @@
 /* strmap — see strmap.h. Open addressing with linear probing, FNV-1a hashes, at most half
- * full. */
+ * full; a removal moves back the keys after it that it would cut from their hash slot (no
+ * tombstones). */
 #include "strmap.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,4 +65,27 @@ void *strmap_put(struct strmap *m, const char *key, size_t len, void *value)
     *s = (struct strmap_slot){key, len, value};
     m->n++;
     return NULL;
+}
+
+void *strmap_del(struct strmap *m, const char *key, size_t len)
+{
+    if (!m->cap)
+        return NULL;
+    struct strmap_slot *s = find(m, key, len);
+    if (!s->key)
+        return NULL;
+    void *value = s->value;
+    size_t mask = m->cap - 1, hole = (size_t)(s - m->slots);
+    for (size_t j = (hole + 1) & mask; m->slots[j].key; j = (j + 1) & mask) {
+        size_t home = (size_t)hash(m->slots[j].key, m->slots[j].len) & mask;
+        /* the key at j stays unless the hole lies between its home slot and j */
+        bool stays = hole <= j ? hole < home && home <= j : hole < home || home <= j;
+        if (!stays) {
+            m->slots[hole] = m->slots[j];
+            hole = j;
+        }
+    }
+    m->slots[hole] = (struct strmap_slot){0};
+    m->n--;
+    return value;
 }

@@ -28,5 +28,7 @@ void *strmap_get(const struct strmap *m, const char *key, size_t len);
 /* Stores value (not NULL) for key unless the key is there already: then returns the value
  * stored first and changes nothing. NULL when the key was added. */
 void *strmap_put(struct strmap *m, const char *key, size_t len, void *value);
+/* Removes key: its value, or NULL if it was not there. */
+void *strmap_del(struct strmap *m, const char *key, size_t len);
 
 #endif

@@ -1,5 +1,6 @@
 /* yamldoc — see yamldoc.h. A recursive descent over libyaml's events, its depth bounded by
- * YDOC_MAX_DEPTH. */
+ * YDOC_MAX_DEPTH. The entries of the mappings and sequences being read wait on one stack of
+ * the parser; each is copied into the arena, at its exact size, when its end is reached. */
 #include "yamldoc.h"
 
 #include <errno.h>
@@ -16,6 +17,9 @@ struct parser {
     size_t len;
     const char *file;
     struct diag_list *d;
+    struct arena *a;
+    struct ynode **stack; /* the entries of the open mappings and sequences (owned) */
+    size_t top, stack_cap;
     size_t nodes;
     bool failed;
     size_t end_line, end_col; /* 0-based: where the text ends (past its last character) */
@@ -97,9 +101,9 @@ static bool next(struct parser *p, yaml_event_t *ev)
     return false;
 }
 
-static struct ynode *new_node(enum ynode_kind kind, struct src_loc loc)
+static struct ynode *new_node(struct parser *p, enum ynode_kind kind, struct src_loc loc)
 {
-    struct ynode *n = xcalloc(1, sizeof *n);
+    struct ynode *n = arena_calloc(p->a, 1, sizeof *n);
     n->kind = kind;
     n->loc = loc;
     return n;
@@ -110,24 +114,48 @@ static bool eq(const char *s, const char *a, const char *b, const char *c)
     return !strcmp(s, a) || !strcmp(s, b) || !strcmp(s, c);
 }
 
+/* The YAML 1.2 core schema's type of a plain scalar. Only a few first characters can start
+ * anything but a string: null, true and false are told by theirs and their length, numbers
+ * and .inf/.nan by a digit, a sign or a dot. */
 static void type_plain(struct ynode *n)
 {
     const char *s = n->str;
-    if (n->len != strlen(s))
+    if (memchr(s, 0, n->len))
         return;
-    if (!*s || eq(s, "~", "null", "Null") || !strcmp(s, "NULL")) {
+    switch (*s) {
+    case 0:
         n->type = YS_NULL;
         return;
-    }
-    if (eq(s, "true", "True", "TRUE")) {
-        n->type = YS_BOOL;
-        n->b = true;
+    case '~':
+        if (n->len == 1)
+            n->type = YS_NULL;
         return;
-    }
-    if (eq(s, "false", "False", "FALSE")) {
-        n->type = YS_BOOL;
-        n->b = false;
+    case 'n':
+    case 'N':
+        if (n->len == 4 && (eq(s, "null", "Null", "NULL")))
+            n->type = YS_NULL;
         return;
+    case 't':
+    case 'T':
+        if (n->len == 4 && eq(s, "true", "True", "TRUE")) {
+            n->type = YS_BOOL;
+            n->b = true;
+        }
+        return;
+    case 'f':
+    case 'F':
+        if (n->len == 5 && eq(s, "false", "False", "FALSE")) {
+            n->type = YS_BOOL;
+            n->b = false;
+        }
+        return;
+    case '+':
+    case '-':
+    case '.':
+        break;
+    default:
+        if (*s < '0' || *s > '9')
+            return;
     }
     char *end;
     errno = 0;
@@ -170,17 +198,13 @@ static void type_plain(struct ynode *n)
 
 static struct ynode *parse_node(struct parser *p, yaml_event_t *ev, int depth);
 
-static void append(struct ynode *n, struct ynode *key, struct ynode *value)
+static void push(struct parser *p, struct ynode *entry)
 {
-    if (n->n == n->cap) {
-        n->cap = n->cap ? n->cap * 2 : 4;
-        n->values = xrealloc(n->values, n->cap * sizeof *n->values);
-        if (n->kind == Y_MAP)
-            n->keys = xrealloc(n->keys, n->cap * sizeof *n->keys);
+    if (p->top == p->stack_cap) {
+        p->stack_cap = p->stack_cap ? p->stack_cap * 2 : 64;
+        p->stack = xrealloc(p->stack, p->stack_cap * sizeof *p->stack);
     }
-    if (n->kind == Y_MAP)
-        n->keys[n->n] = key;
-    n->values[n->n++] = value;
+    p->stack[p->top++] = entry;
 }
 
 /* Whether a one-line scalar's value is its source text (escapes and folding change it):
@@ -210,11 +234,9 @@ static void refuse_anchor(struct parser *p, struct src_loc loc, const yaml_char_
 static struct ynode *parse_scalar(struct parser *p, yaml_event_t *ev, struct src_loc loc)
 {
     refuse_anchor(p, loc, ev->data.scalar.anchor);
-    struct ynode *n = new_node(Y_SCALAR, loc);
+    struct ynode *n = new_node(p, Y_SCALAR, loc);
     n->len = ev->data.scalar.length;
-    n->str = xmalloc(n->len + 1);
-    memcpy(n->str, ev->data.scalar.value, n->len);
-    n->str[n->len] = 0;
+    n->str = arena_strndup(p->a, (const char *)ev->data.scalar.value, n->len);
     n->quoted = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
     n->exact = scalar_exact(ev);
     const char *tag = (const char *)ev->data.scalar.tag;
@@ -227,29 +249,34 @@ static struct ynode *parse_scalar(struct parser *p, yaml_event_t *ev, struct src
     return n;
 }
 
-/* The key of map n equal to key, or NULL (then key is remembered). A short mapping is
- * searched; from SMALL_MAP keys on, a hash map of them (seen) is used: linear time. */
+/* The key equal to key among the n keys so far of the mapping whose entries are on the
+ * stack from base (key, value, key, ...), or NULL (then key is remembered). A short mapping
+ * is searched; from SMALL_MAP keys on, a hash map of them (seen) is used: linear time. */
 #define SMALL_MAP 8
-static const struct ynode *first_key(const struct ynode *n, struct strmap *seen,
-                                     const struct ynode *key)
+static const struct ynode *first_key(const struct parser *p, size_t base, size_t n,
+                                     struct strmap *seen, const struct ynode *key)
 {
-    if (n->n < SMALL_MAP) {
-        for (size_t i = 0; i < n->n; i++)
-            if (n->keys[i]->len == key->len && !memcmp(n->keys[i]->str, key->str, key->len))
-                return n->keys[i];
+    if (!n)
+        return NULL; /* the first key (and the stack may not be allocated yet) */
+    struct ynode *const *keys = p->stack + base;
+    if (n < SMALL_MAP) {
+        for (size_t i = 0; i < n; i++)
+            if (keys[2 * i]->len == key->len && !memcmp(keys[2 * i]->str, key->str, key->len))
+                return keys[2 * i];
         return NULL;
     }
-    if (n->n == SMALL_MAP && !seen->n)
-        for (size_t i = 0; i < n->n; i++)
-            strmap_put(seen, n->keys[i]->str, n->keys[i]->len, n->keys[i]);
+    if (n == SMALL_MAP && !seen->n)
+        for (size_t i = 0; i < n; i++)
+            strmap_put(seen, keys[2 * i]->str, keys[2 * i]->len, keys[2 * i]);
     return strmap_put(seen, key->str, key->len, (void *)key);
 }
 
-/* The entries of a sequence or mapping n, up to its end event. false on a syntax error or
- * a limit crossed (n is freed by the caller). */
+/* The entries of a sequence or mapping n, up to its end event, gathered on the stack and
+ * then copied into n. false on a syntax error or a limit crossed (n is left empty). */
 static bool parse_entries(struct parser *p, struct ynode *n, int depth)
 {
     bool map = n->kind == Y_MAP;
+    size_t base = p->top, count = 0;
     struct strmap seen = {0}; /* key text -> the first key node */
     bool ok = true;
     for (;;) {
@@ -265,14 +292,12 @@ static bool parse_entries(struct parser *p, struct ynode *n, int depth)
         struct ynode *key = NULL;
         if (map) {
             if (!(key = parse_node(p, &e, depth + 1)) || !next(p, &e)) {
-                ynode_free(key);
                 ok = false;
                 break;
             }
         }
         struct ynode *value = parse_node(p, &e, depth + 1);
         if (!value) {
-            ynode_free(key);
             ok = false;
             break;
         }
@@ -281,21 +306,34 @@ static bool parse_entries(struct parser *p, struct ynode *n, int depth)
             diag_add(p->d, key->loc, "a mapping key must be a plain value, not %s",
                      ynode_kind_name(key));
             p->failed = true;
-            ynode_free(key);
-            ynode_free(value);
             continue;
         }
-        const struct ynode *first = map ? first_key(n, &seen, key) : NULL;
+        const struct ynode *first = map ? first_key(p, base, count, &seen, key) : NULL;
         if (first) {
             diag_add(p->d, key->loc, "duplicate key '%s' (first at line %d, column %d)", key->str,
                      first->loc.line, first->loc.col);
-            ynode_free(key);
-            ynode_free(value);
             continue;
         }
-        append(n, key, value);
+        if (map)
+            push(p, key);
+        push(p, value);
+        count++;
     }
     strmap_free(&seen);
+    if (ok && count) {
+        n->n = count;
+        n->values = arena_alloc(p->a, count * sizeof *n->values);
+        if (map) {
+            n->keys = arena_alloc(p->a, count * sizeof *n->keys);
+            for (size_t i = 0; i < count; i++) {
+                n->keys[i] = p->stack[base + 2 * i];
+                n->values[i] = p->stack[base + 2 * i + 1];
+            }
+        } else {
+            memcpy(n->values, p->stack + base, count * sizeof *n->values);
+        }
+    }
+    p->top = base;
     return ok;
 }
 
@@ -329,12 +367,8 @@ static struct ynode *parse_node(struct parser *p, yaml_event_t *ev, int depth)
             p->failed = true;
             return NULL;
         }
-        struct ynode *n = new_node(map ? Y_MAP : Y_SEQ, loc);
-        if (!parse_entries(p, n, depth)) {
-            ynode_free(n);
-            return NULL;
-        }
-        return n;
+        struct ynode *n = new_node(p, map ? Y_MAP : Y_SEQ, loc);
+        return parse_entries(p, n, depth) ? n : NULL;
     }
     default:
         diag_add(p->d, loc, "unexpected YAML event");
@@ -344,16 +378,19 @@ static struct ynode *parse_node(struct parser *p, yaml_event_t *ev, int depth)
     }
 }
 
-struct ynode *ydoc_parse(const char *text, size_t len, const char *file, struct diag_list *diags)
+struct ynode *ydoc_parse(const char *text, size_t len, const char *file, struct arena *a,
+                         struct diag_list *diags)
 {
-    struct parser p = {.text = text, .len = len, .file = file, .d = diags};
+    struct parser p = {.text = text, .len = len, .file = file, .d = diags, .a = a};
     if (len > YDOC_MAX_BYTES) {
         diag_add(diags, (struct src_loc){file, 1, 1},
                  "the file is %zu bytes: a scenario is at most %u bytes (16 MiB)", len,
                  YDOC_MAX_BYTES);
         return NULL;
     }
-    find_end(&p);
+    /* a text that ends with a line break ends at column 0, where mark_loc changes nothing */
+    if (!len || (text[len - 1] != '\n' && text[len - 1] != '\r'))
+        find_end(&p);
     if (!yaml_parser_initialize(&p.y))
         abort();
     yaml_parser_set_input_string(&p.y, (const unsigned char *)text, len);
@@ -387,31 +424,15 @@ struct ynode *ydoc_parse(const char *text, size_t len, const char *file, struct 
         }
     }
     yaml_parser_delete(&p.y);
-    if (p.failed) {
-        ynode_free(root);
+    free(p.stack);
+    if (p.failed)
         return NULL;
-    }
     if (!root) {
-        root = new_node(Y_SCALAR, (struct src_loc){file, 1, 1});
-        root->str = xcalloc(1, 1);
+        root = new_node(&p, Y_SCALAR, (struct src_loc){file, 1, 1});
+        root->str = arena_strndup(a, "", 0);
         root->type = YS_NULL;
     }
     return root;
-}
-
-void ynode_free(struct ynode *n)
-{
-    if (!n)
-        return;
-    for (size_t i = 0; i < n->n; i++) {
-        if (n->keys)
-            ynode_free(n->keys[i]);
-        ynode_free(n->values[i]);
-    }
-    free(n->keys);
-    free(n->values);
-    free(n->str);
-    free(n);
 }
 
 struct ynode *ymap_get(const struct ynode *n, const char *key)
@@ -419,7 +440,8 @@ struct ynode *ymap_get(const struct ynode *n, const char *key)
     if (!n || n->kind != Y_MAP)
         return NULL;
     for (size_t i = 0; i < n->n; i++)
-        if (n->keys[i]->kind == Y_SCALAR && !strcmp(n->keys[i]->str, key))
+        if (n->keys[i]->kind == Y_SCALAR && n->keys[i]->str[0] == key[0] &&
+            !strcmp(n->keys[i]->str, key))
             return n->values[i];
     return NULL;
 }

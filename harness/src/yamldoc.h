@@ -13,6 +13,10 @@
  * number of nodes and the size of the text are bounded by the constants below, each an
  * error at the place it is crossed. Duplicate keys are found with a hash map: parsing is
  * linear in the size of the text.
+ *
+ * The tree lives in an arena (arena.h) that the caller owns: every node, string and array
+ * of it is cut from there, and arena_free() frees the whole tree at once. Nothing of the
+ * tree may be kept past that: readers copy what they keep (xstrdup, JSON).
  */
 #ifndef HARNESS_YAMLDOC_H
 #define HARNESS_YAMLDOC_H
@@ -20,6 +24,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include "arena.h"
 #include "diag.h"
 
 /* The deepest nesting of sequences and mappings (the catalogue needs about 12). */
@@ -33,13 +38,6 @@ enum ynode_kind { Y_SCALAR, Y_MAP, Y_SEQ };
 enum yscalar_type { YS_STRING, YS_NULL, YS_BOOL, YS_INT, YS_FLOAT };
 
 struct ynode {
-    /* The deepest nesting of sequences and mappings (the catalogue needs about 12). */
-#define YDOC_MAX_DEPTH 64
-/* The most nodes (scalars, sequences, mappings) in a document: about 200,000 routes. */
-#define YDOC_MAX_NODES 2000000
-/* The longest text, in bytes: 16 MiB. */
-#define YDOC_MAX_BYTES (16u * 1024u * 1024u)
-
     enum ynode_kind kind;
     struct src_loc loc; /* 1-based; file borrowed from the document */
     /* Y_SCALAR */
@@ -55,14 +53,16 @@ struct ynode {
     /* Y_MAP: keys[i] (scalars) -> values[i]; Y_SEQ: values[i] */
     struct ynode **keys;
     struct ynode **values;
-    size_t n, cap;
+    size_t n;
 };
 
-/* Parse one document. NULL on a syntax error or a limit crossed (reported in diags); an
- * empty document gives a Y_SCALAR null node. file is used in messages and must outlive the tree.
- * Duplicate keys are reported in diags but the tree is still returned (the first value wins). */
-struct ynode *ydoc_parse(const char *text, size_t len, const char *file, struct diag_list *diags);
-void ynode_free(struct ynode *n);
+/* Parse one document into arena a (borrowed: the tree is the arena's, freed by arena_free(),
+ * which the caller does, on NULL too). NULL on a syntax error or a limit crossed (reported
+ * in diags); an empty document gives a Y_SCALAR null node. file is used in messages and must
+ * outlive the tree. Duplicate keys are reported in diags but the tree is still returned (the
+ * first value wins). */
+struct ynode *ydoc_parse(const char *text, size_t len, const char *file, struct arena *a,
+                         struct diag_list *diags);
 
 /* The value of a key in a mapping (NULL if absent or n is not a mapping). */
 struct ynode *ymap_get(const struct ynode *n, const char *key);

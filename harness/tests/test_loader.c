@@ -182,7 +182,9 @@ static void test_duplicate_keys_and_typing(void **state)
     struct diag_list d;
     diag_init(&d);
     const char *y = "a: 1\nb: {x: yes, y: 'true', z: true, n: ~, f: 1.5, h: 0x10}\na: 2\n";
-    struct ynode *root = ydoc_parse(y, strlen(y), "d.yaml", &d);
+    struct arena tree;
+    arena_init(&tree);
+    struct ynode *root = ydoc_parse(y, strlen(y), "d.yaml", &tree, &d);
     assert_non_null(root);
     assert_int_equal(d.n, 1);
     assert_int_equal(d.items[0].line, 3);
@@ -194,7 +196,7 @@ static void test_duplicate_keys_and_typing(void **state)
                               "\"y\":\"true\",\"z\":true}}");
     free(text);
     json_decref(j);
-    ynode_free(root);
+    arena_free(&tree);
     diag_free(&d);
 }
 
