@@ -246,6 +246,7 @@ function withTimeout(promise, ms) {
     return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 const TIMED_OUT = Symbol('timed out');
+const TAB_TIMEOUT_MS = 5000; // a new tab Firefox has not made by then: a window instead
 
 /* The page's messages go to stderr tagged with its run (a spare's tag changes when a run
  * takes it). */
@@ -272,12 +273,11 @@ async function newPage(pageUrl, id, { forSpare = false } = {}) {
     const context = await b.createBrowserContext();
     try {
         const tab = inflight <= (forSpare ? 0 : 1);
-        // Firefox can fail a new tab while the tab in front is being closed (the last
-        // run's context, closing in the background: "BrowsingContext does no longer
-        // exist"); a window does not depend on it
-        const page = tab
-            ? await context.newPage({ type: 'tab' }).catch(() => context.newPage({ type: 'window' }))
-            : await context.newPage({ type: 'window' });
+        // Firefox can fail a new tab, or not answer at all, while the tab in front is being
+        // closed (the last run's context, closing in the background: "BrowsingContext does
+        // no longer exist"); a window does not depend on it
+        let page = tab ? await withTimeout(context.newPage({ type: 'tab' }).catch(() => null), TAB_TIMEOUT_MS) : null;
+        if (!page || page === TIMED_OUT) page = await context.newPage({ type: 'window' });
         watchPage(page, id);
         const response = await page.goto(pageUrl, { waitUntil: 'load', timeout: NAVIGATION_TIMEOUT_MS });
         if (response && !response.ok()) {
