@@ -241,3 +241,36 @@ def test_registry_parallel_fields(tmp_path):
         registry.load_registry(str(path))
     clients, _ = registry.load_registry()
     assert clients["chromium"].parallel >= 1 and clients["curl"].per_process == 1
+
+
+# ------------------------------------------------------------ a settled journal
+
+class _SessionEndsLate:
+    """A harness whose WebSocket entry records its end on the third journal read, as the
+    server does a moment after the client saw the close."""
+
+    def __init__(self):
+        self.reads = 0
+
+    def journal(self, instance_id):
+        self.reads += 1
+        return {"entries": [{"route": "ws", "ended": 12.5 if self.reads >= 3 else None}]}
+
+
+def test_the_journal_is_read_once_a_websocket_session_has_ended():
+    """With no pause between a run and its grading (run-ahead), a WebSocket session's end
+    may not be in the journal yet: the driver reads it again until every entry has ended,
+    when expect.server grades a session (grader.needs_settled) -- and only then."""
+    from types import SimpleNamespace
+    from comet_harness import grader
+    from comet_harness.items import ScenarioItem
+    ws = {"server": {"websocket": {"end": "closed_by_server"}}}
+    assert grader.needs_settled(ws) and not grader.needs_settled({"server": {"requests": []}})
+    server = _SessionEndsLate()
+    item = SimpleNamespace(instance={"instance": "i"}, expect=ws)
+    journal = ScenarioItem._journal(item, server)
+    assert journal["entries"][0]["ended"] == 12.5 and server.reads == 3
+    server = _SessionEndsLate()
+    item = SimpleNamespace(instance={"instance": "i"}, expect={"client": {"status": 200}})
+    assert ScenarioItem._journal(item, server)["entries"][0]["ended"] is None
+    assert server.reads == 1
