@@ -145,6 +145,14 @@ NEEDS = {"chromium-xhr": "/usr/lib/chromium/chromium",
          "chromium-xhr-no-invalid-state": "/usr/lib/chromium/chromium"}
 
 
+# Known failures whose outcome on the real client depends on the timing of the bytes, so
+# that a run may pass them: ws 8.23 fires the message sent right after the handshake
+# after close() only when it arrives with the handshake (it XPASSed in a full conformance
+# run and in one make check of two). Neither a pass nor a fail of these says anything
+# about a mutant.
+TIMING_DEPENDENT = {"websocket.script.close-in-open-listener"}
+
+
 @pytest.mark.parametrize("client", sorted(CAUGHT))
 def test_mutant_fails_exactly_the_scenarios_aimed_at_it(harness_bin, tmp_path, client):
     if client in NEEDS and not os.path.exists(NEEDS[client]):
@@ -164,7 +172,7 @@ def test_mutant_fails_exactly_the_scenarios_aimed_at_it(harness_bin, tmp_path, c
     outcomes = {r["id"]: r["outcome"] for r in doc["results"]}
     assert len(outcomes) >= (10 if client in KEYWORDS else 30), proc.stdout[-3000:]
     failed = {i for i, o in outcomes.items() if o == "fail"}
-    assert failed == CAUGHT[client], proc.stdout[-5000:]
+    assert failed - TIMING_DEPENDENT == CAUGHT[client] - TIMING_DEPENDENT, proc.stdout[-5000:]
     # xhr2 lacks synchronous requests, FormData, blob and document responses: unsupported;
     # a client without the steps capability has the client scripts unsupported
     scripts = {i for i, c in _scenarios(AREA[client]).items() if "steps" in c}
