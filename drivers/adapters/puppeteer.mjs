@@ -7,19 +7,22 @@
  * Drives the Debian browsers through puppeteer-core (which never downloads one): Chromium
  * over the DevTools protocol, Firefox ESR over WebDriver BiDi. One browser is launched per
  * adapter process (at "start", or at the first run) and reused; it is launched again if it
- * died. Every run gets a fresh browser context (no cookies or cache shared between runs)
- * and page: the page opens the run's "page" URL (the harness's blank page on the main
- * origin), the shared in-page runner (browser/runner.js) is injected, and
+ * died. A run's page shows the run's "page" URL (the harness's blank page on the main
+ * origin) with the shared in-page runner (browser/runner.js) injected, and
  * cometRun(client, deadline) gives the observations. Runs with different ids go on
- * concurrently, each in its own context.
+ * concurrently, each in a browser context (and page) of its own.
  *
  * Making a context and its page is most of a short run's time (Chromium: about half a
- * second, Firefox: a second, more on a loaded machine), so the adapter makes one ahead:
- * once a run has answered it makes a spare, which the next run with the same page URL
- * takes. (Not while a run goes on: Firefox opening a window delays the events of the page
- * under test.) The spare is a context and window of its own, never used before, and it is
- * used only if it is still visible when its run starts (a hidden page may have its timers
- * throttled); otherwise the run makes its own page, as it would have without a spare.
+ * second, Firefox: a second, more on a loaded machine), so a page outlives its run: once
+ * the run has answered, its page goes to about:blank (which ends everything the run left
+ * going), the context's cookies are deleted (and Chromium's HTTP cache emptied), the harness
+ * page is loaded again with the runner, and the page waits there as the spare that the next
+ * run takes. Firefox's WebDriver BiDi has no command that empties a context's cache; that
+ * cache cannot serve one run what another fetched, because every request of a run has a
+ * path under its own instance (/s/INSTANCE/…). A page whose run stopped answering is not
+ * kept: its context is closed, and a fresh spare is made. A spare is used only if it is
+ * still visible when its run starts (a hidden page may have its timers throttled);
+ * otherwise the run makes its own page.
  *
  * The page's console messages, uncaught errors and failed requests are logged to stderr,
  * prefixed with the run id, for the driver to show when a test fails.
@@ -279,28 +282,82 @@ async function newPage(pageUrl, id, { forSpare = false } = {}) {
         let page = tab ? await withTimeout(context.newPage({ type: 'tab' }).catch(() => null), TAB_TIMEOUT_MS) : null;
         if (!page || page === TIMED_OUT) page = await context.newPage({ type: 'window' });
         watchPage(page, id);
-        const response = await page.goto(pageUrl, { waitUntil: 'load', timeout: NAVIGATION_TIMEOUT_MS });
-        if (response && !response.ok()) {
-            throw new Error(`the harness page ${pageUrl} answered ${response.status()}`);
-        }
-        if (opts.mutant) await page.evaluate(MUTANTS[opts.mutant]);
-        const visibility = await page.evaluate(RUNNER_SOURCE + '\n;document.visibilityState');
-        if (visibility !== 'visible') log(`[run ${id}] warning: the page is ${visibility} (timers may be throttled)`);
-        return { context, page };
+        const got = { context, page, url: null, runs: 0 };
+        await load(got, pageUrl, id);
+        return got;
     } catch (err) {
         closeInBackground(context);
         throw err;
     }
 }
 
-let spare = null;  // { url, ready: promise of { context, page } }: the next run's page
+/* Show the harness page at pageUrl in got.page, the runner loaded: a new document, so
+ * nothing of a former run's page is left (its requests, sockets and timers end with it). */
+async function load(got, pageUrl, id) {
+    const response = await got.page.goto(pageUrl, { waitUntil: 'load', timeout: NAVIGATION_TIMEOUT_MS });
+    if (response && !response.ok()) {
+        throw new Error(`the harness page ${pageUrl} answered ${response.status()}`);
+    }
+    if (opts.mutant) await got.page.evaluate(MUTANTS[opts.mutant]);
+    const visibility = await got.page.evaluate(RUNNER_SOURCE + '\n;document.visibilityState');
+    if (visibility !== 'visible') log(`[run ${id}] warning: the page is ${visibility} (timers may be throttled)`);
+    got.url = pageUrl;
+}
+
+/* What a run leaves in its context that the next run could see, removed: every cookie of
+ * the context (partitioned ones too) and, in Chromium, its HTTP cache. Firefox's WebDriver
+ * BiDi has no command that empties a context's cache; a run's requests all have paths
+ * under its own instance (/s/INSTANCE/…), so no other run asks for what it cached (the
+ * harness page aside, the same for every run). */
+async function forget(got) {
+    if (opts.browser === 'chromium') {
+        if (!got.cdp) got.cdp = await got.page.createCDPSession();
+        await got.cdp.send('Network.clearBrowserCookies');
+        await got.cdp.send('Network.clearBrowserCache');
+        return;
+    }
+    const user = got.context.userContext;
+    await user.browser.session.send('storage.deleteCookies', {
+        partition: { type: 'storageKey', userContext: user.id },
+    });
+}
+
+/* A page whose run has ended, made ready for the next run: its document replaced (which
+ * ends whatever the run left going), its cookies and cache forgotten. Making a context and a
+ * page is most of a short run's time (Firefox: 130-260 ms quiet, most of a second with
+ * runs beside it); this is one navigation. */
+async function reuse(got, pageUrl, id) {
+    await got.page.goto('about:blank', { waitUntil: 'load', timeout: NAVIGATION_TIMEOUT_MS });
+    await forget(got);
+    await load(got, pageUrl, id);
+    return got;
+}
+
+let spare = null;  // { ready: promise of a page }: the next run's page
 let spares = 0;
 let stopping = false;
 
 function makeSpare(pageUrl) {
     const ready = newPage(pageUrl, `spare ${++spares}`, { forSpare: true });
     ready.catch(() => {});  // a spare that failed is not used: its run makes its own page
-    spare = { url: pageUrl, ready };
+    spare = { ready };
+}
+
+/* The page of a run that has ended becomes the spare, ready for the next run, unless
+ * another page already is (runs went on at once). */
+function keepAsSpare(got, pageUrl, id) {
+    if (spare || stopping) {
+        closeInBackground(got.context);
+        return;
+    }
+    got.runs++;
+    const ready = reuse(got, pageUrl, id).catch((err) => {
+        log(`[run ${id}] its page could not be made ready again (${err && err.message || err})`);
+        closeInBackground(got.context);
+        throw err;
+    });
+    ready.catch(() => {});
+    spare = { ready };
 }
 
 function dropSpare() {
@@ -309,15 +366,15 @@ function dropSpare() {
     if (s) s.ready.then(({ context }) => closeInBackground(context), () => {});
 }
 
-/* The run's page: the spare when it is for this URL, made and still visible; else a new
- * one. */
+/* The run's page: the spare when it is made and still visible (loaded again if the run's
+ * page URL is another); else a new one. */
 async function pageFor(pageUrl, id) {
     const s = spare;
     spare = null;
-    if (s && s.url !== pageUrl) s.ready.then(({ context }) => closeInBackground(context), () => {});
-    if (s && s.url === pageUrl) {
+    if (s) {
         try {
             const got = await s.ready;
+            if (got.url !== pageUrl) await load(got, pageUrl, id);
             if (await got.page.evaluate('document.visibilityState') === 'visible') {
                 got.page.cometRunId = id;
                 return got;
@@ -349,18 +406,18 @@ async function runOne(msg) {
     const deadline = runDeadline(msg);
     const t0 = Date.now();
     inflight++;
-    let context;
-    let page;
+    let got;
     try {
-        ({ context, page } = await pageFor(msg.page, msg.id));
+        got = await pageFor(msg.page, msg.id);
     } catch (err) {
         inflight--;
         throw err;
     }
+    let unresponsive = true;
     try {
-        log(`[run ${msg.id}] ${msg.scenario}: page ready in ${Date.now() - t0} ms`);
+        log(`[run ${msg.id}] ${msg.scenario}: page ready in ${Date.now() - t0} ms (${got.runs ? `used ${got.runs} times before` : 'new'})`);
         const json = await withTimeout(
-            page.evaluate(
+            got.page.evaluate(
                 async (client, deadlineMs) => JSON.stringify(await cometRun(client, deadlineMs)), // eslint-disable-line no-undef
                 msg.client,
                 deadline,
@@ -371,13 +428,18 @@ async function runOne(msg) {
             log(`[run ${msg.id}] the page did not answer ${PAGE_GRACE_MS} ms after the deadline`);
             return { type: 'result', observations: { events: [], deadline: true, pageUnresponsive: true } };
         }
+        unresponsive = false;
         return { type: 'result', observations: JSON.parse(json) };
     } finally {
-        // The runner has already stopped what it started; closing the context (which
-        // also ends anything left, such as a blocked page) need not delay the answer.
+        // The runner has already stopped what it started; making the page ready for the
+        // next run (or closing its context: a page that stopped answering, or one more
+        // than a spare) need not delay the answer.
         inflight--;
-        closeInBackground(context);
-        if (!spare && !stopping) setImmediate(() => { if (!spare && !stopping) makeSpare(msg.page); });
+        if (unresponsive) closeInBackground(got.context);
+        else keepAsSpare(got, msg.page, msg.id);
+        if (!spare && !stopping && unresponsive) {
+            setImmediate(() => { if (!spare && !stopping) makeSpare(msg.page); });
+        }
     }
 }
 
