@@ -224,9 +224,40 @@ def test_long_poll_held_until_scheduled_event_then_continues(server, http):
     assert lp[0]["timed_out"] is False and lp[2]["timed_out"] is True
 
 
+def test_channel_events_count_from_the_first_request(server, http):
+    """A channel's scheduled events count from the instance's first request, not its load:
+    a client that starts late (a loaded machine, a browser making its page) meets the
+    schedule its scenario describes. An event published before then is available at once,
+    ahead of the scheduled ones."""
+    base = server.load(LONG_POLL)
+    inst = server.last["instance"]
+    time.sleep(0.5)  # past the event's 400 ms, counted from the load
+    t0 = time.monotonic()
+    r = http.get(base + "/poll")
+    held = time.monotonic() - t0
+    assert r.json() == {"cursor": 1, "events": [{"id": 0, "data": "first"}]}
+    assert 0.35 < held < 0.7
+    # after a reset, the clock starts again at the next request; a publish before it stays
+    # where it was put
+    assert server.api("POST", "/instances/%s/reset" % inst).status_code == 200
+    time.sleep(0.5)
+    p = server.api("POST", "/instances/%s/publish" % inst, json={"channel": "news",
+                                                                 "data": "early"})
+    assert p.status_code == 200
+    t0 = time.monotonic()
+    r = http.get(base + "/poll")
+    assert time.monotonic() - t0 < 0.3
+    assert r.json() == {"cursor": 1, "events": [{"id": 0, "data": "early"}]}
+    t0 = time.monotonic()
+    r = http.get(base + "/poll")
+    assert r.json() == {"cursor": 2, "events": [{"id": 1, "data": "first"}]}
+    assert 0.2 < time.monotonic() - t0 < 0.7
+
+
 def test_long_poll_cursor_parameter(server, http):
     base = server.load(LONG_POLL)
-    time.sleep(0.45)
+    assert http.get(base + "/since?cursor=0").status_code == 204  # held 300 ms: the clock starts
+    time.sleep(0.15)  # the event is due 400 ms after that first request
     r = http.get(base + "/since?cursor=0")
     assert r.text == "first" and r.headers["X-Harness-Cursor"] == "1"
     assert http.get(base + "/since?cursor=0").text == "first"  # the client owns the cursor

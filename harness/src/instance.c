@@ -42,6 +42,7 @@ static void channels_load(struct instance *in)
             st->events[pos].data = xcalloc(ev->data.len + 1, 1);
             memcpy(st->events[pos].data, ev->data.data, ev->data.len);
             st->events[pos].len = ev->data.len;
+            st->events[pos].scheduled = true;
             st->n++;
         }
     }
@@ -206,7 +207,34 @@ void instance_reset_locked(struct instance *in)
     memset(in->route_counts, 0, in->scenario->n_routes * sizeof *in->route_counts);
     memset(in->route_cursors, 0, in->scenario->n_routes * sizeof *in->route_cursors);
     journal_clear(&in->journal, in->created_us);
+    in->channels_started = false;
     channels_load(in);
+}
+
+void instance_start_channels_locked(struct instance *in, uint64_t at_us)
+{
+    if (in->channels_started)
+        return;
+    in->channels_started = true;
+    if (at_us <= in->created_us)
+        return;
+    uint64_t shift = at_us - in->created_us;
+    for (size_t c = 0; c < in->scenario->n_channels; c++) {
+        struct channel_state *st = &in->channels[c];
+        for (size_t i = 0; i < st->n; i++)
+            if (st->events[i].scheduled)
+                st->events[i].available_us += shift;
+        /* published events keep their time: the list ordered by availability again */
+        for (size_t i = 1; i < st->n; i++) {
+            struct channel_event_state e = st->events[i];
+            size_t pos = i;
+            while (pos > 0 && st->events[pos - 1].available_us > e.available_us) {
+                st->events[pos] = st->events[pos - 1];
+                pos--;
+            }
+            st->events[pos] = e;
+        }
+    }
 }
 
 void instance_publish_locked(struct instance *in, size_t channel, const void *data, size_t len)
@@ -227,6 +255,7 @@ void instance_publish_locked(struct instance *in, size_t channel, const void *da
     st->events[pos].data = xcalloc(len + 1, 1);
     memcpy(st->events[pos].data, data, len);
     st->events[pos].len = len;
+    st->events[pos].scheduled = false;
     st->n++;
 }
 

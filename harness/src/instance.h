@@ -32,6 +32,7 @@ struct channel_event_state {
     uint64_t available_us; /* mono_us() time from which polls see it */
     unsigned char *data;
     size_t len;
+    bool scheduled; /* the scenario's (after: MS), not published */
 };
 
 struct channel_state {
@@ -46,6 +47,7 @@ struct instance {
     int refs; /* guarded by the registry lock */
     bool unloaded;
     uint64_t created_us;         /* load (or last reset) time: journal times count from here */
+    bool channels_started;       /* the scheduled channel events count from the first request */
     unsigned long *route_counts; /* per route: matches so far */
     size_t *route_cursors;       /* per route: long-poll events already delivered */
     struct channel_state *channels;
@@ -87,6 +89,11 @@ void instance_unref(struct registry *reg, struct instance *in);
 /* Forget the journal, counters, cursors and published events; times restart. */
 void instance_reset_locked(struct instance *in);
 /* Add an event to a channel, available from now. */
+/* A request of the instance arrived at at_us (mono_us()): the first one since the load (or
+ * reset) starts the channels' clock, the scenario's events (`after: MS`) becoming available
+ * MS after it rather than after the load, so that a client that starts late (a loaded
+ * machine, a browser making its page) meets the schedule its scenario describes. */
+void instance_start_channels_locked(struct instance *in, uint64_t at_us);
 void instance_publish_locked(struct instance *in, size_t channel, const void *data, size_t len);
 /* Detach the waiters to wake (channel < 0: journal waiters; else that channel's). */
 struct waiter *instance_take_waiters_locked(struct instance *in, long channel);

@@ -38,7 +38,9 @@ static bool dispatch(struct exchange *ex)
     struct instance *in = ex->inst;
     const struct scenario *s = in->scenario;
     pthread_mutex_lock(&in->lock);
-    /* arrival times count from the instance's load (or reset) */
+    /* arrival times count from the instance's load (or reset); channel events from its
+     * first request */
+    instance_start_channels_locked(in, ex->arrived_us);
     ex->preflight = false;
     ex->route = -1;
     if (request_is_preflight(&ex->req)) {
