@@ -52,6 +52,25 @@ def descendants(pid):
     return out
 
 
+def carrying(name, value):
+    """The pids of the processes whose environment has name=value (from /proc): what a
+    process started, even once it has died and left them to init (a browser puppeteer
+    started in a process group of its own inherits its adapter's environment)."""
+    want = ("%s=%s" % (name, value)).encode()
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/environ" % entry, "rb") as f:
+                env = f.read()
+        except OSError:
+            continue
+        if want in env.split(b"\0"):
+            out.append(int(entry))
+    return out
+
+
 def kill_tree(proc, sig=signal.SIGKILL):
     """Kill a process we started and everything it started."""
     if proc is None:

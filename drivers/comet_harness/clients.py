@@ -430,6 +430,10 @@ class AdapterProcess:
         self._stderr_count = 0
         self._stderr_partial = b""
         self._stderr_lock = threading.Lock()
+        # Every process the adapter starts inherits this mark (ADAPTER_MARK), by which
+        # kill() finds them even when the adapter died first and left them to init.
+        self.mark = "%d.%d.%s" % (os.getpid(), next(_adapter_serial), os.urandom(4).hex())
+        env = dict(os.environ if env is None else env, **{ADAPTER_MARK: self.mark})
         try:
             self.proc = subprocess.Popen(
                 spec.argv(root), cwd=root, env=env, stdin=subprocess.PIPE,
@@ -662,10 +666,14 @@ class AdapterProcess:
                 pass
         self.kill()
 
+    def left_behind(self):
+        """The pids of the processes still carrying this adapter's mark."""
+        return procs_module().carrying(ADAPTER_MARK, self.mark)
+
     def kill(self):
-        """Kill the adapter and everything it started: its process group, and the
-        processes under it in groups of their own (puppeteer starts a browser so, and a
-        killed adapter left that browser running)."""
+        """Kill the adapter and everything it started: its process group, the processes
+        under it in groups of their own (puppeteer starts a browser so), and any process
+        still carrying its mark (that browser, left to init when the adapter died first)."""
         below = descendants(self.proc.pid) if self.proc.poll() is None else []
         if self.proc.poll() is None:
             try:
@@ -686,6 +694,19 @@ class AdapterProcess:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             pass
+        # started by an adapter that died before it; a browser may still be forking, and a
+        # process killed is gone only once it has exited: until none is left (bounded)
+        end = time.monotonic() + LEFT_BEHIND_WAIT_S
+        while True:
+            left = self.left_behind()
+            if not left or time.monotonic() > end:
+                break
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.05)
         for stream in (self.proc.stdin, self.proc.stdout):
             try:
                 stream.close()
@@ -704,10 +725,10 @@ _RUN_TAG = re.compile(r"^\[run ([^\]]+)\]")
 
 
 
-def descendants(pid):
-    """The pids of the processes under pid: the adapters' own helper (drivers/adapters/
-    procs.py, which the WebKit adapter and the grid use to kill their trees), loaded from
-    its file: the adapters are scripts, not a package."""
+def procs_module():
+    """The adapters' own process helper (drivers/adapters/procs.py, which the WebKit adapter
+    and the grid use to kill their trees), loaded from its file: the adapters are scripts,
+    not a package."""
     global _procs
     if _procs is None:
         import importlib.util
@@ -715,10 +736,18 @@ def descendants(pid):
         spec = importlib.util.spec_from_file_location("comet_harness_procs", path)
         _procs = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(_procs)
-    return _procs.descendants(pid)
+    return _procs
+
+
+def descendants(pid):
+    """The pids of the processes under pid."""
+    return procs_module().descendants(pid)
 
 
 _procs = None
+ADAPTER_MARK = "COMET_ADAPTER_MARK"   # in each adapter's environment: whose processes these are
+LEFT_BEHIND_WAIT_S = 5.0              # kill(): how long processes left behind are killed again
+_adapter_serial = itertools.count(1)
 
 
 class AdapterPool:
