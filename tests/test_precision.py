@@ -413,3 +413,57 @@ def test_json_subset_is_one_rule_in_server_and_grader(server, http):
         r = http.post(base + "/j", data=text)
         assert (r.status_code == 200) == holds, (want, text)
         assert (grader.match({"json": want}, text) is None) == holds, (want, text)
+
+
+BACKLOG = """
+    server:
+      routes:
+        - name: late
+          match: {path: /late}
+          response: {body: done, delay: 600}
+        - name: events
+          match: {path: /events}
+          response:
+            sse:
+              events:
+                - {after: 600, data: a}
+                - {after: 300, data: b}
+"""
+
+
+def test_a_backlog_in_the_server_does_not_slide_the_schedule(server):
+    """The server is stopped (SIGSTOP) for 400 ms while two requests wait in the kernel, as
+    in a backlog of thousands: a 600 ms delay and SSE events due 600 and 900 ms after the
+    request still come on that schedule from when the request was sent, not 400 ms later
+    (the arrival is put back to when the bytes reached the kernel: harness/src/arrival.h),
+    never early. The journal's `arrived` is that time too."""
+    import signal
+    base = server.load(BACKLOG)
+    server.proc.send_signal(signal.SIGSTOP)
+    try:
+        socks = {}
+        for name in ("late", "events"):
+            s, u = connect(base)
+            socks[name] = s
+        t0 = time.monotonic()
+        for name, s in socks.items():
+            s.sendall(("GET %s/%s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                       % (urllib.parse.urlsplit(base).path, name, u.netloc)).encode())
+        time.sleep(0.4)
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+    got, how = read_timed(socks["late"])
+    data = b"".join(d for _, d in got)
+    assert how == "eof" and data.startswith(b"HTTP/1.1 200") and data.endswith(b"done"), data
+    on_schedule([got[0][0]], [600], t0)
+    got, how = read_timed(socks["events"])
+    data = b"".join(d for _, d in got)
+    offsets = [data.index(b"data: a"), data.index(b"data: b")]
+    on_schedule(arrival_of(got, offsets), [600, 900], t0)
+    entries = {e["route"]: e for e in server.entries()}
+    # the arrival is the kernel's: the stream's headers went at the end of the stop, 400 ms
+    # after it (less the jiffies arrival.h gives away)
+    events = entries["events"]
+    assert 370 <= events["phases"]["headers_sent"] - events["arrived"] <= 400 + LATE * 1000
+    late = entries["late"]
+    assert 590 <= late["phases"]["headers_sent"] - late["arrived"] <= 600 + LATE * 1000, late

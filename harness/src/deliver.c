@@ -18,13 +18,6 @@
 #define RESPONSE_BLOCK (16 * 1024) /* the most one body callback writes */
 #define RESPONSE_BLOCK_STREAM 64   /* a chunked body: MHD reads it into its own buffer */
 
-static int conn_fd(struct exchange *ex)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    return ci ? ci->connect_fd : -1;
-}
-
 /* The connection's TLS session, or NULL on a plain port. Bytes written by hand go through
  * it (docs/tls.md): libmicrohttpd does not touch it while the connection is suspended. */
 static gnutls_session_t conn_tls(struct exchange *ex)
@@ -73,7 +66,7 @@ static void conn_finish(struct exchange *ex, int fd)
 /* Is the peer gone? 1: closed, -1: reset or failed, 0: still there. */
 static int conn_gone(struct exchange *ex)
 {
-    int fd = conn_fd(ex);
+    int fd = ex_fd(ex);
     if (fd < 0)
         return 1;
     gnutls_session_t tls = conn_tls(ex);
@@ -99,7 +92,7 @@ static int conn_gone(struct exchange *ex)
  * an established socket). libmicrohttpd closes the dead socket afterwards. */
 static void reset_connection(struct exchange *ex)
 {
-    int fd = conn_fd(ex);
+    int fd = ex_fd(ex);
     if (fd < 0)
         return;
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
@@ -187,6 +180,16 @@ struct pace {
     uint64_t next_us; /* trickling: when the next tick allows more */
 };
 
+/* When the response was due to start: the request's arrival (put back to when it reached
+ * the kernel, for a response with a schedule: arrival.h) and its delay. A body's schedule
+ * counts from here, not from when the headers went, so that a backlog in this server does
+ * not slide it; never later than when the headers went. */
+static uint64_t scheduled_start(const struct exchange *ex)
+{
+    uint64_t at = ex->arrived_us + (ex->resp ? ex->resp->delay_ms * 1000u : 0);
+    return ex->headers_us && ex->headers_us < at ? ex->headers_us : at;
+}
+
 /* total bytes, of which the first `head` go at once; the trickle counts from start_us. */
 static struct pace pace_at(const struct plan *p, size_t total, size_t head, uint64_t start_us,
                            uint64_t now)
@@ -267,7 +270,7 @@ static void direct_tick(void *arg);
 static void direct_start(struct exchange *ex)
 {
     if (!ex->direct) {
-        int one = 1, fd = conn_fd(ex);
+        int one = 1, fd = ex_fd(ex);
         if (fd >= 0) /* each piece goes out as it is written, as libmicrohttpd pushes it */
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         ex->direct = true;
@@ -300,7 +303,7 @@ static int direct_flush(struct exchange *ex, int fd)
 static int direct_write(struct exchange *ex, uint64_t now, uint64_t *next_us)
 {
     struct plan *p = &ex->plan;
-    int fd = conn_fd(ex);
+    int fd = ex_fd(ex);
     if (fd < 0)
         return -1;
     bool chunked = !strcmp(ex->version, "HTTP/1.1");
@@ -409,13 +412,16 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
         return MHD_CONTENT_READER_END_WITH_ERROR;
     uint64_t now = mono_us();
     if (!ex->body_start_us) {
-        uint64_t due = ex->headers_us + p->body_delay_ms * 1000u;
-        if (p->body_delay_ms && now < due) {
+        /* body_delay is a pause after the headers, kept whole; else the pieces count from
+         * when the response was due */
+        uint64_t due =
+            p->body_delay_ms ? ex->headers_us + p->body_delay_ms * 1000u : scheduled_start(ex);
+        if (due > now) {
             ex_sleep_until(ex, due);
             return 0;
         }
-        ex->body_start_us = now;
-        ex->piece_due_us = now + (p->n_pieces ? p->pieces[0].after_ms * 1000u : 0);
+        ex->body_start_us = due;
+        ex->piece_due_us = due + (p->n_pieces ? p->pieces[0].after_ms * 1000u : 0);
     }
     if (p->paced) {
         if (ex->piece >= p->n_pieces)
@@ -671,12 +677,12 @@ static void serialize_plan(struct exchange *ex)
 static enum MHD_Result manual_pump(struct exchange *ex)
 {
     struct plan *p = &ex->plan;
-    int fd = conn_fd(ex);
+    int fd = ex_fd(ex);
     uint64_t now = mono_us();
     if (fd < 0)
         return MHD_NO;
     if (!ex->body_start_us)
-        ex->body_start_us = now;
+        ex->body_start_us = scheduled_start(ex) < now ? scheduled_start(ex) : now;
     struct pace pc = pace_at(p, ex->out_len, ex->piece_off, ex->body_start_us, now);
     while (ex->out_off < pc.allowed) {
         size_t stop = pc.allowed;
@@ -743,7 +749,7 @@ static enum MHD_Result start_manual(struct exchange *ex)
         }
         note_status(ex, status);
         if (p->paced) { /* `chunks`: every write goes out as it is */
-            int one = 1, fd = conn_fd(ex);
+            int one = 1, fd = ex_fd(ex);
             if (fd >= 0)
                 setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "arrival.h"
 #include "xalloc.h"
 
 static const char *const END_NAMES[] = {
@@ -228,6 +229,20 @@ bool ex_stopping(struct exchange *ex)
     bool s = ex->host->stopping;
     pthread_mutex_unlock(&ex->host->lock);
     return s;
+}
+
+int ex_fd(struct exchange *ex)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return ci ? ci->connect_fd : -1;
+}
+
+void ex_arrival_from_kernel(struct exchange *ex)
+{
+    uint64_t lag = arrival_lag_us(ex_fd(ex));
+    if (lag && lag < ex->arrived_us)
+        ex->arrived_us -= lag;
 }
 
 void ex_ws_session_started(struct exchange *ex)

@@ -196,6 +196,11 @@ struct registry *ex_registry(struct exchange *ex);
 const struct ctlauth *ex_auth(const struct exchange *ex);
 const struct fsroot *ex_roots(const struct exchange *ex); /* NULL: no file access */
 bool ex_stopping(struct exchange *ex);
+int ex_fd(struct exchange *ex); /* the connection's socket, or -1 */
+/* A request whose response has a schedule: its arrival is put back to when its bytes
+ * reached the kernel (arrival.h), so that a backlog in this server does not slide the
+ * schedule. Before the journal entry is made. */
+void ex_arrival_from_kernel(struct exchange *ex);
 void ex_ws_session_started(struct exchange *ex);
 void ex_ws_session_ended(struct ex_host *host);
 

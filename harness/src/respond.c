@@ -23,6 +23,15 @@
 
 /* ---------------------------------------------------------------- dispatch */
 
+/* Whether what the response sends, or when, counts from the request's arrival. */
+static bool has_schedule(const struct response *r)
+{
+    if (!r)
+        return false;
+    return r->delay_ms || r->body_delay_ms || r->trickle_bytes || r->kind == RESP_SSE ||
+           r->kind == RESP_STREAM || r->kind == RESP_LONG_POLL || r->chunks.n;
+}
+
 static bool dispatch(struct exchange *ex)
 {
     const char *p = ex->req.path + 3;
@@ -38,9 +47,6 @@ static bool dispatch(struct exchange *ex)
     struct instance *in = ex->inst;
     const struct scenario *s = in->scenario;
     pthread_mutex_lock(&in->lock);
-    /* arrival times count from the instance's load (or reset); channel events from its
-     * first request */
-    instance_start_channels_locked(in, ex->arrived_us);
     ex->preflight = false;
     ex->route = -1;
     if (request_is_preflight(&ex->req)) {
@@ -66,6 +72,11 @@ static bool dispatch(struct exchange *ex)
             jr.count = ex->count;
         }
     }
+    if (has_schedule(ex->resp))
+        ex_arrival_from_kernel(ex);
+    /* arrival times count from the instance's load (or reset); channel events from its
+     * first request */
+    instance_start_channels_locked(in, ex->arrived_us);
     if (ex->preflight) {
         jr.cors_origin = request_header(&ex->req, "Origin");
         jr.cors_method = request_header(&ex->req, "Access-Control-Request-Method");
