@@ -63,7 +63,8 @@ void ex_unref(struct exchange *ex)
     request_free(&ex->req);
     if (ex->buffered)
         caps_give(&ex->host->buffered, ex->buffered);
-    free(ex->version);
+    if (ex->version_owned)
+        free((char *)ex->version);
     free(ex->out);
     free(ex->wait_route);
     pthread_mutex_destroy(&ex->lock);

@@ -93,35 +93,42 @@ enum ex_end {
 const char *ex_end_name(enum ex_end end);
 
 struct exchange {
+    /* Small fields are grouped so that the record has no holes: it lives as long as its
+     * request, a held stream's whole life (tests/test_memory.py bounds what that costs). */
     struct ex_host *host;
-    int port_index; /* enum ex_port */
     struct MHD_Connection *conn;
-    int refs; /* guarded by lock */
     pthread_mutex_t lock;
-    bool suspended;               /* guarded by lock */
-    bool done;                    /* completed: timers must not resume it */
     uint64_t timer_id;            /* the pending timer, 0 if none (guarded by lock) */
     struct exchange *prev, *next; /* the server's list of live exchanges */
+    int port_index;               /* enum ex_port */
+    int refs;                     /* guarded by lock */
+    bool suspended;               /* guarded by lock */
+    bool done;                    /* completed: timers must not resume it */
+    bool headers_read;
+    bool body_read; /* the whole request is in */
+    enum ex_state state;
 
     struct request req;
-    bool headers_read;
-    bool body_read;  /* the whole request is in */
-    size_t buffered; /* bytes taken from the host's budget, given back when freed */
-    char *version;
-    char remote[64];
+    size_t buffered;     /* bytes taken from the host's budget, given back when freed */
+    const char *version; /* static ("HTTP/1.1", "HTTP/1.0") or owned (version_owned) */
+    bool version_owned;
+    char remote[23];   /* "a.b.c.d:port" (IPv4: at most 21 characters), or "" */
     char local_ip[16]; /* the address the connection reached (control port only), or "" */
     uint64_t arrived_us;
-    enum ex_state state;
 
     /* a scenario request */
     struct instance *inst; /* a reference, or NULL */
-    long route;            /* index, or -1 */
     const struct response *resp;
+    long route; /* index, or -1 */
     long resp_index;
-    bool preflight;
     unsigned long count;
-    uint64_t entry;   /* the journal entry's id (journal_find), 0 for control requests */
+    uint64_t entry; /* the journal entry's id (journal_find), 0 for control requests */
+    bool preflight;
     bool ws_upgraded; /* handed to a WebSocket session, which records its own end */
+    bool probing;     /* a hang: the peer is probed from a timer */
+    bool direct;      /* a stream's pieces written by hand while suspended (deliver.c) */
+    bool waiting;     /* holding: waiter is in the instance's list */
+    enum ex_end end;  /* how it ended, if decided by us */
     struct plan plan;
 
     /* sending */
@@ -130,10 +137,6 @@ struct exchange {
     size_t sent; /* body bytes handed to libmicrohttpd */
     size_t piece, piece_off;
     uint64_t piece_due_us;
-    enum ex_end end; /* how it ended, if decided by us */
-    bool probing;    /* a hang: the peer is probed from a timer */
-
-    bool direct; /* a stream's pieces written by hand while suspended (deliver.c) */
 
     /* manual writing (and a piece written by hand that the socket did not take whole) */
     unsigned char *out;
@@ -142,7 +145,6 @@ struct exchange {
 
     /* holding (long poll, wait API) */
     struct waiter waiter;
-    bool waiting;
     uint64_t hold_until_us;
     long channel;
     /* wait API */

@@ -228,7 +228,16 @@ static void read_headers(struct exchange *ex, const char *method, const char *ve
     int n = MHD_get_connection_values(ex->conn, MHD_HEADER_KIND, NULL, NULL);
     request_reserve_headers(&ex->req, n > 0 ? (size_t)n : 0);
     MHD_get_connection_values(ex->conn, MHD_HEADER_KIND, collect_header, &ex->req);
-    ex->version = xstrdup(version ? version : "");
+    /* the two versions libmicrohttpd serves are static: nothing to hold per request */
+    static const char *const KNOWN[] = {"HTTP/1.1", "HTTP/1.0"};
+    ex->version = NULL;
+    for (size_t i = 0; i < sizeof KNOWN / sizeof *KNOWN && !ex->version; i++)
+        if (version && !strcmp(version, KNOWN[i]))
+            ex->version = KNOWN[i];
+    if (!ex->version) {
+        ex->version = xstrdup(version ? version : "");
+        ex->version_owned = true;
+    }
     if (ex_port_tls(ex->port_index)) {
         ex->req.tls = true;
         const union MHD_ConnectionInfo *ti =
