@@ -414,6 +414,7 @@ def test_conn_memory_formula_documented():
         row = next(l for l in f if l.startswith("| `--conn-memory` |"))
     assert "plus %d bytes for each header line, query parameter and cookie, plus %d for " \
            "the response's headers" % (ENTRY, RESERVE) in row, row
+    assert "a `Cookie` header's value counts twice" in row, row
     assert "at `3K`: %.1f KB on one header line" % (LIMIT_3K / 1000) in row, row
 
 
@@ -453,6 +454,31 @@ def test_conn_memory_bounds_the_request_head(harness_bin, scenario, memory, head
     assert len(said) == (1 if who else 0), s.stderr
     if who:
         assert "/s/lim.t/x" in said[0] and "431" in said[0], said
+
+
+COOKIE_HEAD = b"GET /s/lim.t/x HTTP/1.1\r\nHost: x\r\nCookie: "
+# the largest Cookie value at 3K: the head (with the value), the value's copy and its NUL,
+# three records (Host, Cookie, the one cookie a=...) and the reserve
+COOKIE_3K = (3072 - RESERVE - 3 * ENTRY - len(COOKIE_HEAD) - 4 - 1) // 2
+
+
+@pytest.mark.parametrize("value, status", [
+    (COOKIE_3K, 200), (COOKIE_3K + 1, 431),
+    (COOKIE_3K + 240, 431),  # libmicrohttpd alone would close this one without a byte
+])
+def test_a_cookie_counts_twice_in_conn_memory(harness_bin, scenario, value, status):
+    """libmicrohttpd splits a copy of the Cookie header in its pool: the server counts it, so
+    that a head with a long cookie gets a 431 naming --conn-memory, not a silent close."""
+    s = start(harness_bin, scenario)
+    try:
+        c = connect(s)
+        c.sendall(COOKIE_HEAD + b"a=" + b"x" * (value - 2) + b"\r\n\r\n")
+        data = read_all(c, timeout=3)
+        c.close()
+        assert status_of(data) == status, data[:200]
+        assert (b"--conn-memory" in data) == (status == 431), data
+    finally:
+        assert s.stop() == 0, s.stderr
 
 
 def test_request_and_fin_together_end_the_connection(harness_bin, scenario):

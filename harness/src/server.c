@@ -289,12 +289,13 @@ static enum MHD_Result refuse(struct exchange *ex, int status, const char *fmt, 
 
 /* What libmicrohttpd 0.9.75's pool (--conn-memory) must hold while a request is answered:
  * the head's bytes, POOL_ENTRY_BYTES for each header line, query parameter and cookie it
- * parsed (its record of one, measured), and the response's status line and headers
- * (POOL_RESPONSE_RESERVE). Heads too large for MHD to read get its own 431 without a word
- * about why; but a head that MHD reads and that leaves no room for the response's headers
- * makes it close the connection without sending anything. check_request() turns away
- * what would come to that, with a 431 written by hand (no pool needed) that names
- * --conn-memory, and a line on stderr. docs/control-api.md gives the formula. */
+ * parsed (its record of one, measured), a copy of the Cookie header's value, and the
+ * response's status line and headers (POOL_RESPONSE_RESERVE). Heads too large for MHD to
+ * read get its own 431 without a word about why; but a head that MHD reads and that
+ * leaves no room for the response's headers makes it close the connection without sending
+ * anything. check_request() turns away what would come to that, with a 431 written by
+ * hand (no pool needed) that names --conn-memory, and a line on stderr.
+ * docs/control-api.md gives the formula. */
 #define POOL_ENTRY_BYTES 64
 #define POOL_RESPONSE_RESERVE 512
 
@@ -305,8 +306,11 @@ static bool head_fits(struct exchange *ex, size_t *head, size_t *need)
         MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
     int n = MHD_get_connection_values(
         ex->conn, MHD_HEADER_KIND | MHD_COOKIE_KIND | MHD_GET_ARGUMENT_KIND, NULL, NULL);
+    /* MHD copies the (first) Cookie header's value into the pool to split it */
+    const char *cookie = MHD_lookup_connection_value(ex->conn, MHD_HEADER_KIND, "Cookie");
     *head = hi ? hi->header_size : 0;
-    *need = *head + (n > 0 ? (size_t)n : 0) * POOL_ENTRY_BYTES + POOL_RESPONSE_RESERVE;
+    *need = *head + (n > 0 ? (size_t)n : 0) * POOL_ENTRY_BYTES + POOL_RESPONSE_RESERVE +
+            (cookie ? strlen(cookie) + 1 : 0);
     return *need <= ex->host->limits.conn_memory;
 }
 
