@@ -111,9 +111,6 @@ struct exchange {
     struct request req;
     size_t buffered;     /* bytes taken from the host's budget, given back when freed */
     const char *version; /* static ("HTTP/1.1", "HTTP/1.0") or owned (version_owned) */
-    bool version_owned;
-    char remote[23];   /* "a.b.c.d:port" (IPv4: at most 21 characters), or "" */
-    char local_ip[16]; /* the address the connection reached (control port only), or "" */
     uint64_t arrived_us;
 
     /* a scenario request */
@@ -128,7 +125,8 @@ struct exchange {
     bool probing;     /* a hang: the peer is probed from a timer */
     bool direct;      /* a stream's pieces written by hand while suspended (deliver.c) */
     bool waiting;     /* holding: waiter is in the instance's list */
-    enum ex_end end;  /* how it ended, if decided by us */
+    bool version_owned;
+    enum ex_end end; /* how it ended, if decided by us */
     struct plan plan;
 
     /* sending */
@@ -186,6 +184,17 @@ void ex_sleep_until(struct exchange *ex, uint64_t due_us);
 void ex_call_at(struct exchange *ex, uint64_t due_us, void (*fn)(void *ex));
 /* A waiter's wake function: resume the exchange given as arg. */
 void ex_wake(void *ex);
+
+/* --- the connection ------------------------------------------------------------------- */
+
+/* Asked of libmicrohttpd while the connection is open (not kept: a held stream would keep
+ * them for nothing). The client's address "a.b.c.d:port" (IPv4), or "", into out (at least
+ * EX_REMOTE_LEN bytes); the address the connection reached (IPv4 text), or "", into out (at
+ * least EX_LOCAL_IP_LEN bytes). */
+#define EX_REMOTE_LEN 24
+#define EX_LOCAL_IP_LEN 16
+void ex_remote(const struct exchange *ex, char *out);
+void ex_local_ip(const struct exchange *ex, char *out);
 
 /* --- the host -------------------------------------------------------------------------- */
 

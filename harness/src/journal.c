@@ -25,8 +25,11 @@ static struct journal_entry *at(const struct journal *j, size_t i)
 
 static void entry_free(struct journal_entry *e)
 {
-    for (int i = 0; i < JOURNAL_N_EXTRAS; i++)
-        json_decref(e->extra[i]);
+    if (e->extra) {
+        for (int i = 0; i < JOURNAL_N_EXTRAS; i++)
+            json_decref(e->extra[i]);
+        free(e->extra);
+    }
     free(e);
 }
 
@@ -117,9 +120,11 @@ uint64_t journal_append(struct journal *j, const struct journal_request *r)
     for (size_t i = 0; i < r->n_headers; i++)
         size += str_size(r->headers[i].name) + str_size(r->headers[i].value);
     const char *cors[3] = {r->cors_origin, r->cors_method, r->cors_headers};
-    if (r->preflight)
+    if (r->preflight) { /* the three pointers (after the headers), then their strings */
+        size += sizeof cors;
         for (int i = 0; i < 3; i++)
             size += cors[i] ? str_size(cors[i]) : 0;
+    }
     if (r->sni)
         size += str_size(r->sni);
     size += r->body_len;
@@ -131,6 +136,10 @@ uint64_t journal_append(struct journal *j, const struct journal_request *r)
     char *block = (char *)(e + 1);
     struct bump b = {block + r->n_headers * sizeof(struct name_value)};
     e->headers = (struct name_value *)block;
+    if (r->preflight) {
+        e->cors = (const char **)b.p;
+        b.p += sizeof cors;
+    }
     e->n_headers = r->n_headers;
     for (size_t i = 0; i < r->n_headers; i++) {
         e->headers[i].name = (char *)put_str(&b, r->headers[i].name);
@@ -247,6 +256,8 @@ void journal_set_extra(struct journal_entry *e, enum journal_extra which, json_t
         json_decref(value);
         return;
     }
+    if (!e->extra) /* most entries have none: the array comes with the first */
+        e->extra = xcalloc(JOURNAL_N_EXTRAS, sizeof *e->extra);
     json_decref(e->extra[which]);
     e->extra[which] = value;
     note_late(e, JOURNAL_KEY_EXTRA0 + (int)which);
@@ -254,7 +265,7 @@ void journal_set_extra(struct journal_entry *e, enum journal_extra which, json_t
 
 json_t *journal_extra(const struct journal_entry *e, enum journal_extra which)
 {
-    return e ? e->extra[which] : NULL;
+    return e && e->extra ? e->extra[which] : NULL;
 }
 
 /* ---------------------------------------------------------------- reading */
@@ -354,7 +365,7 @@ json_t *journal_entry_json(const struct journal *j, const struct journal_entry *
             json_object_set_new(o, "status", nullable_int(e->status > 0, e->status));
         else if (k == JOURNAL_KEY_ENDED)
             json_object_set_new(o, "ended", ms_at(j, e->ended_us));
-        else if (e->extra[k - JOURNAL_KEY_EXTRA0])
+        else if (e->extra && e->extra[k - JOURNAL_KEY_EXTRA0])
             json_object_set_new(o, EXTRA_NAMES[k - JOURNAL_KEY_EXTRA0],
                                 json_deep_copy(e->extra[k - JOURNAL_KEY_EXTRA0]));
     }

@@ -91,7 +91,8 @@ struct journal_entry {
     const unsigned char *body;
     size_t body_len;
     const char *route_name;
-    const char *cors[3]; /* origin, request_method, request_headers (NULL: absent) */
+    const char **cors; /* a preflight's [3]: origin, request_method, request_headers (each
+                        * NULL: absent), in the same allocation; NULL for others */
     long route, response_index;
     unsigned long count;
     uint16_t port;
@@ -103,7 +104,7 @@ struct journal_entry {
     uint64_t bytes_sent;
     uint64_t arrived_us, ended_us;
     uint64_t phase_us[JOURNAL_N_PHASES];
-    json_t *extra[JOURNAL_N_EXTRAS];
+    json_t **extra; /* [JOURNAL_N_EXTRAS], owned, allocated at the first set (or NULL) */
     uint8_t phase_order[JOURNAL_N_PHASES], n_phases;
     uint8_t late[JOURNAL_N_LATE_KEYS], n_late;
 };

@@ -195,33 +195,6 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
     return MHD_YES;
 }
 
-/* Decimal digits of v at p; returns the end. */
-static char *put_uint(char *p, unsigned v)
-{
-    char tmp[10];
-    int n = 0;
-    do
-        tmp[n++] = (char)('0' + v % 10);
-    while (v /= 10);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
-}
-
-/* "a.b.c.d:port" into out (at least 22 bytes): by hand, as inet_ntop() and snprintf() cost
- * a tenth of a request's instructions. */
-static void format_remote(const struct sockaddr_in *sin, char *out)
-{
-    const unsigned char *a = (const unsigned char *)&sin->sin_addr;
-    char *p = out;
-    for (int i = 0; i < 4; i++) {
-        p = put_uint(p, a[i]);
-        *p++ = i < 3 ? '.' : ':';
-    }
-    p = put_uint(p, ntohs(sin->sin_port));
-    *p = 0;
-}
-
 static void read_headers(struct exchange *ex, const char *method, const char *version)
 {
     char *target = xstrdup(ex->req.target);
@@ -252,20 +225,6 @@ static void read_headers(struct exchange *ex, const char *method, const char *ve
             gnutls_server_name_get(ti->tls_session, name, &len, &type, 0) == GNUTLS_E_SUCCESS &&
             type == GNUTLS_NAME_DNS)
             ex->req.sni = xstrdup(name);
-    }
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
-        format_remote((const struct sockaddr_in *)ci->client_addr, ex->remote);
-    if (ex->port_index == EX_PORT_CONTROL) {
-        /* the address served, for the Host check (ctlauth.h) */
-        const union MHD_ConnectionInfo *fi =
-            MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        struct sockaddr_in local;
-        socklen_t len = sizeof local;
-        if (fi && getsockname(fi->connect_fd, (struct sockaddr *)&local, &len) == 0 &&
-            local.sin_family == AF_INET)
-            inet_ntop(AF_INET, &local.sin_addr, ex->local_ip, sizeof ex->local_ip);
     }
     ex->headers_read = true;
 }
