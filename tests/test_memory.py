@@ -111,8 +111,8 @@ def measure(harness_bin, scenario, path, until):
 def test_a_held_sse_stream_fits_the_goal(harness_bin, scenario):
     """Held SSE streams (their first event sent, the next one due in ten minutes): at this
     cost per stream, 10,000 of them on top of the server as it starts stay under 64 MiB.
-    Measured: 5.4 KB a stream (the 3 KiB pool, 0.8 KB of libmicrohttpd's connection and
-    response, 1.5 KB of the harness's exchange, journal entry and tracking)."""
+    Measured: 5.3 KB a stream (the 3 KiB pool, 0.9 KB of libmicrohttpd's connection and
+    response, 1.4 KB of the harness's exchange, journal entry and tracking)."""
     per, before, journaled = measure(harness_bin, scenario, b"/sse", b"data: 0\n\n")
     assert journaled == N + 1
     assert before + GOAL_STREAMS * per <= GOAL_BYTES, (per, before)
