@@ -402,15 +402,37 @@ def test_limits_documented_as_the_binary_says(harness_bin):
         assert re.search(flag + within, man), name
 
 
-@pytest.mark.parametrize("memory, head, status", [
-    ("8K", 7000, 200),   # the default takes a head of 7 KB (long tokens, many cookies)
-    ("4K", 5000, 431),   # beyond the pool: 431, and the server goes on
-    ("4K", 3500, 200),
+# What a request takes of --conn-memory (server.c, head_fits): the head's bytes, ENTRY for
+# each header line (query parameter, cookie), RESERVE for the response's headers.
+ENTRY, RESERVE = 64, 512
+LIMIT_3K = 3072 - RESERVE - 2 * ENTRY  # the largest head of two lines (Host, X-Pad) at 3K
+
+
+def test_conn_memory_formula_documented():
+    """docs/control-api.md gives the same formula as the server and these tests."""
+    with open(os.path.join(ROOT, "docs/control-api.md")) as f:
+        row = next(l for l in f if l.startswith("| `--conn-memory` |"))
+    assert "plus %d bytes for each header line, query parameter and cookie, plus %d for " \
+           "the response's headers" % (ENTRY, RESERVE) in row, row
+    assert "a `Cookie` header's value counts twice" in row, row
+    assert "at `3K`: %.1f KB on one header line" % (LIMIT_3K / 1000) in row, row
+
+
+@pytest.mark.parametrize("memory, head, status, who", [
+    (None, LIMIT_3K, 200, None),        # the default (3K) takes a head up to its limit
+    (None, LIMIT_3K + 1, 431, "harness"),  # one byte more: the server's 431, which says why
+    (None, 5000, 431, "libmicrohttpd"),  # beyond what libmicrohttpd reads: its own 431
+    ("8K", 7000, 200, None),             # long tokens, many cookies: raise it
+    ("4K", 4096 - RESERVE - 2 * ENTRY, 200, None),
+    ("4K", 5000, 431, "libmicrohttpd"),
 ])
-def test_conn_memory_bounds_the_request_head(harness_bin, scenario, memory, head, status):
+def test_conn_memory_bounds_the_request_head(harness_bin, scenario, memory, head, status, who):
     """--conn-memory is libmicrohttpd's pool per connection: the request head must fit in it
-    (docs/control-api.md); a larger one gets 431, and the server goes on."""
-    args = [] if memory == "8K" else ["--conn-memory", memory]
+    with room for the response's headers (docs/control-api.md); a larger one gets 431, a
+    line on stderr names --conn-memory, and the server goes on. Without the server's own
+    check, a head that libmicrohttpd reads but that leaves no room for the response's
+    headers would get the connection closed without a byte."""
+    args = [] if memory is None else ["--conn-memory", memory]
     s = start(harness_bin, scenario, *args)
     try:
         start_line = b"GET /s/lim.t/x HTTP/1.1\r\nHost: x\r\nX-Pad: "
@@ -420,10 +442,41 @@ def test_conn_memory_bounds_the_request_head(harness_bin, scenario, memory, head
         data = read_all(c, timeout=3)
         c.close()
         assert status_of(data) == status, data[:200]
+        if who == "harness":
+            assert b"--conn-memory" in data and b"(%d bytes)" % head in data, data
         c = connect(s)  # a small request still works afterwards
         c.sendall(b"GET /s/lim.t/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert status_of(read_all(c)) == 200
         c.close()
+    finally:
+        assert s.stop() == 0, s.stderr
+    said = [l for l in s.stderr.splitlines() if "--conn-memory" in l]
+    assert len(said) == (1 if who else 0), s.stderr
+    if who:
+        assert "/s/lim.t/x" in said[0] and "431" in said[0], said
+
+
+COOKIE_HEAD = b"GET /s/lim.t/x HTTP/1.1\r\nHost: x\r\nCookie: "
+# the largest Cookie value at 3K: the head (with the value), the value's copy and its NUL,
+# three records (Host, Cookie, the one cookie a=...) and the reserve
+COOKIE_3K = (3072 - RESERVE - 3 * ENTRY - len(COOKIE_HEAD) - 4 - 1) // 2
+
+
+@pytest.mark.parametrize("value, status", [
+    (COOKIE_3K, 200), (COOKIE_3K + 1, 431),
+    (COOKIE_3K + 240, 431),  # libmicrohttpd alone would close this one without a byte
+])
+def test_a_cookie_counts_twice_in_conn_memory(harness_bin, scenario, value, status):
+    """libmicrohttpd splits a copy of the Cookie header in its pool: the server counts it, so
+    that a head with a long cookie gets a 431 naming --conn-memory, not a silent close."""
+    s = start(harness_bin, scenario)
+    try:
+        c = connect(s)
+        c.sendall(COOKIE_HEAD + b"a=" + b"x" * (value - 2) + b"\r\n\r\n")
+        data = read_all(c, timeout=3)
+        c.close()
+        assert status_of(data) == status, data[:200]
+        assert (b"--conn-memory" in data) == (status == 431), data
     finally:
         assert s.stop() == 0, s.stderr
 

@@ -293,12 +293,17 @@ static enum MHD_Result one_instance(struct exchange *ex, const char *rest)
 static bool admitted(struct exchange *ex, const char *path, enum MHD_Result *r)
 {
     struct request *q = &ex->req;
+    char local_ip[EX_LOCAL_IP_LEN]; /* the address served, for the Host check */
+    if (ex->port_index == EX_PORT_CONTROL)
+        ex_local_ip(ex, local_ip);
+    else
+        local_ip[0] = 0;
     struct ctlauth_request cr = {
         .host = request_header(q, "Host"),
         .origin = request_header(q, "Origin"),
         .token = request_header(q, "X-Harness-Token"),
         .authorization = request_header(q, "Authorization"),
-        .local_ip = ex->local_ip[0] ? ex->local_ip : NULL,
+        .local_ip = local_ip[0] ? local_ip : NULL,
         .token_exempt = !strcmp(path, "/health") && !strcmp(q->method, "GET"),
     };
     enum ctlauth_verdict v = ctlauth_check(ex_auth(ex), &cr);

@@ -16,7 +16,7 @@
 
 #define PROBE_EVERY_US 200000u
 #define RESPONSE_BLOCK (16 * 1024) /* the most one body callback writes */
-#define RESPONSE_BLOCK_STREAM 64   /* a chunked body: MHD reads it into its own buffer */
+#define RESPONSE_BLOCK_STREAM 64   /* a body of unknown size to HTTP/1.0 (response_of) */
 
 /* The connection's TLS session, or NULL on a plain port. Bytes written by hand go through
  * it (docs/tls.md): libmicrohttpd does not touch it while the connection is suspended. */
@@ -506,13 +506,15 @@ static struct MHD_Response *response_of(struct exchange *ex, bool *whole)
         return MHD_create_response_from_buffer(p->body_len, p->body ? (void *)p->body : "",
                                                MHD_RESPMEM_PERSISTENT);
     uint64_t size = (p->chunked || p->paced) ? MHD_SIZE_UNKNOWN : p->body_len;
-    /* MHD allocates (and zeroes) a buffer of block_size per response. A chunked body is
-     * read straight into the connection's write buffer, so the block is unused there: the
-     * smallest. A paced body of known size (trickle, fault, body delay) needs no more than
-     * its own length, up to 16 KiB. */
+    /* MHD allocates (and zeroes) a buffer of block_size per response. A body of unknown
+     * size goes chunked to an HTTP/1.1 client (libmicrohttpd 0.9.75 always chunks it then)
+     * and is read straight into the connection's write buffer, so the block is unused: one
+     * byte, the least MHD takes (a held stream keeps its response as long as it lasts). To
+     * HTTP/1.0 it is read through the block: a small one. A paced body of known size
+     * (trickle, fault, body delay) needs no more than its own length, up to 16 KiB. */
     size_t block = RESPONSE_BLOCK;
     if (size == MHD_SIZE_UNKNOWN)
-        block = RESPONSE_BLOCK_STREAM;
+        block = ex->version && !strcmp(ex->version, "HTTP/1.1") ? 1 : RESPONSE_BLOCK_STREAM;
     else if (p->body_len < block)
         block = p->body_len > 64 ? p->body_len : 64;
     return MHD_create_response_from_callback(size, block, reader, ex, NULL);
@@ -537,6 +539,7 @@ static enum MHD_Result queue_plan(struct exchange *ex)
     }
     if (warnings)
         ex_entry_extra(ex, JOURNAL_WARNINGS, warnings);
+    plan_drop_headers(p); /* the response holds copies: a held stream keeps only those */
     ex->headers_us = mono_us();
     ex->state = EX_QUEUED;
     enum MHD_Result ok = MHD_queue_response(ex->conn, (unsigned)p->status, resp);

@@ -1,9 +1,12 @@
 /* exchange — the life of a request in flight; see exchange.h. */
 #include "exchange.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include "arrival.h"
 #include "xalloc.h"
 
@@ -64,7 +67,8 @@ void ex_unref(struct exchange *ex)
     request_free(&ex->req);
     if (ex->buffered)
         caps_give(&ex->host->buffered, ex->buffered);
-    free(ex->version);
+    if (ex->version_owned)
+        free((char *)ex->version);
     free(ex->out);
     free(ex->wait_route);
     pthread_mutex_destroy(&ex->lock);
@@ -168,6 +172,52 @@ void ex_call_at(struct exchange *ex, uint64_t due_us, void (*fn)(void *ex))
     pthread_mutex_unlock(&ex->lock);
 }
 
+/* ---------------------------------------------------------------- the connection */
+
+/* Decimal digits of v at p; returns the end. */
+static char *put_uint(char *p, unsigned v)
+{
+    char tmp[10];
+    int n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while (v /= 10);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* "a.b.c.d:port" (at most 21 characters) by hand, as inet_ntop() and snprintf() cost a
+ * tenth of a request's instructions. */
+void ex_remote(const struct exchange *ex, char *out)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    *out = 0;
+    if (!ci || !ci->client_addr || ci->client_addr->sa_family != AF_INET)
+        return;
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)ci->client_addr;
+    const unsigned char *a = (const unsigned char *)&sin->sin_addr;
+    char *p = out;
+    for (int i = 0; i < 4; i++) {
+        p = put_uint(p, a[i]);
+        *p++ = i < 3 ? '.' : ':';
+    }
+    p = put_uint(p, ntohs(sin->sin_port));
+    *p = 0;
+}
+
+void ex_local_ip(const struct exchange *ex, char *out)
+{
+    struct sockaddr_in local;
+    socklen_t len = sizeof local;
+    int fd = ex_fd(ex);
+    *out = 0;
+    if (fd >= 0 && getsockname(fd, (struct sockaddr *)&local, &len) == 0 &&
+        local.sin_family == AF_INET)
+        inet_ntop(AF_INET, &local.sin_addr, out, EX_LOCAL_IP_LEN);
+}
+
 /* ---------------------------------------------------------------- the host */
 
 static const char *const PORT_NAMES[EX_N_PORTS] = {
@@ -231,7 +281,7 @@ bool ex_stopping(struct exchange *ex)
     return s;
 }
 
-int ex_fd(struct exchange *ex)
+int ex_fd(const struct exchange *ex)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -345,7 +395,9 @@ void ex_entry_append_locked(struct exchange *ex, const char *rel_path, struct jo
                     : ex_port_name(ex->port_index);
     r->tls = ex_port_tls(ex->port_index);
     r->sni = ex->req.sni;
-    r->remote = ex->remote;
+    char remote[EX_REMOTE_LEN];
+    ex_remote(ex, remote);
+    r->remote = remote; /* copied by journal_append() below */
     r->method = ex->req.method;
     r->target = ex->req.target;
     r->path = rel_path;

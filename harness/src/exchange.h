@@ -93,35 +93,40 @@ enum ex_end {
 const char *ex_end_name(enum ex_end end);
 
 struct exchange {
+    /* Small fields are grouped so that the record has no holes: it lives as long as its
+     * request, a held stream's whole life (tests/test_memory.py bounds what that costs). */
     struct ex_host *host;
-    int port_index; /* enum ex_port */
     struct MHD_Connection *conn;
-    int refs; /* guarded by lock */
     pthread_mutex_t lock;
-    bool suspended;               /* guarded by lock */
-    bool done;                    /* completed: timers must not resume it */
     uint64_t timer_id;            /* the pending timer, 0 if none (guarded by lock) */
     struct exchange *prev, *next; /* the server's list of live exchanges */
+    int port_index;               /* enum ex_port */
+    int refs;                     /* guarded by lock */
+    bool suspended;               /* guarded by lock */
+    bool done;                    /* completed: timers must not resume it */
+    bool headers_read;
+    bool body_read; /* the whole request is in */
+    enum ex_state state;
 
     struct request req;
-    bool headers_read;
-    bool body_read;  /* the whole request is in */
-    size_t buffered; /* bytes taken from the host's budget, given back when freed */
-    char *version;
-    char remote[64];
-    char local_ip[16]; /* the address the connection reached (control port only), or "" */
+    size_t buffered;     /* bytes taken from the host's budget, given back when freed */
+    const char *version; /* static ("HTTP/1.1", "HTTP/1.0") or owned (version_owned) */
     uint64_t arrived_us;
-    enum ex_state state;
 
     /* a scenario request */
     struct instance *inst; /* a reference, or NULL */
-    long route;            /* index, or -1 */
     const struct response *resp;
+    long route; /* index, or -1 */
     long resp_index;
-    bool preflight;
     unsigned long count;
-    uint64_t entry;   /* the journal entry's id (journal_find), 0 for control requests */
+    uint64_t entry; /* the journal entry's id (journal_find), 0 for control requests */
+    bool preflight;
     bool ws_upgraded; /* handed to a WebSocket session, which records its own end */
+    bool probing;     /* a hang: the peer is probed from a timer */
+    bool direct;      /* a stream's pieces written by hand while suspended (deliver.c) */
+    bool waiting;     /* holding: waiter is in the instance's list */
+    bool version_owned;
+    enum ex_end end; /* how it ended, if decided by us */
     struct plan plan;
 
     /* sending */
@@ -130,10 +135,6 @@ struct exchange {
     size_t sent; /* body bytes handed to libmicrohttpd */
     size_t piece, piece_off;
     uint64_t piece_due_us;
-    enum ex_end end; /* how it ended, if decided by us */
-    bool probing;    /* a hang: the peer is probed from a timer */
-
-    bool direct; /* a stream's pieces written by hand while suspended (deliver.c) */
 
     /* manual writing (and a piece written by hand that the socket did not take whole) */
     unsigned char *out;
@@ -142,7 +143,6 @@ struct exchange {
 
     /* holding (long poll, wait API) */
     struct waiter waiter;
-    bool waiting;
     uint64_t hold_until_us;
     long channel;
     /* wait API */
@@ -185,6 +185,17 @@ void ex_call_at(struct exchange *ex, uint64_t due_us, void (*fn)(void *ex));
 /* A waiter's wake function: resume the exchange given as arg. */
 void ex_wake(void *ex);
 
+/* --- the connection ------------------------------------------------------------------- */
+
+/* Asked of libmicrohttpd while the connection is open (not kept: a held stream would keep
+ * them for nothing). The client's address "a.b.c.d:port" (IPv4), or "", into out (at least
+ * EX_REMOTE_LEN bytes); the address the connection reached (IPv4 text), or "", into out (at
+ * least EX_LOCAL_IP_LEN bytes). */
+#define EX_REMOTE_LEN 24
+#define EX_LOCAL_IP_LEN 16
+void ex_remote(const struct exchange *ex, char *out);
+void ex_local_ip(const struct exchange *ex, char *out);
+
 /* --- the host -------------------------------------------------------------------------- */
 
 /* The server's own origins (no tls, no site), by enum origin_id; "" if not served. */
@@ -196,7 +207,7 @@ struct registry *ex_registry(struct exchange *ex);
 const struct ctlauth *ex_auth(const struct exchange *ex);
 const struct fsroot *ex_roots(const struct exchange *ex); /* NULL: no file access */
 bool ex_stopping(struct exchange *ex);
-int ex_fd(struct exchange *ex); /* the connection's socket, or -1 */
+int ex_fd(const struct exchange *ex); /* the connection's socket, or -1 */
 /* A request whose response has a schedule: its arrival is put back to when its bytes
  * reached the kernel (arrival.h), so that a backlog in this server does not slide the
  * schedule. Before the journal entry is made. */

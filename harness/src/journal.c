@@ -1,5 +1,5 @@
-/* journal — see journal.h. A ring of records that grows by doubling; each record's
- * variable parts in one block; JSON only when read. */
+/* journal — see journal.h. A ring of pointers to records that grows by doubling; each
+ * record is one allocation, its variable parts right behind it; JSON only when read. */
 #include "journal.h"
 #include "xalloc.h"
 
@@ -20,14 +20,17 @@ void journal_init(struct journal *j, size_t limit, size_t max_bytes, size_t n_ro
 
 static struct journal_entry *at(const struct journal *j, size_t i)
 {
-    return &j->ring[(j->head + i) % j->cap];
+    return j->ring[(j->head + i) % j->cap];
 }
 
 static void entry_free(struct journal_entry *e)
 {
-    free(e->block);
-    for (int i = 0; i < JOURNAL_N_EXTRAS; i++)
-        json_decref(e->extra[i]);
+    if (e->extra) {
+        for (int i = 0; i < JOURNAL_N_EXTRAS; i++)
+            json_decref(e->extra[i]);
+        free(e->extra);
+    }
+    free(e);
 }
 
 /* Drop the oldest entry. */
@@ -38,7 +41,7 @@ static void drop_oldest(struct journal *j)
         j->route_kept[e->route]--;
     j->bytes -= e->bytes;
     entry_free(e);
-    memset(e, 0, sizeof *e);
+    j->ring[j->head] = NULL;
     j->head = (j->head + 1) % j->cap;
     j->n--;
 }
@@ -61,7 +64,9 @@ void journal_free(struct journal *j)
     j->route_kept = NULL;
 }
 
-/* Room for one more entry: the ring grows until it holds limit entries. */
+/* Room for one more entry: the ring grows until it holds limit entries. It holds pointers
+ * (8 bytes a slot), so that doubling leaves at most 8 bytes a kept entry unused, where a
+ * ring of records left up to a record's size (10,001 held streams cost 5 MiB of ring). */
 static void make_room(struct journal *j)
 {
     if (j->n < j->cap)
@@ -70,9 +75,9 @@ static void make_room(struct journal *j)
         size_t cap = j->cap ? j->cap * 2 : 8;
         if (cap > j->limit)
             cap = j->limit;
-        struct journal_entry *ring = xmalloc(cap * sizeof *ring);
+        struct journal_entry **ring = xmalloc(cap * sizeof *ring);
         for (size_t i = 0; i < j->n; i++)
-            ring[i] = *at(j, i);
+            ring[i] = at(j, i);
         free(j->ring);
         j->ring = ring;
         j->cap = cap;
@@ -85,7 +90,7 @@ static void make_room(struct journal *j)
 
 /* ---------------------------------------------------------------- appending */
 
-/* A bump allocator over the entry's block. */
+/* A bump allocator over the entry's variable parts. */
 struct bump {
     char *p;
 };
@@ -106,7 +111,8 @@ static size_t str_size(const char *s)
 
 uint64_t journal_append(struct journal *j, const struct journal_request *r)
 {
-    /* one block: the header array (aligned first), then the strings, then the body */
+    /* one allocation: the record, the header array (aligned, right behind it), then the
+     * strings, then the body */
     size_t size = r->n_headers * sizeof(struct name_value);
     const char *strs[] = {r->remote, r->method, r->target, r->path, r->query, r->http_version};
     for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
@@ -114,19 +120,26 @@ uint64_t journal_append(struct journal *j, const struct journal_request *r)
     for (size_t i = 0; i < r->n_headers; i++)
         size += str_size(r->headers[i].name) + str_size(r->headers[i].value);
     const char *cors[3] = {r->cors_origin, r->cors_method, r->cors_headers};
-    if (r->preflight)
+    if (r->preflight) { /* the three pointers (after the headers), then their strings */
+        size += sizeof cors;
         for (int i = 0; i < 3; i++)
             size += cors[i] ? str_size(cors[i]) : 0;
+    }
     if (r->sni)
         size += str_size(r->sni);
     size += r->body_len;
 
     make_room(j);
-    struct journal_entry *e = at(j, j->n);
+    struct journal_entry *e = xmalloc(sizeof *e + size);
     memset(e, 0, sizeof *e);
-    e->block = xmalloc(size);
-    struct bump b = {e->block + r->n_headers * sizeof(struct name_value)};
-    e->headers = (struct name_value *)e->block;
+    j->ring[(j->head + j->n) % j->cap] = e;
+    char *block = (char *)(e + 1);
+    struct bump b = {block + r->n_headers * sizeof(struct name_value)};
+    e->headers = (struct name_value *)block;
+    if (r->preflight) {
+        e->cors = (const char **)b.p;
+        b.p += sizeof cors;
+    }
     e->n_headers = r->n_headers;
     for (size_t i = 0; i < r->n_headers; i++) {
         e->headers[i].name = (char *)put_str(&b, r->headers[i].name);
@@ -243,6 +256,8 @@ void journal_set_extra(struct journal_entry *e, enum journal_extra which, json_t
         json_decref(value);
         return;
     }
+    if (!e->extra) /* most entries have none: the array comes with the first */
+        e->extra = xcalloc(JOURNAL_N_EXTRAS, sizeof *e->extra);
     json_decref(e->extra[which]);
     e->extra[which] = value;
     note_late(e, JOURNAL_KEY_EXTRA0 + (int)which);
@@ -250,7 +265,7 @@ void journal_set_extra(struct journal_entry *e, enum journal_extra which, json_t
 
 json_t *journal_extra(const struct journal_entry *e, enum journal_extra which)
 {
-    return e ? e->extra[which] : NULL;
+    return e && e->extra ? e->extra[which] : NULL;
 }
 
 /* ---------------------------------------------------------------- reading */
@@ -350,7 +365,7 @@ json_t *journal_entry_json(const struct journal *j, const struct journal_entry *
             json_object_set_new(o, "status", nullable_int(e->status > 0, e->status));
         else if (k == JOURNAL_KEY_ENDED)
             json_object_set_new(o, "ended", ms_at(j, e->ended_us));
-        else if (e->extra[k - JOURNAL_KEY_EXTRA0])
+        else if (e->extra && e->extra[k - JOURNAL_KEY_EXTRA0])
             json_object_set_new(o, EXTRA_NAMES[k - JOURNAL_KEY_EXTRA0],
                                 json_deep_copy(e->extra[k - JOURNAL_KEY_EXTRA0]));
     }

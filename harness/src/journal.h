@@ -1,8 +1,8 @@
 /* journal — the bounded record of the requests one instance received.
  *
  * An entry is a fixed C record (struct journal_entry): times, status, sizes, and the
- * request's strings, headers and body copied into one block of its own (one allocation per
- * request, freed at once when the entry goes). Appending costs one allocation and a copy;
+ * request's strings, headers and body copied right behind it (one allocation per request,
+ * record and all, freed at once when the entry goes). Appending costs one allocation and a copy;
  * nothing is turned into JSON until a reader asks (journal_dump(), journal_entry_json()),
  * and the JSON is the same, key for key and in the same order, as the one the server built
  * per request before (docs/control-api.md lists the fields; harness/tests/test_journal.c
@@ -84,14 +84,15 @@ struct journal_entry {
     uint64_t id;  /* internal, never reused */
     uint64_t seq; /* 1, 2, ... since the last clear */
     size_t bytes; /* what it counts against max_bytes */
-    char *block;  /* owned: the strings, headers and body below point into it */
+    /* the strings, headers and body below are in the same allocation, right behind it */
     const char *remote, *method, *target, *path, *query, *http_version;
     struct name_value *headers;
     size_t n_headers;
     const unsigned char *body;
     size_t body_len;
     const char *route_name;
-    const char *cors[3]; /* origin, request_method, request_headers (NULL: absent) */
+    const char **cors; /* a preflight's [3]: origin, request_method, request_headers (each
+                        * NULL: absent), in the same allocation; NULL for others */
     long route, response_index;
     unsigned long count;
     uint16_t port;
@@ -103,13 +104,13 @@ struct journal_entry {
     uint64_t bytes_sent;
     uint64_t arrived_us, ended_us;
     uint64_t phase_us[JOURNAL_N_PHASES];
-    json_t *extra[JOURNAL_N_EXTRAS];
+    json_t **extra; /* [JOURNAL_N_EXTRAS], owned, allocated at the first set (or NULL) */
     uint8_t phase_order[JOURNAL_N_PHASES], n_phases;
     uint8_t late[JOURNAL_N_LATE_KEYS], n_late;
 };
 
 struct journal {
-    struct journal_entry *ring; /* grows by doubling up to limit */
+    struct journal_entry **ring; /* owned records; grows by doubling up to limit */
     size_t cap;
     size_t limit;     /* most entries kept, >= 1 */
     size_t max_bytes; /* most bytes kept (the newest entry is kept whatever its size) */

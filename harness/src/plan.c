@@ -8,7 +8,7 @@
 #include "sse_encode.h"
 #include "xalloc.h"
 
-void plan_free(struct plan *p)
+void plan_drop_headers(struct plan *p)
 {
     free(p->reason);
     for (size_t i = 0; i < p->n_headers; i++) {
@@ -16,6 +16,14 @@ void plan_free(struct plan *p)
         free(p->headers[i].value);
     }
     free(p->headers);
+    p->reason = NULL;
+    p->headers = NULL;
+    p->n_headers = 0;
+}
+
+void plan_free(struct plan *p)
+{
+    plan_drop_headers(p);
     if (!p->body_borrowed)
         free(p->body);
     if (!p->pieces_borrowed)

@@ -29,33 +29,36 @@
 
 struct plan {
     int status;
+    enum fault_action fault;
     char *reason; /* NULL: standard */
     struct name_value *headers;
     size_t n_headers;
     unsigned char *body;
     size_t body_len;
-    bool body_borrowed; /* body belongs to the response (see above): never written or freed */
-    bool chunked;
     uint64_t body_delay_ms;
     size_t trickle_bytes;
     uint64_t trickle_every_ms;
-    enum fault_action fault;
-    bool fault_has_after;
     size_t fault_after;
+    bool fault_has_after;
+    bool body_borrowed; /* body belongs to the response (see above): never written or freed */
+    bool chunked;
+    /* the bytes are written by hand, not by libmicrohttpd (raw, a custom reason phrase) */
+    bool manual;
+    bool raw; /* manual: body holds the whole response as is */
     /* paced pieces (stream, sse) instead of body: one chunk each, except that with
      * `together` (sse) the pieces due at the same moment go out in one chunk, one write */
     bool paced;
     bool together;
-    struct piece *pieces;
-    size_t n_pieces;
     bool pieces_borrowed; /* the response's own (an SSE stream's): never written or freed */
     enum stream_end then;
-    /* the bytes are written by hand, not by libmicrohttpd (raw, a custom reason phrase) */
-    bool manual;
-    bool raw; /* manual: body holds the whole response as is */
+    struct piece *pieces;
+    size_t n_pieces;
 };
 
 void plan_free(struct plan *p);
+/* Free the reason and the headers alone: once libmicrohttpd has its own copies (a response
+ * queued), a stream held for minutes need not keep ours. */
+void plan_drop_headers(struct plan *p);
 /* Append a header (both strings copied). */
 void plan_header(struct plan *p, const char *name, const char *value);
 bool plan_has_header(const struct plan *p, const char *name);

@@ -61,15 +61,24 @@ static void split_query(struct request *r)
 void request_init(struct request *r, const char *method, const char *target)
 {
     memset(r, 0, sizeof *r);
-    r->method = xstrndup(method, strlen(method));
-    r->target = xstrndup(target, strlen(target));
     const char *qm = strchr(target, '?');
-    size_t plen = qm ? (size_t)(qm - target) : strlen(target);
+    size_t mlen = strlen(method), tlen = strlen(target);
+    size_t plen = qm ? (size_t)(qm - target) : tlen;
     const char *hash = memchr(target, '#', plen);
     if (hash)
         plen = (size_t)(hash - target);
-    r->path = xstrndup(target, plen);
-    r->query = xstrndup(qm ? qm + 1 : "", qm ? strcspn(qm + 1, "#") : 0);
+    size_t qlen = qm ? strcspn(qm + 1, "#") : 0;
+    /* one allocation for the four strings (method owns it): a request held for as long as
+     * a stream lasts costs one block, not four */
+    char *p = xmalloc(mlen + tlen + plen + qlen + 4);
+    r->method = memcpy(p, method, mlen);
+    p[mlen] = '\0';
+    r->target = memcpy(p += mlen + 1, target, tlen);
+    p[tlen] = '\0';
+    r->path = memcpy(p += tlen + 1, target, plen);
+    p[plen] = '\0';
+    r->query = memcpy(p += plen + 1, qm ? qm + 1 : "", qlen);
+    p[qlen] = '\0';
     split_query(r);
 }
 
@@ -130,10 +139,7 @@ bool request_append_body(struct request *r, const void *data, size_t len, size_t
 void request_free(struct request *r)
 {
     free(r->sni);
-    free(r->method);
-    free(r->target);
-    free(r->path);
-    free(r->query);
+    free(r->method); /* and target, path and query (request_init) */
     for (size_t i = 0; i < r->n_params; i++) {
         free(r->params[i].name);
         free(r->params[i].value);

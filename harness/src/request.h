@@ -16,7 +16,7 @@ struct name_value {
 };
 
 struct request {
-    char *method;
+    char *method;              /* owns one block with target, path and query */
     char *target;              /* as received: "/s/ID/path?x=1" */
     char *path;                /* the target's path, percent-decoding not applied */
     char *query;               /* the raw query string after '?', or "" */
@@ -25,9 +25,9 @@ struct request {
     struct name_value *headers; /* in arrival order, duplicates kept */
     size_t n_headers, cap_headers;
     bool headers_borrowed; /* names and values are borrowed (request_borrow_header) */
+    bool tls;              /* it came over TLS (https, wss) */
     unsigned char *body;
     size_t body_len, body_cap;
-    bool tls;  /* it came over TLS (https, wss) */
     char *sni; /* the server name the TLS client asked for, or NULL (owned) */
     /* Per-request joined header values handed out by request_header(). */
     char **scratch;

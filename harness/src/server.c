@@ -28,12 +28,15 @@
 #include <errno.h>
 #include <gnutls/gnutls.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "conns.h"
 #include "control.h"
+#include "deliver.h"
 #include "exchange.h"
 #include "jwait.h"
 #include "respond.h"
@@ -192,33 +195,6 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
     return MHD_YES;
 }
 
-/* Decimal digits of v at p; returns the end. */
-static char *put_uint(char *p, unsigned v)
-{
-    char tmp[10];
-    int n = 0;
-    do
-        tmp[n++] = (char)('0' + v % 10);
-    while (v /= 10);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
-}
-
-/* "a.b.c.d:port" into out (at least 22 bytes): by hand, as inet_ntop() and snprintf() cost
- * a tenth of a request's instructions. */
-static void format_remote(const struct sockaddr_in *sin, char *out)
-{
-    const unsigned char *a = (const unsigned char *)&sin->sin_addr;
-    char *p = out;
-    for (int i = 0; i < 4; i++) {
-        p = put_uint(p, a[i]);
-        *p++ = i < 3 ? '.' : ':';
-    }
-    p = put_uint(p, ntohs(sin->sin_port));
-    *p = 0;
-}
-
 static void read_headers(struct exchange *ex, const char *method, const char *version)
 {
     char *target = xstrdup(ex->req.target);
@@ -228,7 +204,16 @@ static void read_headers(struct exchange *ex, const char *method, const char *ve
     int n = MHD_get_connection_values(ex->conn, MHD_HEADER_KIND, NULL, NULL);
     request_reserve_headers(&ex->req, n > 0 ? (size_t)n : 0);
     MHD_get_connection_values(ex->conn, MHD_HEADER_KIND, collect_header, &ex->req);
-    ex->version = xstrdup(version ? version : "");
+    /* the two versions libmicrohttpd serves are static: nothing to hold per request */
+    static const char *const KNOWN[] = {"HTTP/1.1", "HTTP/1.0"};
+    ex->version = NULL;
+    for (size_t i = 0; i < sizeof KNOWN / sizeof *KNOWN && !ex->version; i++)
+        if (version && !strcmp(version, KNOWN[i]))
+            ex->version = KNOWN[i];
+    if (!ex->version) {
+        ex->version = xstrdup(version ? version : "");
+        ex->version_owned = true;
+    }
     if (ex_port_tls(ex->port_index)) {
         ex->req.tls = true;
         const union MHD_ConnectionInfo *ti =
@@ -240,20 +225,6 @@ static void read_headers(struct exchange *ex, const char *method, const char *ve
             gnutls_server_name_get(ti->tls_session, name, &len, &type, 0) == GNUTLS_E_SUCCESS &&
             type == GNUTLS_NAME_DNS)
             ex->req.sni = xstrdup(name);
-    }
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
-        format_remote((const struct sockaddr_in *)ci->client_addr, ex->remote);
-    if (ex->port_index == EX_PORT_CONTROL) {
-        /* the address served, for the Host check (ctlauth.h) */
-        const union MHD_ConnectionInfo *fi =
-            MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        struct sockaddr_in local;
-        socklen_t len = sizeof local;
-        if (fi && getsockname(fi->connect_fd, (struct sockaddr *)&local, &len) == 0 &&
-            local.sin_family == AF_INET)
-            inet_ntop(AF_INET, &local.sin_addr, ex->local_ip, sizeof ex->local_ip);
     }
     ex->headers_read = true;
 }
@@ -275,10 +246,75 @@ static enum MHD_Result refuse(struct exchange *ex, int status, const char *fmt, 
     return r;
 }
 
-/* The headers are in, nothing of the body is read: framing, size and budget. */
+/* What libmicrohttpd 0.9.75's pool (--conn-memory) must hold while a request is answered:
+ * the head's bytes, POOL_ENTRY_BYTES for each header line, query parameter and cookie it
+ * parsed (its record of one, measured), a copy of the Cookie header's value, and the
+ * response's status line and headers (POOL_RESPONSE_RESERVE). Heads too large for MHD to
+ * read get its own 431 without a word about why; but a head that MHD reads and that
+ * leaves no room for the response's headers makes it close the connection without sending
+ * anything. check_request() turns away what would come to that, with a 431 written by
+ * hand (no pool needed) that names --conn-memory, and a line on stderr.
+ * docs/control-api.md gives the formula. */
+#define POOL_ENTRY_BYTES 64
+#define POOL_RESPONSE_RESERVE 512
+
+/* The head's bytes, and whether they leave room in the pool (*need: what they take). */
+static bool head_fits(struct exchange *ex, size_t *head, size_t *need)
+{
+    const union MHD_ConnectionInfo *hi =
+        MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    int n = MHD_get_connection_values(
+        ex->conn, MHD_HEADER_KIND | MHD_COOKIE_KIND | MHD_GET_ARGUMENT_KIND, NULL, NULL);
+    /* MHD copies the (first) Cookie header's value into the pool to split it */
+    const char *cookie = MHD_lookup_connection_value(ex->conn, MHD_HEADER_KIND, "Cookie");
+    *head = hi ? hi->header_size : 0;
+    *need = *head + (n > 0 ? (size_t)n : 0) * POOL_ENTRY_BYTES + POOL_RESPONSE_RESERVE +
+            (cookie ? strlen(cookie) + 1 : 0);
+    return *need <= ex->host->limits.conn_memory;
+}
+
+/* A line on stderr about a head that did not fit --conn-memory: at most one a second (a
+ * client may send many). */
+static void warn_head(const struct exchange *ex, const char *what)
+{
+    static _Atomic uint64_t last_us;
+    uint64_t now = mono_us(), seen = last_us;
+    if (now - seen >= 1000000u && atomic_compare_exchange_strong(&last_us, &seen, now))
+        fprintf(stderr,
+                "harness serve: %s %s: the request head (%s) does not fit --conn-memory (%zu "
+                "bytes): answered 431; raise --conn-memory\n",
+                ex_port_name(ex->port_index), ex->req.target, what, ex->host->limits.conn_memory);
+}
+
+/* A 431 by hand (no pool needed), and a line on stderr. */
+static enum MHD_Result refuse_head(struct exchange *ex, size_t head, size_t need)
+{
+    size_t pool = ex->host->limits.conn_memory;
+    char what[80];
+    snprintf(what, sizeof what, "%zu bytes that need %zu", head, need);
+    warn_head(ex, what);
+    char body[300], msg[500];
+    int bl = snprintf(body, sizeof body,
+                      "the request head (%zu bytes) does not fit the server's --conn-memory "
+                      "(%zu bytes; it needs %zu with its header lines and the response's "
+                      "headers): raise --conn-memory\n",
+                      head, pool, need);
+    int ml = snprintf(msg, sizeof msg,
+                      "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain"
+                      "\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+                      bl, body);
+    ex->end = EX_END_ERROR;
+    return deliver_raw_bytes(ex, msg, (size_t)ml, FAULT_NONE);
+}
+
+/* The headers are in, nothing of the body is read: room in the pool, framing, size and
+ * budget. */
 static enum MHD_Result check_request(struct exchange *ex)
 {
     const struct caps *lim = &ex->host->limits;
+    size_t head, need;
+    if (!head_fits(ex, &head, &need))
+        return refuse_head(ex, head, need);
     unsigned long long length;
     const char *why = request_framing_error(&ex->req, &length);
     if (why)
@@ -359,6 +395,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     if (timed_out && !ex->end)
         ex->end = EX_END_TIMEOUT;
+    if (!ex->headers_read) {
+        /* libmicrohttpd's own 431 (414 for a request line alone): a head it could not read
+         * whole into its pool; its answer says nothing of --conn-memory, this line does */
+        const union MHD_ConnectionInfo *si =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_HTTP_STATUS);
+        if (si && (si->http_status == MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE ||
+                   si->http_status == MHD_HTTP_URI_TOO_LONG))
+            warn_head(ex, "over what libmicrohttpd reads");
+    }
     respond_completed(ex, code);
     if (srv->log && ex->headers_read) {
         /* one line per request */
