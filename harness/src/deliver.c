@@ -383,6 +383,11 @@ static void direct_tick(void *arg)
         ex_phase(ex, JOURNAL_BODY_FIRST_BYTE, now);
     if (live && r > 0)
         ex_call_at(ex, next, direct_tick);
+    else if (live && r == 0)
+        /* the last piece is out: the reader ends the stream, once the pieces due now on
+         * other streams are (10,000 streams ending at once: libmicrohttpd's work closing
+         * them made the last pieces of the others up to 100 ms late) */
+        ex_resume_when_idle(ex);
     else {
         if (r < 0 && !ex->end)
             ex->end = EX_END_CLIENT_CLOSED;

@@ -139,6 +139,18 @@ static void on_timer(void *arg)
     ex_unref(ex);
 }
 
+static void on_idle(void *arg)
+{
+    ex_resume(arg);
+    ex_unref(arg);
+}
+
+void ex_resume_when_idle(struct exchange *ex)
+{
+    ex_ref(ex); /* the timer's */
+    timers_when_idle(ex->host->timers, on_idle, ex);
+}
+
 void ex_wake_at(struct exchange *ex, uint64_t due_us)
 {
     pthread_mutex_lock(&ex->lock);

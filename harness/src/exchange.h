@@ -175,6 +175,9 @@ bool ex_buffer_take(struct exchange *ex, size_t n);
  * suspended after it resumed everything. */
 void ex_suspend(struct exchange *ex);
 void ex_resume(struct exchange *ex);
+/* The same once the timer thread is idle (timers_when_idle): for a resume that may yield
+ * to the pieces due on other connections. */
+void ex_resume_when_idle(struct exchange *ex);
 /* Resume an exchange that is already suspended at due_us (mono_us() time). */
 void ex_wake_at(struct exchange *ex, uint64_t due_us);
 /* Suspend the exchange and resume it at due_us. */

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -19,12 +20,20 @@ struct timer {
     void *arg;
 };
 
+struct idle_call {
+    timer_fn fn;
+    void *arg;
+    uint64_t since_us;
+};
+
 struct timers {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     pthread_t thread;
     struct timer *heap;
     size_t n, cap;
+    struct idle_call *idle; /* timers_when_idle(), in the order given */
+    size_t n_idle, cap_idle;
     uint64_t next_id;
     bool stop;
 };
@@ -84,27 +93,52 @@ static void remove_at(struct timers *t, size_t i)
     sift_up(t, i);
 }
 
+/* Run every idle call waiting (t->lock held; released meanwhile), in order. */
+static void run_idle(struct timers *t)
+{
+    struct idle_call *calls = t->idle;
+    size_t n = t->n_idle;
+    t->idle = NULL;
+    t->n_idle = t->cap_idle = 0;
+    pthread_mutex_unlock(&t->lock);
+    for (size_t i = 0; i < n; i++)
+        calls[i].fn(calls[i].arg);
+    free(calls);
+    pthread_mutex_lock(&t->lock);
+}
+
 static void *run(void *arg)
 {
     struct timers *t = arg;
     pthread_mutex_lock(&t->lock);
     while (!t->stop) {
-        if (t->n == 0) {
-            pthread_cond_wait(&t->wake, &t->lock);
-            continue;
-        }
         uint64_t now = mono_us();
-        if (t->heap[0].due_us > now) {
-            uint64_t due = t->heap[0].due_us;
-            struct timespec ts = {.tv_sec = (time_t)(due / 1000000u),
-                                  .tv_nsec = (long)(due % 1000000u) * 1000};
+        bool due = t->n && t->heap[0].due_us <= now;
+        if (t->n_idle) {
+            bool waited = now >= t->idle[0].since_us + TIMER_IDLE_MAX_US;
+            bool quiet = !t->n || t->heap[0].due_us > now + TIMER_IDLE_US;
+            if (waited || quiet) {
+                run_idle(t);
+                continue;
+            }
+        }
+        if (!due) {
+            if (t->n == 0 && t->n_idle == 0) {
+                pthread_cond_wait(&t->wake, &t->lock);
+                continue;
+            }
+            uint64_t until = t->n ? t->heap[0].due_us : UINT64_MAX;
+            if (t->n_idle && t->idle[0].since_us + TIMER_IDLE_MAX_US < until)
+                until = t->idle[0].since_us + TIMER_IDLE_MAX_US;
+            struct timespec ts = {.tv_sec = (time_t)(until / 1000000u),
+                                  .tv_nsec = (long)(until % 1000000u) * 1000};
             pthread_cond_timedwait(&t->wake, &t->lock, &ts);
             continue;
         }
-        struct timer due = t->heap[0];
+        struct timer first = t->heap[0];
         remove_at(t, 0);
         pthread_mutex_unlock(&t->lock);
-        due.fn(due.arg);
+        first.fn(first.arg);
         pthread_mutex_lock(&t->lock);
     }
     pthread_mutex_unlock(&t->lock);
@@ -169,6 +203,19 @@ bool timers_cancel(struct timers *t, uint64_t id)
     return found;
 }
 
+void timers_when_idle(struct timers *t, timer_fn fn, void *arg)
+{
+    pthread_mutex_lock(&t->lock);
+    if (t->n_idle == t->cap_idle) {
+        t->cap_idle = t->cap_idle ? t->cap_idle * 2 : 64;
+        t->idle = xrealloc(t->idle, t->cap_idle * sizeof *t->idle);
+    }
+    t->idle[t->n_idle++] = (struct idle_call){.fn = fn, .arg = arg, .since_us = mono_us()};
+    if (t->n_idle == 1)
+        pthread_cond_signal(&t->wake);
+    pthread_mutex_unlock(&t->lock);
+}
+
 size_t timers_pending(struct timers *t)
 {
     pthread_mutex_lock(&t->lock);
@@ -189,7 +236,11 @@ void timers_stop(struct timers *t)
     /* what is still pending runs now, so that what each timer holds (a reference to a
      * request) is released; a timer added meanwhile runs too */
     pthread_mutex_lock(&t->lock);
-    while (t->n) {
+    while (t->n || t->n_idle) {
+        if (!t->n) {
+            run_idle(t);
+            continue;
+        }
         struct timer due = t->heap[0];
         remove_at(t, 0);
         pthread_mutex_unlock(&t->lock);
@@ -200,5 +251,6 @@ void timers_stop(struct timers *t)
     pthread_cond_destroy(&t->wake);
     pthread_mutex_destroy(&t->lock);
     free(t->heap);
+    free(t->idle);
     free(t);
 }

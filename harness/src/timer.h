@@ -33,11 +33,20 @@ uint64_t timers_after_ms(struct timers *t, uint64_t delay_ms, timer_fn fn, void 
 /* Remove a pending timer. True if it was pending (it will not run); false if it already
  * ran, is running, or never existed. */
 bool timers_cancel(struct timers *t, uint64_t id);
+/* Run fn(arg) once the timer thread has nothing due within TIMER_IDLE_US, or at the latest
+ * TIMER_IDLE_MAX_US from now while it stays that busy: work that may yield to a schedule
+ * (a stream's end, after its last piece: resuming the connection wakes libmicrohttpd,
+ * whose work would otherwise compete with the pieces due at that moment on other
+ * streams). Callbacks that waited run together, in the order given. */
+#define TIMER_IDLE_US 10000u
+#define TIMER_IDLE_MAX_US 100000u
+void timers_when_idle(struct timers *t, timer_fn fn, void *arg);
 /* How many timers are pending. */
 size_t timers_pending(struct timers *t);
-/* Stop the thread, run every timer still pending at once (in due order, on the caller's
- * thread, so that what each one holds is released; timers they add run too), then free
- * everything. A callback that always adds another timer would never let it return. */
+/* Stop the thread, run every timer still pending at once (in due order, then those
+ * waiting for the thread to be idle, on the caller's thread, so that what each one holds is
+ * released; timers they add run too), then free everything. A callback that always adds another
+ * timer would never let it return. */
 void timers_stop(struct timers *t);
 
 #endif

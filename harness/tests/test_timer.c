@@ -1,5 +1,6 @@
 /* The timer thread: order of firing (by due time, ties in insertion order), cancellation,
- * callbacks adding timers, and lateness measured against the requested time. */
+ * callbacks adding timers, lateness measured against the requested time, and calls that
+ * wait for the thread to be idle. */
 #include <pthread.h>
 #include <unistd.h>
 #include "test_util.h"
@@ -155,6 +156,59 @@ static void test_stop_runs_what_is_pending(void **state)
     assert_int_equal(l.order[1], 2);
 }
 
+static struct timers *idle_tm;
+static struct tick idle_ticks[3];
+
+/* The first busy timer: recorded, then the idle calls are given (others are due then). */
+static void record_then_idle(void *arg)
+{
+    record(arg);
+    for (int i = 1; i < 3; i++)
+        timers_when_idle(idle_tm, record, &idle_ticks[i]);
+}
+
+static void test_when_idle(void **state)
+{
+    (void)state;
+    struct log l = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct tick busy[40];
+    struct timers *tm = idle_tm = timers_start();
+    /* nothing else to do: an idle call runs at once */
+    idle_ticks[0] = (struct tick){&l, 100};
+    uint64_t t0 = mono_us();
+    timers_when_idle(tm, record, &idle_ticks[0]);
+    wait_for(&l, 1);
+    assert_int_equal(count(&l), 1);
+    assert_true(l.at[0] - t0 < LATE_US);
+    /* timers due every 2 ms for 80 ms, the first giving two idle calls: these wait for the
+     * others to be done (nothing due within TIMER_IDLE_US), then run together, in order */
+    l.n = 0;
+    for (int i = 1; i < 3; i++)
+        idle_ticks[i] = (struct tick){&l, 100 + i};
+    uint64_t start = mono_us() + 100000; /* a margin to add them all before the first */
+    for (int i = 0; i < 40; i++) {
+        busy[i] = (struct tick){&l, i};
+        timers_add(tm, start + (uint64_t)i * 2000u, i ? record : record_then_idle, &busy[i]);
+    }
+    wait_for(&l, 42);
+    assert_int_equal(count(&l), 42);
+    int at101 = -1;
+    for (int i = 0; i < 42; i++)
+        if (l.order[i] == 101)
+            at101 = i;
+    assert_true(at101 > 0 && at101 + 1 < 42 && l.order[at101 + 1] == 102);
+    /* after the last busy timer; or, if a loaded machine spread the busy ones out, at the
+     * latest TIMER_IDLE_MAX_US after the calls were given, never before */
+    if (at101 != 40)
+        assert_true(l.at[at101] >= l.at[0] + TIMER_IDLE_MAX_US - 1000);
+    /* stopping runs an idle call still waiting */
+    struct tick late = {&l, 200}, last = {&l, 201};
+    timers_after_ms(tm, 600000, record, &late);
+    timers_when_idle(tm, record, &last);
+    timers_stop(tm);
+    assert_int_equal(l.n, 44);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -163,6 +217,7 @@ int main(void)
         cmocka_unit_test(test_callbacks_add_timers),
         cmocka_unit_test(test_lateness),
         cmocka_unit_test(test_stop_runs_what_is_pending),
+        cmocka_unit_test(test_when_idle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
