@@ -39,7 +39,7 @@ bool timers_cancel(struct timers *t, uint64_t id);
  * whose work would otherwise compete with the pieces due at that moment on other
  * streams). Callbacks that waited run together, in the order given. */
 #define TIMER_IDLE_US 10000u
-#define TIMER_IDLE_MAX_US 100000u
+#define TIMER_IDLE_MAX_US 250000u
 void timers_when_idle(struct timers *t, timer_fn fn, void *arg);
 /* How many timers are pending. */
 size_t timers_pending(struct timers *t);
