@@ -441,11 +441,16 @@ def test_a_backlog_in_the_server_does_not_slide_the_schedule(server):
     base = server.load(BACKLOG)
     server.proc.send_signal(signal.SIGSTOP)
     try:
+        # the stop takes effect asynchronously: wait until the server is stopped
+        assert wait_until(lambda: open("/proc/%d/stat" % server.proc.pid).read()
+                   .rsplit(")", 1)[1].split()[0] == "T", timeout=5)
+        # from before the connects: the kernel may date a new connection's last data from
+        # its handshake when the request follows it closely
+        t0 = time.monotonic()
         socks = {}
         for name in ("late", "events"):
             s, u = connect(base)
             socks[name] = s
-        t0 = time.monotonic()
         for name, s in socks.items():
             s.sendall(("GET %s/%s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
                        % (urllib.parse.urlsplit(base).path, name, u.netloc)).encode())

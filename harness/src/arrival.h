@@ -11,6 +11,9 @@
  * that is unknown): never more than the true lag, so a schedule counted from now - lag is
  * never early, and at most two jiffies late. A lag of one jiffy or less, or a socket that
  * gives no TCP_INFO, counts as none: the time the server saw the request stays the arrival.
+ * One caveat seen on a heavily loaded machine: for a new connection whose request followed
+ * its handshake closely, the kernel can date the last data from the handshake, so the
+ * arrival may be as early as the connect.
  */
 #ifndef HARNESS_ARRIVAL_H
 #define HARNESS_ARRIVAL_H
