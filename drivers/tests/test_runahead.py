@@ -193,6 +193,14 @@ def test_runs_sharing_a_process_each_get_their_answer():
         pool.close()
 
 
+def stderr_until(p, pred, timeout=10):
+    """The adapter process p's stderr once pred(text) holds (or the timeout has passed)."""
+    deadline = time.monotonic() + timeout
+    while not pred(p.stderr_since(0)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return p.stderr_since(0)
+
+
 def test_stderr_of_a_run_leaves_out_the_lines_of_other_runs():
     spec = registry.ClientSpec("talker", [PY, "-c", (
         "import sys, time\n"
@@ -200,9 +208,8 @@ def test_stderr_of_a_run_leaves_out_the_lines_of_other_runs():
         "sys.stderr.flush(); time.sleep(30)")])
     p = registry.AdapterProcess(spec)
     try:
-        deadline = time.monotonic() + 10
-        while "the browser" not in p.stderr_since(0) and time.monotonic() < deadline:
-            time.sleep(0.05)  # (the last line has no newline: it is read at the end)
+        # (the last line has no newline: it is read at the end)
+        stderr_until(p, lambda text: "the browser" in text)
         assert p.stderr_since(0, run=1) == "[run 1] mine\nthe browser"
         assert "[run 2] theirs" in p.stderr_since(0)
     finally:
@@ -219,10 +226,7 @@ def test_kill_ends_the_processes_started_in_groups_of_their_own():
         "print(p.pid, file=sys.stderr, flush=True); time.sleep(60)")])
     p = registry.AdapterProcess(spec)
     try:
-        deadline = time.monotonic() + 10
-        while not p.stderr_since(0).strip() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        child = int(p.stderr_since(0).strip())
+        child = int(stderr_until(p, lambda text: text.strip()).strip())
     finally:
         p.kill()
     for _ in range(50):
